@@ -1,0 +1,26 @@
+"""eventml: a workbench for event-driven machine learning on Apache Kafka.
+
+Everything a notebook needs is one import away::
+
+    import eventml as em
+    em.produce(em.synthetic("sea", 10_000, drift_at=5_000), "sea")
+    df = em.read_dataframe("sea")
+"""
+
+from eventml.broker import LocalKafka
+from eventml.config import bootstrap_servers
+from eventml.consumer import EventConsumer, consume, read_dataframe, read_events, replay
+from eventml.errors import (
+    BrokerError,
+    ConfigError,
+    EventFormatError,
+    EventmlError,
+    KafkaUnavailableError,
+    SourceError,
+)
+from eventml.events import Event, Label, Prediction, decode_event, encode_event, events_to_dataframe
+from eventml.producer import EventProducer, produce, produce_dataframe
+from eventml.sources import dataset, from_csv, from_dataframe, make_source, rate_limited, synthetic
+from eventml.topics import create_topic, delete_topic, describe_topic, list_topics, topic_offsets
+
+__version__ = "0.1.0"

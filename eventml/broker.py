@@ -1,0 +1,361 @@
+"""The local Apache Kafka: a single-node KRaft broker from the official jars.
+
+The first start resolves ``org.apache.kafka:kafka_2.13`` (pinned to :data:`KAFKA_VERSION`) and
+its dependencies with Maven into a cache (``~/.cache/eventml`` or ``$EVENTML_CACHE_DIR``), then
+formats storage under a data directory and runs the broker with the local JDK (17+) in the
+background. Nothing is faked: it is the same broker a cluster runs.
+
+Examples
+--------
+From a notebook or a test, as a context manager (the broker stops at the end only if this
+block started it):
+
+>>> from eventml.broker import LocalKafka
+>>> with LocalKafka(port=19092, data_dir="/tmp/eventml-doc-kafka") as kafka:  # doctest: +SKIP
+...     print(kafka.bootstrap_servers)
+127.0.0.1:19092
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from eventml.errors import BrokerError
+
+KAFKA_VERSION = "4.1.1"
+SCALA_VERSION = "2.13"
+LOG4J_VERSION = "2.25.3"
+SLF4J_VERSION = "2.0.17"
+MIN_JAVA = 17
+DEFAULT_PORT = 9092
+
+_POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>eventml</groupId><artifactId>local-kafka</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_{SCALA_VERSION}</artifactId>
+      <version>{KAFKA_VERSION}</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>
+      <version>{SLF4J_VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
+      <version>{LOG4J_VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{LOG4J_VERSION}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = WARN
+"""
+
+
+def cache_dir() -> Path:
+    """Where the Kafka jars are cached: ``$EVENTML_CACHE_DIR`` or ``~/.cache/eventml``."""
+    return Path(os.environ.get("EVENTML_CACHE_DIR") or Path.home() / ".cache" / "eventml")
+
+
+def default_data_dir(port: int = DEFAULT_PORT) -> Path:
+    """Where a broker keeps its logs and pid file: ``$EVENTML_KAFKA_DIR`` or a per-port folder."""
+    env = os.environ.get("EVENTML_KAFKA_DIR")
+    return Path(env) if env else Path.home() / ".local" / "share" / "eventml" / f"kafka-{port}"
+
+
+def java_major_version(java: str = "java") -> int:
+    """The major version of the ``java`` on PATH; :class:`BrokerError` if there is none."""
+    if shutil.which(java) is None:
+        raise BrokerError(
+            f"Java was not found on PATH; install a JDK {MIN_JAVA} or newer "
+            "(e.g. `apt install openjdk-17-jdk-headless`) or run Kafka with `docker compose up -d`."
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise BrokerError(f"could not read the Java version from `{java} -version`: {out.strip()[:200]}")
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 else major  # "1.8.0" means Java 8
+
+
+def check_java(java: str = "java") -> int:
+    """Raise :class:`BrokerError` unless ``java`` is version 17 or newer; return the version."""
+    major = java_major_version(java)
+    if major < MIN_JAVA:
+        raise BrokerError(
+            f"Kafka {KAFKA_VERSION} needs Java {MIN_JAVA} or newer but `{java}` is Java {major}; "
+            f"install a newer JDK or put it first on PATH (or set JAVA_HOME)."
+        )
+    return major
+
+
+def resolve_jars(mvn: str = "mvn", quiet: bool = True) -> Path:
+    """Resolve the Kafka broker jars with Maven into the cache once; return their folder."""
+    home = cache_dir() / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}"
+    lib = home / "lib"
+    done = home / ".resolved"
+    if done.exists():
+        return lib
+    if shutil.which(mvn) is None:
+        raise BrokerError(
+            "Maven (mvn) was not found on PATH; it is needed once to download the Kafka jars: "
+            "install it (e.g. `apt install maven`) or run Kafka with `docker compose up -d`."
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pom.xml").write_text(_POM)
+    cmd = [mvn, "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
+           f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]
+    if quiet:
+        cmd.insert(1, "-q")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise BrokerError(f"Maven could not resolve Apache Kafka {KAFKA_VERSION}:\n{tail}")
+    done.write_text(KAFKA_VERSION)
+    return lib
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True if nothing listens on ``host:port`` and it can be bound."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    return b"kafka.Kafka" in cmdline
+
+
+@dataclasses.dataclass
+class BrokerStatus:
+    """What :meth:`LocalKafka.status` reports."""
+
+    running: bool
+    bootstrap_servers: str
+    pid: int | None
+    data_dir: Path
+
+    def __str__(self) -> str:
+        if self.running:
+            return f"Kafka {KAFKA_VERSION} is running at {self.bootstrap_servers} (pid {self.pid}, data in {self.data_dir})"
+        return f"Kafka is not running (data dir {self.data_dir})"
+
+
+class LocalKafka:
+    """A single-node KRaft Apache Kafka broker run with the local JDK.
+
+    Parameters
+    ----------
+    port
+        The client port (the broker's PLAINTEXT listener).
+    controller_port
+        The KRaft controller port; defaults to ``port + 1``.
+    data_dir
+        Folder for the broker's storage, configuration, log and pid file.
+    host
+        The address to listen on and advertise.
+    heap_mb
+        The JVM heap size.
+    start_timeout_s
+        How long :meth:`start` waits for the broker to answer.
+    """
+
+    def __init__(self, port: int = DEFAULT_PORT, controller_port: int | None = None,
+                 data_dir: str | os.PathLike | None = None, host: str = "127.0.0.1",
+                 heap_mb: int = 512, start_timeout_s: float = 90.0):
+        self.port = port
+        self.controller_port = controller_port or port + 1
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir(port)
+        self.host = host
+        self.heap_mb = heap_mb
+        self.start_timeout_s = start_timeout_s
+        self._started_here = False
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def status(self) -> BrokerStatus:
+        """Whether this broker runs, and where."""
+        pid = self._pid()
+        return BrokerStatus(pid is not None, self.bootstrap_servers, pid, self.data_dir)
+
+    def _write_config(self) -> Path:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir / "logs"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "delete.topic.enable": "true",
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file))
+        return path
+
+    def _java(self, lib: Path, main: str, *args: str) -> list[str]:
+        return [
+            "java", f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 256)}m",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp", f"{lib}/*", main, *args,
+        ]
+
+    def start(self) -> BrokerStatus:
+        """Start the broker in the background and wait until it answers.
+
+        Idempotent: if this broker already runs, it is left alone and its status returned.
+        """
+        current = self.status()
+        if current.running:
+            return current
+        if not port_is_free(self.host, self.port):
+            raise BrokerError(
+                f"port {self.port} on {self.host} is already taken by another program; "
+                f"stop it, or start eventml's broker on another port (--port) and set EVENTML_BOOTSTRAP_SERVERS."
+            )
+        if not port_is_free(self.host, self.controller_port):
+            raise BrokerError(
+                f"the controller port {self.controller_port} on {self.host} is already taken; "
+                "choose another with --controller-port."
+            )
+        check_java()
+        lib = resolve_jars()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            fmt = subprocess.run(
+                self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                capture_output=True, text=True,
+            )
+            if fmt.returncode != 0:
+                raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed: {fmt.stderr.strip()[-500:]}")
+        with open(self.data_dir / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(
+                self._java(lib, "kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        self._wait_until_ready(proc)
+        self._started_here = True
+        return self.status()
+
+    def _wait_until_ready(self, proc: subprocess.Popen) -> None:
+        from kafka import KafkaAdminClient  # imported late: `eventml kafka status` stays quick
+
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise BrokerError(f"Kafka exited during start (code {proc.returncode}); last lines of "
+                                  f"{self.data_dir / 'stdout.log'} and {self.log_file}:\n{self._log_tail()}")
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000)
+                admin.list_topics()
+                admin.close()
+                return
+            except Exception:  # not answering yet
+                time.sleep(0.5)
+        self.stop()
+        raise BrokerError(f"Kafka did not answer at {self.bootstrap_servers} within {self.start_timeout_s:.0f} s; "
+                          f"see {self.log_file}:\n{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 12) -> str:
+        text = ""
+        for path in (self.data_dir / "stdout.log", self.log_file):
+            if path.exists():
+                text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        return text.strip()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``); False if it was not running."""
+        pid = self._pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        _reap(pid)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def __enter__(self) -> "LocalKafka":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._started_here:
+            self.stop()
+            self._started_here = False
+
+
+def _reap(pid: int) -> None:
+    """Collect a child's exit status so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

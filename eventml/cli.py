@@ -1,0 +1,190 @@
+"""The ``eventml`` command: the local broker, producing, consuming, topics and notebook runs.
+
+Examples
+--------
+.. code-block:: console
+
+    $ eventml kafka start
+    $ eventml produce --source sea --events 10000 --topic sea --drift-at 5000
+    $ eventml consume --topic sea --from-beginning --max-events 3
+    $ eventml notebooks run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+import orjson
+
+from eventml.errors import EventmlError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    from eventml.broker import LocalKafka
+
+    kafka = LocalKafka(port=args.port, controller_port=args.controller_port, data_dir=args.data_dir)
+    if args.action == "start":
+        was_running = kafka.status().running
+        status = kafka.start()
+        print(f"{status} — already running" if was_running else str(status))
+        print(status.bootstrap_servers)
+    elif args.action == "stop":
+        print("Kafka stopped" if kafka.stop() else "Kafka was not running")
+    else:
+        status = kafka.status()
+        print(status)
+        return 0 if status.running else 3
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from eventml.producer import produce
+    from eventml.sources import make_source
+
+    events = make_source(args.source, args.events, seed=args.seed, drift_at=args.drift_at)
+    report = produce(events, args.topic, bootstrap_servers=args.bootstrap_servers, rate=args.rate,
+                     total=args.events, progress=not args.quiet)
+    print(f"produced {report.delivered} of {report.sent} events to {args.topic!r} "
+          f"in {report.seconds:.2f} s ({report.events_per_s:,.0f} events/s), {report.failed} failed")
+    if report.first_error:
+        print(f"first failure: {report.first_error}", file=sys.stderr)
+    return 0 if report.failed == 0 else 1
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from eventml.consumer import EventConsumer
+
+    out = sys.stdout.buffer
+    with EventConsumer(args.topic, bootstrap_servers=args.bootstrap_servers,
+                       from_beginning=args.from_beginning, offset=args.offset, timestamp=args.timestamp,
+                       max_events=args.max_events, idle_timeout_s=args.idle_timeout) as consumer:
+        for event in consumer:
+            out.write(orjson.dumps(event.to_dict()) + b"\n")
+        out.flush()
+        stats = consumer.stats
+    print(f"read {stats.events} events from {args.topic!r}; {stats.dead_lettered} bad records sent to "
+          f"{args.topic}.dlq {stats.reasons or ''}".rstrip(), file=sys.stderr)
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from eventml import topics
+
+    servers = args.bootstrap_servers
+    if args.action == "list":
+        print("\n".join(topics.list_topics(bootstrap_servers=servers)))
+    elif args.action == "create":
+        created = topics.create_topic(args.name, args.partitions, bootstrap_servers=servers)
+        print(f"created {args.name!r}" if created else f"{args.name!r} already exists")
+    elif args.action == "delete":
+        deleted = topics.delete_topic(args.name, bootstrap_servers=servers)
+        print(f"deleted {args.name!r}" if deleted else f"{args.name!r} did not exist")
+    else:
+        print(topics.describe_topic(args.name, bootstrap_servers=servers).to_string(index=False))
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from eventml.notebooks import run_notebooks
+
+    parameters = dict(_parse_parameter(p) for p in args.parameter)
+    summary = run_notebooks(args.notebooks_dir, args.output, parameters=parameters,
+                            bootstrap_servers=args.bootstrap_servers, only=args.only)
+    print(summary.to_string(index=False))
+    return 0
+
+
+def _parse_parameter(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise EventmlError(f"--parameter must look like NAME=VALUE, got {text!r}")
+    try:
+        return name, orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return name, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from eventml.broker import DEFAULT_PORT
+    from eventml.sources import source_names
+
+    parser = argparse.ArgumentParser(prog="eventml", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def with_servers(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--bootstrap-servers", help="host:port (default: $EVENTML_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+
+    kafka = command("kafka", _kafka, "start, stop or check the local single-node Apache Kafka")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port (default %(default)s)")
+    kafka.add_argument("--controller-port", type=int, help="KRaft controller port (default: port + 1)")
+    kafka.add_argument("--data-dir", help="storage folder (default: ~/.local/share/eventml/kafka-PORT)")
+
+    produce = command("produce", _produce, "write events from a seeded source to a topic")
+    produce.add_argument("--source", required=True, choices=source_names(), metavar="NAME",
+                         help="one of: " + ", ".join(source_names()))
+    produce.add_argument("--events", type=int, required=True, help="how many events")
+    produce.add_argument("--topic", required=True)
+    produce.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    produce.add_argument("--seed", type=int, default=42)
+    produce.add_argument("--drift-at", type=int, help="event index where the concept changes")
+    produce.add_argument("--quiet", action="store_true", help="no progress bar")
+    with_servers(produce)
+
+    consume = command("consume", _consume, "print a topic's events, one JSON object per line")
+    consume.add_argument("--topic", required=True)
+    start = consume.add_mutually_exclusive_group()
+    start.add_argument("--from-beginning", action="store_true")
+    start.add_argument("--offset", type=int, help="start at this offset in every partition")
+    start.add_argument("--timestamp", help="start at this time (epoch seconds or ISO 8601)")
+    consume.add_argument("--max-events", type=int)
+    consume.add_argument("--idle-timeout", type=float, default=5.0, help="seconds without a record before stopping")
+    with_servers(consume)
+
+    topics = command("topics", _topics, "list, create, delete or describe topics")
+    topics.add_argument("action", choices=["list", "create", "delete", "describe"])
+    topics.add_argument("name", nargs="?")
+    topics.add_argument("--partitions", type=int, default=1)
+    with_servers(topics)
+
+    notebooks = command("notebooks", _notebooks, "run the notebook sequence with papermill")
+    notebooks.add_argument("action", choices=["run"])
+    notebooks.add_argument("--notebooks-dir", default="notebooks")
+    notebooks.add_argument("--output", help="output folder (default: runs/<timestamp>)")
+    notebooks.add_argument("--only", nargs="*", help="notebook name prefixes to run, e.g. 01")
+    notebooks.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
+                           help="a parameter for every notebook (JSON value), repeatable")
+    with_servers(notebooks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "action", None) in ("create", "delete", "describe") and args.command == "topics" and not args.name:
+        parser.error(f"topics {args.action} needs a topic name")
+    if args.command == "consume" and args.timestamp is not None:
+        try:
+            args.timestamp = float(args.timestamp)
+        except ValueError:
+            pass
+    try:
+        return args.handler(args)
+    except EventmlError as error:
+        print(f"eventml: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Read events back from a topic: always finite, replayable, bad records dead-lettered.
+
+A read starts at the end (only new events), the beginning, an offset or a timestamp, and
+ends after ``max_events``, after ``idle_timeout_s`` without a record, or, with
+``stop_at_end=True``, when it reaches the end offsets the topic had when the read began.
+Records are read in order within each partition. A record that breaks the wire format goes to
+``<topic>.dlq`` (see :mod:`eventml.dlq`), is counted in :attr:`EventConsumer.stats`, and the read
+goes on.
+
+Examples
+--------
+>>> from eventml.consumer import read_dataframe
+>>> df = read_dataframe("sea-events")  # doctest: +SKIP
+>>> len(df)  # doctest: +SKIP
+1000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from typing import Any, Iterator
+
+import pandas as pd
+from kafka import KafkaConsumer, TopicPartition
+
+from eventml.config import consumer_config
+from eventml.connect import make_client
+from eventml.dlq import DeadLetterQueue
+from eventml.errors import ConfigError, EventFormatError
+from eventml.events import Event, decode_event, events_to_dataframe
+from eventml.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ConsumeStats:
+    """Counts of one read: records seen, events decoded, records dead-lettered by reason."""
+
+    records: int = 0
+    events: int = 0
+    dead_lettered: int = 0
+    reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+@dataclasses.dataclass(slots=True)
+class Position:
+    """Where an event came from."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def _to_ms(timestamp: float | dt.datetime | pd.Timestamp | str) -> int:
+    if isinstance(timestamp, (int, float)):
+        return int(timestamp * 1000)
+    return int(pd.Timestamp(timestamp).timestamp() * 1000)
+
+
+class EventConsumer:
+    """An iterator over the events of one topic.
+
+    Parameters
+    ----------
+    topic
+        The topic to read.
+    from_beginning
+        Start at the earliest offset of every partition (otherwise at the end: new events only).
+    offset
+        Start at this offset: one int for every partition, or ``{partition: offset}``.
+    timestamp
+        Start at the first record appended at or after this time (epoch seconds, datetime,
+        pandas Timestamp or ISO string). Kafka indexes the time a record was written.
+    max_events
+        Stop after this many events (dead letters do not count).
+    idle_timeout_s
+        Stop when no record arrived for this long. ``None`` waits forever, which is only
+        allowed with ``max_events`` or ``stop_at_end``.
+    stop_at_end
+        Stop at the end offsets the topic had when the read started (a replay).
+    dead_letters
+        Send bad records to ``<topic>.dlq``. If False they are still counted and skipped.
+    progress
+        Show a tqdm progress bar.
+    **config
+        kafka-python consumer settings over eventml's defaults, e.g. ``group_id``.
+    """
+
+    def __init__(self, topic: str, *, bootstrap_servers: str | None = None, from_beginning: bool = False,
+                 offset: int | dict[int, int] | None = None, timestamp: Any = None,
+                 max_events: int | None = None, idle_timeout_s: float | None = 5.0, stop_at_end: bool = False,
+                 dead_letters: bool = True, progress: bool = False, **config: Any):
+        starts = [name for name, given in
+                  (("from_beginning", from_beginning), ("offset", offset is not None),
+                   ("timestamp", timestamp is not None)) if given]
+        if len(starts) > 1:
+            raise ConfigError(f"choose one start position, got {' and '.join(starts)}")
+        if max_events is None and idle_timeout_s is None and not stop_at_end:
+            raise ConfigError("a read must end: set max_events, idle_timeout_s or stop_at_end=True")
+        if max_events is not None and max_events < 0:
+            raise ConfigError(f"max_events must be 0 or more, got {max_events}")
+        self.topic = topic
+        self.max_events = max_events
+        self.idle_timeout_s = idle_timeout_s
+        self.stop_at_end = stop_at_end
+        self.progress = progress
+        self.stats = ConsumeStats()
+        self._bootstrap = bootstrap_servers
+        self._start = (from_beginning, offset, timestamp)
+        self._consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, **config))
+        self._dlq = DeadLetterQueue(bootstrap_servers) if dead_letters else None
+        self._end: dict[TopicPartition, int] = {}
+        self._assigned = False
+
+    def _wait_for_partitions(self) -> list[TopicPartition]:
+        deadline = time.monotonic() + (self.idle_timeout_s if self.idle_timeout_s is not None else 10.0)
+        while True:
+            parts = self._consumer.partitions_for_topic(self.topic)
+            if parts:
+                return [TopicPartition(self.topic, p) for p in sorted(parts)]
+            if time.monotonic() >= deadline:
+                return []
+            time.sleep(0.2)
+
+    def _assign(self) -> None:
+        self._assigned = True
+        tps = self._wait_for_partitions()
+        if not tps:
+            log.warning("topic %r does not exist (yet); read nothing", self.topic)
+            return
+        consumer = self._consumer
+        consumer.assign(tps)
+        from_beginning, offset, timestamp = self._start
+        if from_beginning:
+            consumer.seek_to_beginning(*tps)
+        elif offset is not None:
+            offsets = offset if isinstance(offset, dict) else {tp.partition: offset for tp in tps}
+            for tp in tps:
+                consumer.seek(tp, offsets.get(tp.partition, 0))
+        elif timestamp is not None:
+            found = consumer.offsets_for_times({tp: _to_ms(timestamp) for tp in tps})
+            ends = consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, found[tp].offset if found[tp] is not None else ends[tp])
+        else:
+            consumer.seek_to_end(*tps)
+            for tp in tps:  # resolve "the end" now, not lazily at the first poll
+                consumer.position(tp)
+        if self.stop_at_end:
+            self._end = {tp: end for tp, end in consumer.end_offsets(tps).items()}
+
+    def _at_end(self) -> bool:
+        return all(self._consumer.position(tp) >= end for tp, end in self._end.items())
+
+    def records(self) -> Iterator[tuple[Event, Position]]:
+        """Yield ``(event, position)`` pairs; dead-letter the records that are not events."""
+        if not self._assigned:
+            self._assign()
+        if not self._consumer.assignment():
+            return
+        stats, dlq = self.stats, self._dlq
+        started = time.perf_counter()
+        last_record = time.monotonic()
+        limit = self.max_events
+        with progress_bar(total=limit, desc=f"consume {self.topic}", enabled=self.progress) as bar:
+            try:
+                while limit is None or stats.events < limit:
+                    if self.stop_at_end and self._at_end():
+                        break
+                    max_records = None if limit is None else limit - stats.events
+                    batches = self._consumer.poll(timeout_ms=200, max_records=max_records)
+                    if not batches:
+                        if self.idle_timeout_s is not None and time.monotonic() - last_record >= self.idle_timeout_s:
+                            break
+                        continue
+                    last_record = time.monotonic()
+                    for tp, records in batches.items():
+                        if tp in self._end:  # a replay ignores what was appended after it began
+                            records = [r for r in records if r.offset < self._end[tp]]
+                        for record in records:
+                            stats.records += 1
+                            try:
+                                event = decode_event(record.value, record.timestamp / 1000.0)
+                            except EventFormatError as error:
+                                stats.dead_lettered += 1
+                                stats.reasons[error.reason] = stats.reasons.get(error.reason, 0) + 1
+                                if dlq is not None:
+                                    dlq.send(record, error)
+                                continue
+                            stats.events += 1
+                            yield event, Position(record.partition, record.offset, record.timestamp)
+                        bar.tick(len(records))
+            finally:
+                stats.seconds += time.perf_counter() - started
+                if dlq is not None:
+                    dlq.flush()
+
+    def __iter__(self) -> Iterator[Event]:
+        for event, _ in self.records():
+            yield event
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Read to the end of this consumer's bounds into a DataFrame (see :func:`read_dataframe`)."""
+        events, positions = [], []
+        for event, position in self.records():
+            events.append(event)
+            positions.append(position)
+        df = events_to_dataframe(events)
+        df.insert(1, "partition", [p.partition for p in positions])
+        df.insert(2, "offset", [p.offset for p in positions])
+        return df
+
+    def close(self) -> None:
+        if self._dlq is not None:
+            self._dlq.close()
+        self._consumer.close()
+
+    def __enter__(self) -> "EventConsumer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def consume(topic: str, **kwargs: Any) -> Iterator[Event]:
+    """Iterate over the events of a topic; the consumer closes when the iteration ends.
+
+    Takes the parameters of :class:`EventConsumer`.
+    """
+    with EventConsumer(topic, **kwargs) as consumer:
+        yield from consumer
+
+
+def replay(topic: str, *, stop_at_end: bool = True, **kwargs: Any) -> EventConsumer:
+    """A consumer that replays a topic as it is now: from the beginning (unless ``offset`` or
+    ``timestamp`` is given) to the end offsets it has when the read starts."""
+    if kwargs.get("offset") is None and kwargs.get("timestamp") is None:
+        kwargs.setdefault("from_beginning", True)
+    return EventConsumer(topic, stop_at_end=stop_at_end, **kwargs)
+
+
+def read_events(topic: str, **kwargs: Any) -> list[Event]:
+    """Read a topic (by default all of it, as it is now) into a list; see :func:`replay`."""
+    with replay(topic, **kwargs) as consumer:
+        return list(consumer)
+
+
+def read_dataframe(topic: str, **kwargs: Any) -> pd.DataFrame:
+    """Read a topic (by default all of it, as it is now) into a DataFrame; see :func:`replay`.
+
+    Columns: ``id``, ``partition``, ``offset``, ``ts``, ``label``, then one column per feature.
+    """
+    with replay(topic, **kwargs) as consumer:
+        return consumer.to_dataframe()

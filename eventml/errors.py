@@ -1,0 +1,43 @@
+"""The one root exception of eventml and its specific subclasses.
+
+Every error eventml raises on purpose is an :class:`EventmlError`, so a notebook can catch
+them all with one ``except`` and still read a specific, one-sentence message.
+"""
+
+
+class EventmlError(Exception):
+    """Root of every error eventml raises on purpose."""
+
+
+class ConfigError(EventmlError, ValueError):
+    """A parameter or client setting is unknown or has a value that is not accepted."""
+
+
+class EventFormatError(EventmlError, ValueError):
+    """A record does not follow the wire format.
+
+    Parameters
+    ----------
+    reason
+        A short machine-readable code (``"not_json"``, ``"missing_id"``, ...), written to the
+        dead-letter headers.
+    message
+        A sentence a person can read.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class SourceError(EventmlError, ValueError):
+    """An event source was asked for something it cannot give."""
+
+
+class BrokerError(EventmlError, RuntimeError):
+    """The local Kafka broker could not be set up, started or stopped."""
+
+
+class KafkaUnavailableError(EventmlError, RuntimeError):
+    """No Kafka broker answered at the configured bootstrap servers."""

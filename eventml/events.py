@@ -1,0 +1,281 @@
+"""The wire format: events, labels and predictions as JSON objects in UTF-8.
+
+An event is ``{"id": "e-42", "ts": 1764000000.123, "features": {"x1": 0.3}, "label": 1}``:
+``id`` (a string) and ``features`` (an object of numbers, strings, booleans or null) are
+required, ``label`` and ``ts`` are optional. Any Kafka client in any language can write and
+read it; :func:`decode_event` checks every rule and says which one a record broke.
+
+Examples
+--------
+>>> from eventml.events import Event, encode_event, decode_event
+>>> raw = encode_event(Event("e-1", {"x": 0.5, "color": "red"}, label=1, ts=10.0))
+>>> raw
+b'{"id":"e-1","ts":10.0,"features":{"x":0.5,"color":"red"},"label":1}'
+>>> decode_event(raw).features["color"]
+'red'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import orjson
+
+from eventml.errors import EventFormatError
+
+__all__ = [
+    "Event",
+    "Label",
+    "Prediction",
+    "EventFormatError",
+    "encode_event",
+    "decode_event",
+    "encode_label",
+    "decode_label",
+    "encode_prediction",
+    "decode_prediction",
+    "events_to_dataframe",
+]
+
+_FEATURE_TYPES = (int, float, str, bool, type(None))
+_LABEL_TYPES = (int, float, str, bool)
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    """One event: an id, its features, and optionally its label and event time.
+
+    Parameters
+    ----------
+    id
+        Unique id of the event; also the Kafka record key.
+    features
+        Feature name to value (number, string, boolean or None).
+    label
+        The target, if already known; ``None`` means not yet known.
+    ts
+        Event time in epoch seconds; ``None`` means "use the record timestamp".
+    """
+
+    id: str
+    features: dict[str, Any]
+    label: Any = None
+    ts: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as the JSON object of the wire format (absent fields left out)."""
+        out: dict[str, Any] = {"id": self.id}
+        if self.ts is not None:
+            out["ts"] = self.ts
+        out["features"] = self.features
+        if self.label is not None:
+            out["label"] = self.label
+        return out
+
+
+@dataclasses.dataclass(slots=True)
+class Label:
+    """A label that arrives after its event, on the ``labels`` topic."""
+
+    id: str
+    label: Any
+    ts: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "label": self.label}
+        if self.ts is not None:
+            out["ts"] = self.ts
+        return out
+
+
+@dataclasses.dataclass(slots=True)
+class Prediction:
+    """A model's prediction for one event, published on the ``predictions`` topic."""
+
+    id: str
+    prediction: Any
+    model: str
+    model_version: int
+    proba: dict[str, float] | None = None
+    event_ts: float | None = None
+    ts: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"id": self.id, "prediction": self.prediction}
+        if self.proba is not None:
+            out["proba"] = {str(k): v for k, v in self.proba.items()}
+        out.update(model=self.model, model_version=self.model_version)
+        if self.event_ts is not None:
+            out["event_ts"] = self.event_ts
+        if self.ts is not None:
+            out["ts"] = self.ts
+        return out
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(obj)
+    except TypeError as exc:
+        raise EventFormatError("not_serializable", f"cannot encode as JSON: {exc}") from None
+
+
+def encode_event(event: Event | dict[str, Any]) -> bytes:
+    """Encode an event (an :class:`Event` or a wire-format dict) as UTF-8 JSON bytes.
+
+    The event is validated first, so nothing malformed is ever written.
+
+    Examples
+    --------
+    >>> encode_event({"id": "a", "features": {"x": 1}})
+    b'{"id":"a","features":{"x":1}}'
+    """
+    if isinstance(event, Event):
+        event = event.to_dict()
+    validate_event(event)
+    return _dumps(event)
+
+
+def _load_object(raw: bytes | None, what: str) -> dict[str, Any]:
+    if raw is None or len(raw) == 0:
+        raise EventFormatError("empty", f"the record has no value: an {what} must be a JSON object")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray, memoryview)) else raw
+    except UnicodeDecodeError as exc:
+        raise EventFormatError("not_utf8", f"the value is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise EventFormatError("not_json", f"the value is not JSON: {exc}") from None
+    if obj is None:
+        raise EventFormatError("empty", f"the value is JSON null: an {what} must be a JSON object")
+    if not isinstance(obj, dict):
+        raise EventFormatError(
+            "not_object", f"the value is a JSON {type(obj).__name__}, but an {what} must be a JSON object"
+        )
+    return obj
+
+
+def _check_id(obj: dict[str, Any]) -> None:
+    if "id" not in obj or obj["id"] is None:
+        raise EventFormatError("missing_id", "the object has no 'id'")
+    if not isinstance(obj["id"], str) or not obj["id"]:
+        raise EventFormatError("bad_id", f"'id' must be a non-empty string, got {obj['id']!r}")
+
+
+def _check_ts(obj: dict[str, Any], field: str = "ts") -> None:
+    ts = obj.get(field)
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts)):
+        raise EventFormatError("bad_ts", f"'{field}' must be epoch seconds (a number), got {ts!r}")
+
+
+def validate_event(obj: dict[str, Any]) -> None:
+    """Raise :class:`EventFormatError` unless ``obj`` is a wire-format event."""
+    _check_id(obj)
+    if "features" not in obj or obj["features"] is None:
+        raise EventFormatError("missing_features", "the object has no 'features'")
+    features = obj["features"]
+    if not isinstance(features, dict):
+        raise EventFormatError(
+            "bad_features", f"'features' must be an object, got a {type(features).__name__}"
+        )
+    for name, value in features.items():
+        if not isinstance(value, _FEATURE_TYPES):
+            raise EventFormatError(
+                "bad_feature_value",
+                f"feature {name!r} is a {type(value).__name__}; "
+                "feature values must be numbers, strings, booleans or null",
+            )
+    label = obj.get("label")
+    if label is not None and not isinstance(label, _LABEL_TYPES):
+        raise EventFormatError(
+            "bad_label", f"'label' must be a number, string, boolean or null, got a {type(label).__name__}"
+        )
+    _check_ts(obj)
+
+
+def decode_event(raw: bytes | None, default_ts: float | None = None) -> Event:
+    """Decode and validate one record value.
+
+    Parameters
+    ----------
+    raw
+        The record value as bytes.
+    default_ts
+        Event time to use when the event has no ``ts`` (the record timestamp, in seconds).
+
+    Raises
+    ------
+    EventFormatError
+        With ``reason`` set to one of ``empty``, ``not_utf8``, ``not_json``, ``not_object``,
+        ``missing_id``, ``bad_id``, ``missing_features``, ``bad_features``,
+        ``bad_feature_value``, ``bad_label``, ``bad_ts``.
+
+    Examples
+    --------
+    >>> decode_event(b'{"id": "a", "features": {"x": 1}}', default_ts=5.0)
+    Event(id='a', features={'x': 1}, label=None, ts=5.0)
+    """
+    obj = _load_object(raw, "event")
+    validate_event(obj)
+    ts = obj.get("ts")
+    return Event(obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts)
+
+
+def encode_label(label: Label | dict[str, Any]) -> bytes:
+    """Encode a late label as UTF-8 JSON bytes."""
+    return _dumps(label.to_dict() if isinstance(label, Label) else label)
+
+
+def decode_label(raw: bytes | None, default_ts: float | None = None) -> Label:
+    """Decode and validate a late label: ``{"id": ..., "label": ..., "ts": ...}``."""
+    obj = _load_object(raw, "label")
+    _check_id(obj)
+    if obj.get("label") is None:
+        raise EventFormatError("missing_label", "the label record has no 'label'")
+    if not isinstance(obj["label"], _LABEL_TYPES):
+        raise EventFormatError("bad_label", f"'label' must be a number, string or boolean, got {obj['label']!r}")
+    _check_ts(obj)
+    ts = obj.get("ts")
+    return Label(obj["id"], obj["label"], default_ts if ts is None else ts)
+
+
+def encode_prediction(prediction: Prediction) -> bytes:
+    """Encode a prediction as UTF-8 JSON bytes."""
+    return _dumps(prediction.to_dict())
+
+
+def decode_prediction(raw: bytes | None) -> Prediction:
+    """Decode a prediction record written by :func:`encode_prediction` or any other client."""
+    obj = _load_object(raw, "prediction")
+    _check_id(obj)
+    for field in ("prediction", "model", "model_version"):
+        if field not in obj:
+            raise EventFormatError(f"missing_{field}", f"the prediction has no '{field}'")
+    return Prediction(
+        obj["id"], obj["prediction"], obj["model"], obj["model_version"],
+        obj.get("proba"), obj.get("event_ts"), obj.get("ts"),
+    )
+
+
+def events_to_dataframe(events) -> "pd.DataFrame":
+    """A DataFrame with columns ``id``, ``ts``, ``label`` and one column per feature.
+
+    A feature named like one of the first three columns is prefixed with ``feature_``.
+
+    Examples
+    --------
+    >>> df = events_to_dataframe([Event("a", {"x": 1.0}, 0, 1.5), Event("b", {"x": None, "c": "red"})])
+    >>> df.columns.tolist(), int(df["x"].isna().sum())
+    (['id', 'ts', 'label', 'x', 'c'], 1)
+    """
+    import pandas as pd
+
+    rows = []
+    for event in events:
+        row = {"id": event.id, "ts": event.ts, "label": event.label}
+        for name, value in event.features.items():
+            row[f"feature_{name}" if name in ("id", "ts", "label") else name] = value
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["id", "ts", "label"])

@@ -1,0 +1,116 @@
+"""Create, delete and describe topics; read their offsets.
+
+Examples
+--------
+>>> from eventml import topics
+>>> topics.create_topic("clicks", partitions=3)  # doctest: +SKIP
+True
+>>> topics.describe_topic("clicks")  # doctest: +SKIP
+   partition  earliest_offset  latest_offset  records
+0          0                0              0        0
+...
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pandas as pd
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+
+from eventml.config import admin_config, consumer_config
+from eventml.connect import make_client
+from eventml.errors import ConfigError
+
+
+@contextmanager
+def admin_client(bootstrap_servers: str | None = None, **config: Any) -> Iterator[KafkaAdminClient]:
+    """A kafka-python admin client that is closed at the end of the block."""
+    client = make_client(KafkaAdminClient, admin_config(bootstrap_servers, **config))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def create_topic(name: str, partitions: int = 1, replication_factor: int = 1, *,
+                 bootstrap_servers: str | None = None, exists_ok: bool = True,
+                 topic_config: dict[str, str] | None = None, **config: Any) -> bool:
+    """Create a topic; return True if it was created, False if it already existed.
+
+    Parameters
+    ----------
+    partitions
+        Number of partitions (at least 1). One partition keeps a single total order, which
+        prequential evaluation on a replay relies on.
+    topic_config
+        Topic-level settings such as ``{"retention.ms": "-1"}``.
+    """
+    if partitions < 1:
+        raise ConfigError(f"partitions must be at least 1, got {partitions}")
+    with admin_client(bootstrap_servers, **config) as admin:
+        try:
+            admin.create_topics([NewTopic(name, partitions, replication_factor, topic_configs=topic_config or {})])
+        except TopicAlreadyExistsError:
+            if not exists_ok:
+                raise
+            return False
+    _wait_for_metadata(name, bootstrap_servers, present=True)
+    return True
+
+
+def delete_topic(name: str, *, bootstrap_servers: str | None = None, missing_ok: bool = True,
+                 **config: Any) -> bool:
+    """Delete a topic; return True if it existed."""
+    with admin_client(bootstrap_servers, **config) as admin:
+        try:
+            admin.delete_topics([name])
+        except UnknownTopicOrPartitionError:
+            if not missing_ok:
+                raise
+            return False
+    _wait_for_metadata(name, bootstrap_servers, present=False)
+    return True
+
+
+def list_topics(*, bootstrap_servers: str | None = None, include_internal: bool = False) -> list[str]:
+    """Names of the topics on the cluster, sorted."""
+    with admin_client(bootstrap_servers) as admin:
+        names = admin.list_topics()
+    return sorted(n for n in names if include_internal or not n.startswith("__"))
+
+
+def _wait_for_metadata(name: str, servers: str | None, present: bool, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (name in list_topics(bootstrap_servers=servers)) == present:
+            return
+        time.sleep(0.1)
+
+
+def topic_offsets(name: str, *, bootstrap_servers: str | None = None) -> dict[int, tuple[int, int]]:
+    """For each partition, the earliest and the next (latest) offset: ``{p: (earliest, latest)}``."""
+    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers))
+    try:
+        parts = consumer.partitions_for_topic(name)
+        if not parts:
+            return {}
+        tps = [TopicPartition(name, p) for p in sorted(parts)]
+        begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        return {tp.partition: (begin[tp], end[tp]) for tp in tps}
+    finally:
+        consumer.close()
+
+
+def describe_topic(name: str, *, bootstrap_servers: str | None = None) -> pd.DataFrame:
+    """One row per partition: earliest and latest offsets and how many records it holds."""
+    offsets = topic_offsets(name, bootstrap_servers=bootstrap_servers)
+    rows = [
+        {"partition": p, "earliest_offset": lo, "latest_offset": hi, "records": hi - lo}
+        for p, (lo, hi) in offsets.items()
+    ]
+    return pd.DataFrame(rows, columns=["partition", "earliest_offset", "latest_offset", "records"])
