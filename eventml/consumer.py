@@ -161,13 +161,13 @@ class EventConsumer:
     def _at_end(self) -> bool:
         return all(self._consumer.position(tp) >= end for tp, end in self._end.items())
 
-    def records(self) -> Iterator[tuple[Event, Position]]:
-        """Yield ``(event, position)`` pairs; dead-letter the records that are not events."""
+    def _decoded_batches(self) -> Iterator[list[tuple[Event, Any]]]:
+        """Poll until the read ends; yield each batch's ``(event, record)`` pairs."""
         if not self._assigned:
             self._assign()
         if not self._consumer.assignment():
             return
-        stats, dlq = self.stats, self._dlq
+        stats = self.stats
         started = time.perf_counter()
         last_record = time.monotonic()
         limit = self.max_events
@@ -186,27 +186,37 @@ class EventConsumer:
                     for tp, records in batches.items():
                         if tp in self._end:  # a replay ignores what was appended after it began
                             records = [r for r in records if r.offset < self._end[tp]]
-                        for record in records:
-                            stats.records += 1
-                            try:
-                                event = decode_event(record.value, record.timestamp / 1000.0)
-                            except EventFormatError as error:
-                                stats.dead_lettered += 1
-                                stats.reasons[error.reason] = stats.reasons.get(error.reason, 0) + 1
-                                if dlq is not None:
-                                    dlq.send(record, error)
-                                continue
-                            stats.events += 1
-                            yield event, Position(record.partition, record.offset, record.timestamp)
                         bar.tick(len(records))
+                        yield self._decode(records)
             finally:
                 stats.seconds += time.perf_counter() - started
-                if dlq is not None:
-                    dlq.flush()
+                if self._dlq is not None:
+                    self._dlq.flush()
+
+    def _decode(self, records: list) -> list[tuple[Event, Any]]:
+        good = []
+        for record in records:
+            try:
+                good.append((decode_event(record.value, record.timestamp / 1000.0), record))
+            except EventFormatError as error:
+                self.stats.dead_lettered += 1
+                self.stats.reasons[error.reason] = self.stats.reasons.get(error.reason, 0) + 1
+                if self._dlq is not None:
+                    self._dlq.send(record, error)
+        self.stats.records += len(records)
+        self.stats.events += len(good)
+        return good
+
+    def records(self) -> Iterator[tuple[Event, Position]]:
+        """Yield ``(event, position)`` pairs; dead-letter the records that are not events."""
+        for batch in self._decoded_batches():
+            for event, record in batch:
+                yield event, Position(record.partition, record.offset, record.timestamp)
 
     def __iter__(self) -> Iterator[Event]:
-        for event, _ in self.records():
-            yield event
+        for batch in self._decoded_batches():
+            for event, _ in batch:
+                yield event
 
     def to_dataframe(self) -> pd.DataFrame:
         """Read to the end of this consumer's bounds into a DataFrame (see :func:`read_dataframe`)."""

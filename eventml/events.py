@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 _FEATURE_TYPES = (int, float, str, bool, type(None))
+_EXACT_FEATURE_TYPES = frozenset(_FEATURE_TYPES)  # fast path: a set lookup per value
 _LABEL_TYPES = (int, float, str, bool)
 
 
@@ -170,6 +171,16 @@ def _check_ts(obj: dict[str, Any], field: str = "ts") -> None:
         raise EventFormatError("bad_ts", f"'{field}' must be epoch seconds (a number), got {ts!r}")
 
 
+def _reject_feature_values(features: dict[str, Any]) -> None:
+    for name, value in features.items():
+        if not isinstance(value, _FEATURE_TYPES):
+            raise EventFormatError(
+                "bad_feature_value",
+                f"feature {name!r} is a {type(value).__name__}; "
+                "feature values must be numbers, strings, booleans or null",
+            )
+
+
 def validate_event(obj: dict[str, Any]) -> None:
     """Raise :class:`EventFormatError` unless ``obj`` is a wire-format event."""
     _check_id(obj)
@@ -180,13 +191,8 @@ def validate_event(obj: dict[str, Any]) -> None:
         raise EventFormatError(
             "bad_features", f"'features' must be an object, got a {type(features).__name__}"
         )
-    for name, value in features.items():
-        if not isinstance(value, _FEATURE_TYPES):
-            raise EventFormatError(
-                "bad_feature_value",
-                f"feature {name!r} is a {type(value).__name__}; "
-                "feature values must be numbers, strings, booleans or null",
-            )
+    if not _EXACT_FEATURE_TYPES.issuperset(map(type, features.values())):
+        _reject_feature_values(features)
     label = obj.get("label")
     if label is not None and not isinstance(label, _LABEL_TYPES):
         raise EventFormatError(
