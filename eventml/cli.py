@@ -94,7 +94,8 @@ def _notebooks(args: argparse.Namespace) -> int:
     parameters = dict(_parse_parameter(p) for p in args.parameter)
     summary = run_notebooks(args.notebooks_dir, args.output, parameters=parameters,
                             bootstrap_servers=args.bootstrap_servers, only=args.only)
-    print(summary.to_string(index=False))
+    print(summary.drop(columns="output").to_string(index=False))
+    print(f"executed notebooks, figures and key figures (NN_name.json) are in {summary['output'].iloc[0]}")
     return 0
 
 

@@ -1,0 +1,52 @@
+"""The papermill runner: parameters in, key figures out, failures named (no broker needed)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from eventml.notebooks import NotebookError, notebook_paths, run_notebook, run_notebooks
+from eventml.errors import ConfigError
+
+
+def write_notebook(path, body: str) -> None:
+    params = nbformat.v4.new_code_cell('N = 1\nOUTPUT_DIR = "."\nBOOTSTRAP_SERVERS = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+WRITES_FIGURES = (
+    "from eventml.results import save_figures\n"
+    "save_figures({'n_squared': N * N, 'servers': BOOTSTRAP_SERVERS}, OUTPUT_DIR, '{stem}')"
+)
+
+
+def test_parameters_reach_the_notebook_and_its_figures_come_back(tmp_path):
+    write_notebook(tmp_path / "01_square.ipynb", WRITES_FIGURES.replace("{stem}", "01_square"))
+    figures = run_notebook(tmp_path / "01_square.ipynb", tmp_path / "out", {"N": 7}, bootstrap_servers="h:1")
+    assert figures == {"n_squared": 49, "servers": "h:1"}
+    assert (tmp_path / "out" / "01_square.ipynb").exists()  # the executed copy
+
+
+def test_a_failing_cell_is_named_with_the_executed_copy(tmp_path):
+    write_notebook(tmp_path / "01_fail.ipynb", "raise ValueError('boom')")
+    with pytest.raises(NotebookError, match=r"01_fail.ipynb failed in cell .*ValueError: boom"):
+        run_notebook(tmp_path / "01_fail.ipynb", tmp_path / "out")
+
+
+def test_a_notebook_that_writes_no_figures_is_an_error(tmp_path):
+    write_notebook(tmp_path / "01_quiet.ipynb", "x = 1")
+    with pytest.raises(NotebookError, match="wrote no key figures"):
+        run_notebook(tmp_path / "01_quiet.ipynb", tmp_path / "out")
+
+
+def test_notebooks_run_in_sorted_order_and_only_filters(tmp_path):
+    for stem in ("02_b", "01_a", "10_c"):
+        write_notebook(tmp_path / f"{stem}.ipynb", WRITES_FIGURES.replace("{stem}", stem))
+    assert [p.name for p in notebook_paths(tmp_path)] == ["01_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
+    summary = run_notebooks(tmp_path, tmp_path / "out", only=["02"])
+    assert summary["notebook"].tolist() == ["02_b.ipynb"]
+    with pytest.raises(ConfigError, match="no notebooks"):
+        notebook_paths(tmp_path, only=["99"])
