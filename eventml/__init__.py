@@ -18,9 +18,11 @@ from eventml.errors import (
     KafkaUnavailableError,
     SourceError,
 )
+from eventml.evaluate import prequential
 from eventml.events import Event, Label, Prediction, decode_event, encode_event, events_to_dataframe
+from eventml.learners import MicroBatchPartialFit, RiverLearner, WindowedBatch, learner_names, make_learner
 from eventml.producer import EventProducer, produce, produce_dataframe
 from eventml.sources import dataset, from_csv, from_dataframe, make_source, rate_limited, synthetic
-from eventml.topics import create_topic, delete_topic, describe_topic, list_topics, topic_offsets
+from eventml.topics import create_topic, delete_topic, describe_topic, list_topics, recreate_topic, topic_offsets
 
 __version__ = "0.1.0"

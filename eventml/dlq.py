@@ -90,3 +90,39 @@ class DeadLetterQueue:
             self._producer.flush()
             self._producer.close()
             self._producer = None
+
+
+def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, idle_timeout_s: float = 2.0):
+    """The dead letters of ``topic`` as a DataFrame: key, value, reason, message, source position.
+
+    Reads ``<topic>.dlq`` from the beginning to its current end (nothing if it does not exist).
+    """
+    import pandas as pd
+    from kafka import KafkaConsumer, TopicPartition
+
+    from eventml.config import consumer_config
+    from eventml.connect import make_client
+
+    columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset"]
+    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers))
+    rows = []
+    try:
+        parts = consumer.partitions_for_topic(dlq_topic(topic)) or set()
+        tps = [TopicPartition(dlq_topic(topic), p) for p in sorted(parts)]
+        if tps:
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            end = consumer.end_offsets(tps)
+            while any(consumer.position(tp) < end[tp] for tp in tps):
+                batches = consumer.poll(timeout_ms=int(idle_timeout_s * 1000))
+                if not batches:
+                    break
+                for records in batches.values():
+                    for record in records:
+                        headers = read_headers(record.headers)
+                        rows.append([record.key, record.value, headers.get(REASON), headers.get(MESSAGE),
+                                     headers.get(SOURCE_TOPIC), int(headers.get(SOURCE_PARTITION, -1)),
+                                     int(headers.get(SOURCE_OFFSET, -1))])
+    finally:
+        consumer.close()
+    return pd.DataFrame(rows, columns=columns)

@@ -114,3 +114,15 @@ def describe_topic(name: str, *, bootstrap_servers: str | None = None) -> pd.Dat
         for p, (lo, hi) in offsets.items()
     ]
     return pd.DataFrame(rows, columns=["partition", "earliest_offset", "latest_offset", "records"])
+
+
+def recreate_topic(name: str, partitions: int = 1, *, bootstrap_servers: str | None = None, **config: Any) -> None:
+    """Delete a topic and its dead-letter topic if they exist, then create the topic empty.
+
+    A notebook that starts with this counts only what its own run wrote.
+    """
+    from eventml.dlq import dlq_topic
+
+    for topic in (name, dlq_topic(name)):
+        delete_topic(topic, bootstrap_servers=bootstrap_servers, **config)
+    create_topic(name, partitions, bootstrap_servers=bootstrap_servers, **config)

@@ -7,7 +7,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 import eventml as em
-from eventml.dlq import dlq_topic, read_headers
+from eventml.dlq import dlq_topic, read_dead_letters, read_headers
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,22 @@ def test_malformed_records_go_to_the_dlq_with_reasons_and_good_ones_are_delivere
         assert headers["eventml.source.topic"] == topic
         assert headers["eventml.source.partition"] == "0"
         assert headers["eventml.source.offset"] == str(2 * i + 1)
+
+    table = read_dead_letters(topic)
+    assert table["value"].tolist() == [value for value, _ in MALFORMED]
+    assert table["reason"].tolist() == [reason for _, reason in MALFORMED]
+    assert table["source_offset"].tolist() == [2 * i + 1 for i in range(len(MALFORMED))]
+
+
+def test_recreating_a_topic_empties_it_and_its_dead_letters(kafka_bootstrap, topic):
+    raw = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    raw.send(topic, value=b"{broken")
+    raw.send(topic, value=b'{"id": "ok", "features": {}}')
+    raw.close()
+    assert len(em.read_events(topic)) == 1 and len(read_dead_letters(topic)) == 1
+    em.topics.recreate_topic(topic)
+    assert em.describe_topic(topic)["records"].sum() == 0
+    assert read_dead_letters(topic).empty
 
 
 def test_without_dead_letters_bad_records_are_still_counted(kafka_bootstrap, topic):

@@ -1,0 +1,284 @@
+"""Prequential (test-then-train) evaluation of many learners in one pass over events.
+
+For every event each learner first predicts; if the event has a label, the prediction
+updates the learner's metrics and then the learner learns from the label. The events can be
+any iterable of :class:`~eventml.events.Event`: a list, a source, or a Kafka replay.
+
+The order of operations is river's own (``river.evaluate.progressive_val_score``), so for a
+river model the cumulative metrics equal river's exactly.
+
+Examples
+--------
+>>> import eventml as em
+>>> from eventml.evaluate import prequential
+>>> df = prequential(em.synthetic("sea", 2000, seed=1), ["river_logreg", "river_gnb"],
+...                  metrics=("accuracy",), every=1000)
+>>> print(df[["step", "learner", "accuracy"]].round(3).to_string(index=False))
+ step      learner  accuracy
+ 1000 river_logreg     0.959
+ 1000    river_gnb     0.924
+ 2000 river_logreg     0.970
+ 2000    river_gnb     0.927
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+import pandas as pd
+from river import metrics as river_metrics
+from river import utils as river_utils
+
+from eventml.errors import ConfigError
+from eventml.events import Event
+from eventml.learners import CLASSIFICATION, REGRESSION, make_learner
+
+__all__ = ["METRICS", "DEFAULT_METRICS", "metric_names", "prequential"]
+
+METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
+    "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
+    "f1": (CLASSIFICATION, river_metrics.F1),  # binary: positive class True (== 1)
+    "log_loss": (CLASSIFICATION, river_metrics.LogLoss),
+    "roc_auc": (CLASSIFICATION, river_metrics.ROCAUC),  # binary, river's approximation
+    "mae": (REGRESSION, river_metrics.MAE),
+    "rmse": (REGRESSION, river_metrics.RMSE),
+    "r2": (REGRESSION, river_metrics.R2),
+}
+"""Metric name -> (task, river metric class)."""
+
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    CLASSIFICATION: ("accuracy", "f1", "log_loss", "roc_auc"),
+    REGRESSION: ("mae", "rmse", "r2"),
+}
+
+
+def metric_names() -> list[str]:
+    """The metric names :func:`prequential` accepts, sorted.
+
+    Examples
+    --------
+    >>> print(", ".join(metric_names()))
+    accuracy, f1, log_loss, mae, r2, rmse, roc_auc
+    """
+    return sorted(METRICS)
+
+
+def _memory_bytes(learner: Any) -> int:
+    size = getattr(learner, "memory_bytes", None)
+    return int(size) if size is not None else len(pickle.dumps(learner))
+
+
+class _Track:
+    """One learner under evaluation: its metrics, how it predicts, and its time."""
+
+    def __init__(self, learner: Any, metric_list: list[str], rolling_window: int):
+        self.learner = learner
+        self.names = metric_list
+        self.cumulative = [METRICS[m][1]() for m in metric_list]
+        self.rolling = [river_utils.Rolling(METRICS[m][1], window_size=rolling_window) for m in metric_list]
+        # Like river: a classifier is asked for probabilities by metrics that do not need
+        # labels, and for a label by the others; regressors always give a label (a number).
+        classifier = learner.task == CLASSIFICATION
+        self.wants_proba = [classifier and not m.requires_labels for m in self.cumulative]
+        self.need_proba = any(self.wants_proba)
+        self.need_label = not all(self.wants_proba)
+        self.derive_label = self.need_proba and self.need_label and getattr(learner, "label_from_proba", False)
+        self.predict_seconds = 0.0
+        self.learn_seconds = 0.0
+
+    def predict(self, x: dict) -> tuple[Any, Any]:
+        learner = self.learner
+        proba = learner.predict_proba_one(x) if self.need_proba else None
+        if self.derive_label:
+            label = max(proba, key=proba.get) if proba else None
+        elif self.need_label:
+            label = learner.predict_one(x)
+        else:
+            label = None
+        return label, proba
+
+    def update(self, y: Any, label: Any, proba: Any) -> None:
+        for cumulative, rolling, wants_proba in zip(self.cumulative, self.rolling, self.wants_proba):
+            y_pred = proba if wants_proba else label
+            if y_pred is not None and y_pred != {}:  # river skips "no prediction yet" the same way
+                cumulative.update(y_true=y, y_pred=y_pred)
+                rolling.update(y_true=y, y_pred=y_pred)
+
+    def row(self, step: int, n_events: int, measure_memory: bool) -> dict[str, Any]:
+        row: dict[str, Any] = {"step": step, "events": n_events, "learner": self.learner.name}
+        for name, metric in zip(self.names, self.cumulative):
+            row[name] = metric.get()
+        for name, metric in zip(self.names, self.rolling):
+            row[f"rolling_{name}"] = metric.get()
+        row["predict_seconds"] = self.predict_seconds
+        row["learn_seconds"] = self.learn_seconds
+        row["memory_bytes"] = _memory_bytes(self.learner) if measure_memory else None
+        return row
+
+
+def _learners(learners: Any, seed: int | None) -> list[Any]:
+    if isinstance(learners, Mapping):
+        made = [make_learner(obj, seed=seed, name=name) for name, obj in learners.items()]
+    else:
+        if isinstance(learners, str) or not isinstance(learners, Iterable):
+            learners = [learners]
+        made = [make_learner(obj, seed=seed) for obj in learners]
+    if not made:
+        raise ConfigError("prequential needs at least one learner")
+    names = [learner.name for learner in made]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"learner names must be unique; repeated: {', '.join(duplicates)} "
+                          "(pass a dict name -> learner to rename)")
+    return made
+
+
+def _task(learners: list[Any], task: str | None) -> str:
+    tasks = {learner.task for learner in learners}
+    if task is None:
+        if len(tasks) > 1:
+            raise ConfigError("learners mix classification and regression: "
+                              + ", ".join(f"{lr.name}={lr.task}" for lr in learners))
+        return tasks.pop()
+    if task not in DEFAULT_METRICS:
+        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(DEFAULT_METRICS))}")
+    wrong = [lr.name for lr in learners if lr.task != task]
+    if wrong:
+        raise ConfigError(f"task is {task!r} but these learners are not: {', '.join(wrong)}")
+    return task
+
+
+def _metrics(metrics: Iterable[str] | None, task: str) -> list[str]:
+    chosen = list(DEFAULT_METRICS[task] if metrics is None else ([metrics] if isinstance(metrics, str) else metrics))
+    unknown = [m for m in chosen if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(map(repr, unknown))}; known metrics: {', '.join(metric_names())}")
+    wrong = [m for m in chosen if METRICS[m][0] != task]
+    if wrong:
+        raise ConfigError(f"metric(s) {', '.join(wrong)} do not apply to {task}; "
+                          f"use {', '.join(DEFAULT_METRICS[task])}")
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise ConfigError(f"metrics must be a non-empty list without repeats, got {chosen!r}")
+    return chosen
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def prequential(
+    events: Iterable[Event],
+    learners: Any,
+    *,
+    task: str | None = None,
+    metrics: Iterable[str] | None = None,
+    every: int = 1000,
+    rolling_window: int = 1000,
+    measure_memory: bool = True,
+    seed: int | None = 42,
+) -> pd.DataFrame:
+    """Evaluate learners test-then-train in one pass over ``events``.
+
+    For each event, each learner predicts; if the event has a label, the metrics are
+    updated with that prediction and then the learner learns ``(features, label)``. Events
+    without a label are predicted only (their time counts in ``predict_seconds``). A
+    prediction of ``None`` (or ``{}`` for probabilities), which a model gives before it has
+    learned anything, is not scored, exactly as in river.
+
+    A classifier is asked for probabilities by the metrics that need them (log loss,
+    ROC AUC) and for a label by the others (accuracy, F1), as river does. When both are
+    needed and the learner's ``predict_one`` is the argmax of its ``predict_proba_one``
+    (river's default, and eventml's scikit-learn learners), the probabilities are computed
+    once and the label derived from them, which gives the same label.
+
+    Learners are trained in place, as river's ``progressive_val_score`` does: pass
+    ``learner.clone()`` for a fresh start.
+
+    Parameters
+    ----------
+    events
+        Any iterable of events, read once.
+    learners
+        A learner name, a learner or model object, a list of them, or a dict
+        ``{name: learner or registry name}``; see :func:`eventml.learners.make_learner`.
+        Names must be unique.
+    task
+        ``"classification"`` or ``"regression"``; ``None`` infers it from the learners.
+    metrics
+        Metric names (see :func:`metric_names`); ``None`` for all of the task's metrics:
+        accuracy, f1, log_loss, roc_auc or mae, rmse, r2. They are river's metric objects.
+    every
+        A checkpoint row is written every ``every`` labelled events, and at the end.
+    rolling_window
+        Window, in scored predictions, of the ``rolling_<metric>`` columns
+        (``river.utils.Rolling``).
+    measure_memory
+        Measure each learner's memory at each checkpoint: river's ``_raw_memory_usage`` for
+        river models, the length of the pickle for other learners.
+    seed
+        Seed for learners given by name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per learner per checkpoint, in that order, with columns ``step`` (labelled
+        events so far), ``events`` (all events so far), ``learner``, one column per metric
+        (cumulative), one ``rolling_<metric>`` column per metric, ``predict_seconds`` and
+        ``learn_seconds`` (cumulative) and ``memory_bytes``. ``df.attrs["task"]`` holds the
+        task.
+
+    Raises
+    ------
+    ConfigError
+        For unknown learner or metric names (listing the known ones), repeated learner
+        names, a metric that does not fit the task, or learners of mixed tasks.
+
+    Examples
+    --------
+    >>> import eventml as em
+    >>> df = prequential(em.synthetic("sea", 1500, seed=3), "sgd_logreg", every=500)
+    >>> print(df["step"].tolist(), round(df["accuracy"].iloc[-1], 2))
+    [500, 1000, 1500] 0.95
+    """
+    made = _learners(learners, seed)
+    task = _task(made, task)
+    chosen = _metrics(metrics, task)
+    every = _positive("every", every)
+    rolling_window = _positive("rolling_window", rolling_window)
+    tracks = [_Track(learner, chosen, rolling_window) for learner in made]
+    perf_counter = time.perf_counter
+
+    rows: list[dict[str, Any]] = []
+    step = n_events = 0
+    last_row_step = None
+    for event in events:
+        n_events += 1
+        x, y = event.features, event.label
+        for track in tracks:
+            start = perf_counter()
+            label, proba = track.predict(x)
+            track.predict_seconds += perf_counter() - start
+            if y is None:
+                continue
+            track.update(y, label, proba)
+            start = perf_counter()
+            track.learner.learn_one(x, y)
+            track.learn_seconds += perf_counter() - start
+        if y is not None:
+            step += 1
+            if step % every == 0:
+                rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
+                last_row_step = step
+    if last_row_step != step:
+        rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
+
+    columns = (["step", "events", "learner"] + chosen + [f"rolling_{m}" for m in chosen]
+               + ["predict_seconds", "learn_seconds", "memory_bytes"])
+    df = pd.DataFrame(rows, columns=columns)
+    df.attrs["task"] = task
+    return df

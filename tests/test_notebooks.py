@@ -1,0 +1,95 @@
+"""Notebook tests: execute each notebook with papermill against the real broker, at small
+parameters, and check the key figures it wrote (equalities and ranges, never timings)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from eventml.notebooks import run_notebook
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.integration]
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+N_EVENTS = 1000
+
+
+def unique_topic(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def run(name: str, out: Path, bootstrap: str, **parameters) -> dict:
+    return run_notebook(NOTEBOOKS / f"{name}.ipynb", out, parameters, bootstrap_servers=bootstrap)
+
+
+def test_generate_events_puts_every_event_in_kafka_and_the_bad_record_in_the_dlq(kafka_bootstrap, tmp_path):
+    topic = unique_topic("nb01")
+    figures = run("01_generate_events", tmp_path, kafka_bootstrap, TOPIC=topic, N_EVENTS=N_EVENTS, DRIFT_AT=500)
+
+    assert figures["topic"] == topic and figures["source"] == "sea"
+    assert figures["events_produced"] == figures["events_delivered"] == N_EVENTS
+    assert figures["events_read_back"] == figures["distinct_ids"] == N_EVENTS
+    assert figures["produce_failed"] == 0
+    assert figures["bad_records_sent"] == 1
+    assert figures["records_read"] == N_EVENTS + 1
+    assert figures["dead_lettered"] == figures["dlq_records"] == 1
+    assert figures["dead_letter_reason"] == "bad_features"
+    assert figures["dead_letter_unchanged"] is True
+    assert figures["n_features"] == 3
+    assert figures["produce_events_per_s"] > 0
+    # SEA's threshold moves from 8 to 9.5 at the drift: fewer events are labelled 1 after it
+    before, after = figures["label_share_before_drift"], figures["label_share_after_drift"]
+    assert 0.55 < before < 0.8 and 0.45 < after < 0.7
+    assert before - after > 0.05
+    for key in ("figure_event_rate", "figure_label_share", "figure_feature_distributions"):
+        assert (tmp_path / figures[key]).stat().st_size > 0
+    assert (tmp_path / "01_generate_events.ipynb").exists()  # the executed copy
+
+
+def test_generate_events_starts_from_a_fresh_topic_when_rerun(kafka_bootstrap, tmp_path):
+    topic = unique_topic("nb01-rerun")
+    params = dict(TOPIC=topic, SOURCE="iris", N_EVENTS=150, DRIFT_AT=None)
+    run("01_generate_events", tmp_path / "first", kafka_bootstrap, **params)
+    figures = run("01_generate_events", tmp_path / "second", kafka_bootstrap, **params)
+    assert figures["events_read_back"] == figures["distinct_ids"] == 150
+    assert figures["dead_lettered"] == figures["dlq_records"] == 1
+    assert figures["n_features"] == 4
+    assert figures["label_share_before_drift"] is None and figures["label_share_after_drift"] is None
+
+
+def test_explore_preprocessing_finds_the_holes_and_online_stats_equal_batch(kafka_bootstrap, tmp_path):
+    topic = unique_topic("nb02")
+    figures = run("02_explore_preprocessing", tmp_path, kafka_bootstrap, TOPIC=topic, N_EVENTS=N_EVENTS,
+                  MISSING_SHARE=0.1, EVERY=50)
+
+    assert figures["events_produced"] == figures["events_delivered"] == figures["events_read_back"] == N_EVENTS
+    assert figures["dead_lettered"] == 0
+    # every hole made before producing arrives as a missing value after the round trip through Kafka
+    assert figures["missing_values_read_back"] == figures["missing_values_injected"] > 0
+    assert 0.07 < figures["missing_share_mean"] < 0.13
+    assert figures["missing_share_max"] < 0.2
+    assert figures["n_features"] == 9 and figures["n_numeric"] == 7 and figures["n_categorical"] == 2
+    # river's running mean/std equal numpy's on every checked prefix
+    assert figures["stats_checkpoints"] == N_EVENTS // 50
+    assert figures["stats_max_abs_diff_mean"] < 1e-6
+    assert figures["stats_max_abs_diff_std"] < 1e-6
+    assert figures["stats_max_rel_diff"] < 1e-12
+    # elevel (5 levels) and car (20 makes), each with a "missing" column
+    assert figures["one_hot_columns"] == 27
+    assert figures["output_columns"] == 27 + 7
+    assert figures["pipelines_same_columns"] is True
+    assert figures["pipeline_max_abs_diff_one_hot"] == 0.0
+    assert 0.0 < figures["pipeline_max_abs_diff_numeric"] < 0.05
+    assert figures["progressive_gap_last_100"] < figures["progressive_gap_first_100"] / 5
+    for key in ("figure_missing_share", "figure_online_vs_batch_stats", "figure_transform_gap"):
+        assert (tmp_path / figures[key]).stat().st_size > 0
+
+
+def test_explore_preprocessing_without_holes_gives_identical_pipelines(kafka_bootstrap, tmp_path):
+    figures = run("02_explore_preprocessing", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb02-clean"),
+                  N_EVENTS=300, MISSING_SHARE=0.0)
+    assert figures["missing_values_read_back"] == figures["missing_values_injected"] == 0
+    assert figures["one_hot_columns"] == 5 + 20
+    assert figures["pipeline_max_abs_diff_numeric"] < 1e-9
