@@ -42,6 +42,7 @@ __all__ = [
 _FEATURE_TYPES = (int, float, str, bool, type(None))
 _EXACT_FEATURE_TYPES = frozenset(_FEATURE_TYPES)  # fast path: a set lookup per value
 _LABEL_TYPES = (int, float, str, bool)
+_EXACT_LABEL_TYPES = frozenset(_LABEL_TYPES)
 
 
 @dataclasses.dataclass(slots=True)
@@ -223,7 +224,19 @@ def decode_event(raw: bytes | None, default_ts: float | None = None) -> Event:
     >>> decode_event(b'{"id": "a", "features": {"x": 1}}', default_ts=5.0)
     Event(id='a', features={'x': 1}, label=None, ts=5.0)
     """
-    obj = _load_object(raw, "event")
+    try:
+        obj = orjson.loads(raw)  # the fast path: orjson checks UTF-8 itself
+    except (orjson.JSONDecodeError, TypeError):
+        obj = _load_object(raw, "event")  # raises with the precise reason
+    if type(obj) is dict:
+        event_id, features = obj.get("id"), obj.get("features")
+        label, ts = obj.get("label"), obj.get("ts")
+        if (type(event_id) is str and event_id and type(features) is dict
+                and _EXACT_FEATURE_TYPES.issuperset(map(type, features.values()))
+                and (label is None or type(label) in _EXACT_LABEL_TYPES)
+                and (ts is None or (type(ts) in (int, float) and math.isfinite(ts)))):
+            return Event(event_id, features, label, default_ts if ts is None else ts)
+    obj = _load_object(raw, "event")  # the slow path names what is wrong
     validate_event(obj)
     ts = obj.get("ts")
     return Event(obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts)
