@@ -161,7 +161,7 @@ class EventConsumer:
     def _at_end(self) -> bool:
         return all(self._consumer.position(tp) >= end for tp, end in self._end.items())
 
-    def _decoded_batches(self) -> Iterator[list[tuple[Event, Any]]]:
+    def _decoded_batches(self) -> Iterator[Iterator[tuple[Event, Any]]]:
         """Poll until the read ends; yield each batch's ``(event, record)`` pairs."""
         if not self._assigned:
             self._assign()
@@ -193,19 +193,21 @@ class EventConsumer:
                 if self._dlq is not None:
                     self._dlq.flush()
 
-    def _decode(self, records: list) -> list[tuple[Event, Any]]:
-        good = []
+    def _decode(self, records: list) -> Iterator[tuple[Event, Any]]:
+        # a generator, not a list: holding a whole batch of events alive makes the GC work hard
+        stats = self.stats
         for record in records:
+            stats.records += 1
             try:
-                good.append((decode_event(record.value, record.timestamp / 1000.0), record))
+                event = decode_event(record.value, record.timestamp / 1000.0)
             except EventFormatError as error:
-                self.stats.dead_lettered += 1
-                self.stats.reasons[error.reason] = self.stats.reasons.get(error.reason, 0) + 1
+                stats.dead_lettered += 1
+                stats.reasons[error.reason] = stats.reasons.get(error.reason, 0) + 1
                 if self._dlq is not None:
                     self._dlq.send(record, error)
-        self.stats.records += len(records)
-        self.stats.events += len(good)
-        return good
+                continue
+            stats.events += 1
+            yield event, record
 
     def records(self) -> Iterator[tuple[Event, Position]]:
         """Yield ``(event, position)`` pairs; dead-letter the records that are not events."""
