@@ -236,8 +236,9 @@ def decode_event(raw: bytes | None, default_ts: float | None = None) -> Event:
                 and (label is None or type(label) in _EXACT_LABEL_TYPES)
                 and (ts is None or (type(ts) in (int, float) and math.isfinite(ts)))):
             return Event(event_id, features, label, default_ts if ts is None else ts)
-    obj = _load_object(raw, "event")  # the slow path names what is wrong
-    validate_event(obj)
+    if type(obj) is not dict:
+        obj = _load_object(raw, "event")  # raises: empty or not an object
+    validate_event(obj)  # the slow path names what is wrong
     ts = obj.get("ts")
     return Event(obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts)
 
