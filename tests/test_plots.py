@@ -108,3 +108,80 @@ def test_every_plot_draws_on_the_axes_it_is_given(events):
     assert plots.plot_event_rate(events, ax=ax) is ax
     assert plots.plot_label_share(events, ax=ax) is ax
     assert plots.plot_missing_share(events, ax=ax) is ax
+
+
+# ------------------------------------------------------------------ learning results
+
+
+@pytest.fixture(scope="module")
+def prequential_result() -> pd.DataFrame:
+    events = list(em.synthetic("sea", 3000, seed=2, drift_at=1500))
+    return em.prequential(events, ["river_gnb", "batch_logreg"], metrics=("accuracy",), every=250,
+                          rolling_window=250)
+
+
+def test_rolling_metric_draws_each_learners_rolling_column_against_events(prequential_result):
+    df = prequential_result
+    ax = plots.plot_rolling_metric(df, drift_at=1500)
+    lines = {line.get_label(): line for line in ax.lines}
+    for learner in ("river_gnb", "batch_logreg"):
+        rows = df[df["learner"] == learner]
+        assert lines[learner].get_xdata().tolist() == rows["events"].tolist()
+        assert lines[learner].get_ydata().tolist() == rows["rolling_accuracy"].tolist()
+    assert lines["true drift at 1500"].get_xdata()[0] == 1500
+
+
+def test_rolling_metric_marks_detections_on_the_learners_line(prequential_result):
+    df = prequential_result.copy()
+    df.attrs["drifts"] = [{"learner": "river_gnb", "detector": "adwin", "step": 1750, "events": 1750},
+                          {"learner": "river_gnb", "detector": "adwin", "step": 2600, "events": 2600}]
+    ax = plots.plot_rolling_metric(df)
+    (markers,) = [line for line in ax.lines if line.get_label() == "river_gnb: drift detected"]
+    rows = df[df["learner"] == "river_gnb"].set_index("events")["rolling_accuracy"]
+    assert markers.get_xdata().tolist() == [1750, 2600]
+    assert markers.get_ydata()[0] == pytest.approx(rows[1750])
+    assert markers.get_ydata()[1] == pytest.approx(rows[2500] + (rows[2750] - rows[2500]) * 100 / 250)
+
+
+def test_rolling_metric_names_the_metrics_a_result_has(prequential_result):
+    with pytest.raises(em.ConfigError, match="has: accuracy"):
+        plots.plot_rolling_metric(prequential_result, "mae")
+
+
+def test_metric_vs_speed_places_each_learner_at_its_final_rate(prequential_result):
+    df = prequential_result
+    ax = plots.plot_metric_vs_speed(df)
+    final = df[df["events"] == 3000].set_index("learner")
+    points = ax.collections[0].get_offsets()
+    for (x, y), learner in zip(points, ["river_gnb", "batch_logreg"]):
+        assert x == pytest.approx(3000 / (final.loc[learner, "predict_seconds"] + final.loc[learner, "learn_seconds"]))
+        assert y == final.loc[learner, "accuracy"]
+    assert ax.get_xscale() == "log"
+
+
+def test_time_per_event_integrates_back_to_the_total_time(prequential_result):
+    df = prequential_result
+    ax = plots.plot_time_per_event(df)
+    for line in ax.lines:
+        rows = df[df["learner"] == line.get_label()]
+        per_event_s = np.asarray(line.get_ydata()) / 1e6
+        spans = np.diff(np.concatenate([[0], rows["events"].to_numpy()]))
+        total = (rows["predict_seconds"] + rows["learn_seconds"]).iloc[-1]
+        assert (per_event_s * spans).sum() == pytest.approx(total)
+
+
+def test_grid_plot_draws_the_mean_per_parameter_and_skips_failed_runs():
+    runs = pd.DataFrame({
+        "MODEL": ["a", "a", "b", "b", "a", "b"],
+        "DRIFT": ["abrupt", "abrupt", "abrupt", "abrupt", "gradual", "gradual"],
+        "accuracy": [0.8, 0.9, 0.6, 0.7, 0.5, 0.1],
+        "error": [None, None, None, None, None, "kernel died"],
+    })
+    ax = plots.plot_grid(runs, x="MODEL", y="accuracy", hue="DRIFT")
+    assert [bars.get_label() for bars in ax.containers] == ["DRIFT=abrupt", "DRIFT=gradual"]
+    abrupt, gradual = (bars.lines[0] for bars in ax.containers)
+    assert abrupt.get_ydata().tolist() == pytest.approx([0.85, 0.65])
+    assert gradual.get_ydata().tolist() == pytest.approx([0.5])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    with pytest.raises(em.ConfigError, match="'SEED' is not a column"):
+        plots.plot_grid(runs, x="SEED", y="accuracy")
