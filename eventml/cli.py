@@ -99,6 +99,19 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid(args: argparse.Namespace) -> int:
+    from eventml.grid import grid_from_options, run_grid
+    from eventml.notebooks import default_run_dir
+
+    grid = grid_from_options(args.grid)
+    parameters = dict(_parse_parameter(p) for p in args.parameter)
+    output = args.output or default_run_dir("runs/grid")
+    df = run_grid(args.notebook, grid, output, parameters, bootstrap_servers=args.bootstrap_servers)
+    table = df.drop(columns="output_dir").assign(error=df["error"].fillna(""))
+    print(table.to_string(index=False, max_colwidth=80))
+    return 1 if df.attrs["failed"] else 0
+
+
 def _parse_parameter(text: str) -> tuple[str, object]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -165,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
                            help="a parameter for every notebook (JSON value), repeatable")
     with_servers(notebooks)
+
+    grid = command("grid", _grid, "run one notebook once per combination of parameter values")
+    grid.add_argument("notebook", help="path of the notebook (its 'parameters' cell defines the names)")
+    grid.add_argument("--grid", "-g", action="append", required=True, metavar="NAME=V1,V2,...",
+                      help="values to try for one parameter (each read as JSON when possible), repeatable")
+    grid.add_argument("--parameter", "-p", action="append", default=[], metavar="NAME=VALUE",
+                      help="a fixed parameter for every run (JSON value), repeatable")
+    grid.add_argument("--output", help="output folder (default: runs/grid/<timestamp>)")
+    with_servers(grid)
     return parser
 
 
