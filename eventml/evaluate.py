@@ -26,17 +26,19 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import pandas as pd
 from river import metrics as river_metrics
 from river import utils as river_utils
 
+from eventml.delay import DelayQueue, LabelFeed, check_moment, event_ts, seconds
+from eventml.drift import DriftWatch, apply_policy, check_policy, error_of, make_detector
 from eventml.errors import ConfigError
-from eventml.events import Event
+from eventml.events import Event, Label
 from eventml.learners import CLASSIFICATION, REGRESSION, make_learner
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "metric_names", "prequential"]
+__all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential"]
 
 METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
     "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
@@ -88,6 +90,8 @@ class _Track:
         self.derive_label = self.need_proba and self.need_label and getattr(learner, "label_from_proba", False)
         self.predict_seconds = 0.0
         self.learn_seconds = 0.0
+        self.watch: DriftWatch | None = None
+        self.drifts = 0
 
     def predict(self, x: dict) -> tuple[Any, Any]:
         learner = self.learner
@@ -116,6 +120,8 @@ class _Track:
         row["predict_seconds"] = self.predict_seconds
         row["learn_seconds"] = self.learn_seconds
         row["memory_bytes"] = _memory_bytes(self.learner) if measure_memory else None
+        if self.watch is not None:
+            row["drifts"] = self.drifts
         return row
 
 
@@ -171,6 +177,19 @@ def _positive(name: str, value: Any) -> int:
     return value
 
 
+LABEL_COUNTS = ("on_time", "at_end", "late", "never", "unknown_id", "duplicate")
+"""Keys of ``df.attrs["labels"]`` (see :func:`prequential`)."""
+
+
+class _Pending(NamedTuple):
+    """What a prediction left to be joined with its label: never newer features."""
+
+    x: dict
+    preds: list  # (label, proba) per learner, at prediction time
+    t: float  # the clock at prediction time
+    y: Any = None  # the held-back label of a simulated delay
+
+
 def prequential(
     events: Iterable[Event],
     learners: Any,
@@ -181,10 +200,17 @@ def prequential(
     rolling_window: int = 1000,
     measure_memory: bool = True,
     seed: int | None = 42,
+    delay: Any = None,
+    moment: str | None = None,
+    labels: Iterable[Label] | None = None,
+    max_wait: Any = None,
+    drift: Any = None,
+    on_drift: str | None = None,
+    refit_window: int = 200,
 ) -> pd.DataFrame:
     """Evaluate learners test-then-train in one pass over ``events``.
 
-    For each event, each learner predicts; if the event has a label, the metrics are
+    For each event, each learner predicts; once the event's label is known, the metrics are
     updated with that prediction and then the learner learns ``(features, label)``. Events
     without a label are predicted only (their time counts in ``predict_seconds``). A
     prediction of ``None`` (or ``{}`` for probabilities), which a model gives before it has
@@ -197,7 +223,40 @@ def prequential(
     once and the label derived from them, which gives the same label.
 
     Learners are trained in place, as river's ``progressive_val_score`` does: pass
-    ``learner.clone()`` for a fresh start.
+    ``learner.clone()`` for a fresh start (a drift policy swaps in new learner objects).
+
+    **Delayed labels.** With ``delay`` the label an event carries is held back and revealed
+    later; with ``labels`` the labels come from a separate stream of
+    :class:`~eventml.events.Label` joined by event id (see :mod:`eventml.delay` for exactly
+    when each is revealed). Either way the features and each learner's prediction are stored
+    when the event is predicted, and when the label arrives that stored prediction is scored
+    and the learner learns from the stored features, never from newer ones. With an ``int``
+    delay or a delay on ``moment="ts"`` the figures for a river model equal
+    ``river.evaluate.progressive_val_score(..., moment=..., delay=...)`` exactly, including
+    river's reveal of the labels still waiting when the stream ends. ``df.attrs["labels"]``
+    counts what happened to labels (keys :data:`LABEL_COUNTS`):
+
+    - ``on_time``: revealed during the stream (within ``max_wait``), scored and learned;
+    - ``at_end``: a delayed label still waiting when the stream ended, revealed then (as
+      river does), scored and learned;
+    - ``late``: arrived more than ``max_wait`` after its event: counted, not scored or learned;
+    - ``never``: with ``labels``, predictions whose label had not arrived at the end;
+    - ``unknown_id``: with ``labels``, a label for an id not seen (yet), ignored;
+    - ``duplicate``: with ``labels``, a second label for an id (the first one counts), or an
+      event whose id was seen before (it is predicted, but the label joins the first one).
+
+    ``step`` counts scored labels (``on_time + at_end``). With ``labels``, a label that an
+    event carries itself is used at once, as without a delay.
+
+    **Drift.** With ``drift`` each learner gets its own detector fed with the error of each
+    scored prediction (0/1 mistake, or absolute error), river's ``update`` then
+    ``drift_detected``; only a rise of the error counts (see :mod:`eventml.drift`).
+    Detections are listed in ``df.attrs["drifts"]``: dicts with keys ``learner``,
+    ``detector``, ``step`` (labelled events so far) and ``events`` (events read so far), and
+    counted in a cumulative ``drifts`` column; :func:`eventml.drift.drift_table` gives them as
+    a DataFrame. ``on_drift="reset"`` replaces the learner by a fresh clone;
+    ``on_drift="refit"`` refits a :class:`~eventml.learners.WindowedBatch` on its last
+    ``refit_window`` events at once and resets the other learners.
 
     Parameters
     ----------
@@ -221,7 +280,29 @@ def prequential(
         Measure each learner's memory at each checkpoint: river's ``_raw_memory_usage`` for
         river models, the length of the pickle for other learners.
     seed
-        Seed for learners given by name.
+        Seed for learners given by name, and for random delays.
+    delay
+        ``None`` (labels at once), an ``int`` (events later with ``moment=None``, seconds
+        with ``"ts"``), ``(low, high)`` (a random delay per labelled event: ``randint(low,
+        high)`` events, or ``uniform(low, high)`` seconds with ``"ts"``, drawn in stream order
+        from ``random.Random(seed)``), seconds or a ``datetime.timedelta`` (``moment="ts"``),
+        or a callable ``(event) -> delay``.
+    moment
+        The clock of ``delay`` and ``max_wait``: ``None``, the event's position in the stream,
+        or ``"ts"``, its event time in seconds.
+    labels
+        An iterable of :class:`~eventml.events.Label` with ``ts`` (read at once), joined to
+        the events by id; needs every event's ``ts``. Not with ``delay``.
+    max_wait
+        A label that arrives more than this after its event is late: counted, not scored or
+        learned. In the units of the clock (events, or seconds with ``moment="ts"`` or
+        ``labels``); ``None`` waits forever.
+    drift
+        ``None``, ``"adwin"``, ``"page_hinkley"`` or a river drift detector object.
+    on_drift
+        ``None`` (record only), ``"reset"`` or ``"refit"``.
+    refit_window
+        Events a ``WindowedBatch`` keeps and refits on under ``on_drift="refit"``.
 
     Returns
     -------
@@ -229,14 +310,17 @@ def prequential(
         One row per learner per checkpoint, in that order, with columns ``step`` (labelled
         events so far), ``events`` (all events so far), ``learner``, one column per metric
         (cumulative), one ``rolling_<metric>`` column per metric, ``predict_seconds`` and
-        ``learn_seconds`` (cumulative) and ``memory_bytes``. ``df.attrs["task"]`` holds the
-        task.
+        ``learn_seconds`` (cumulative) and ``memory_bytes``, and ``drifts`` (cumulative
+        detections) when ``drift`` is set. ``df.attrs`` holds ``"task"``, ``"labels"``
+        (the counts above) and ``"drifts"`` (the detections; empty without ``drift``).
 
     Raises
     ------
     ConfigError
-        For unknown learner or metric names (listing the known ones), repeated learner
-        names, a metric that does not fit the task, or learners of mixed tasks.
+        For unknown learner, metric, detector or policy names (listing the known ones),
+        repeated learner names, a metric that does not fit the task, learners of mixed tasks,
+        a delay or ``max_wait`` out of range, ``delay`` with ``labels``, or an event or label
+        without ``ts`` where one is needed.
 
     Examples
     --------
@@ -244,6 +328,13 @@ def prequential(
     >>> df = prequential(em.synthetic("sea", 1500, seed=3), "sgd_logreg", every=500)
     >>> print(df["step"].tolist(), round(df["accuracy"].iloc[-1], 2))
     [500, 1000, 1500] 0.95
+
+    Labels 50 events late, and a drift detector on a stream whose concept changes at 3000:
+
+    >>> df = prequential(em.synthetic("sea", 6000, drift_at=3000, seed=3), "river_gnb",
+    ...                  metrics=("accuracy",), delay=50, drift="adwin", every=3000)
+    >>> print(df["step"].tolist(), df.attrs["labels"]["at_end"], df.attrs["drifts"][0]["events"] > 3000)
+    [3000, 6000] 50 True
     """
     made = _learners(learners, seed)
     task = _task(made, task)
@@ -251,8 +342,48 @@ def prequential(
     every = _positive("every", every)
     rolling_window = _positive("rolling_window", rolling_window)
     tracks = [_Track(learner, chosen, rolling_window) for learner in made]
-    perf_counter = time.perf_counter
 
+    check_policy(on_drift, drift)
+    if drift is not None:
+        prototype = make_detector(drift)
+        name = drift if isinstance(drift, str) else type(drift).__name__
+        for track in tracks:
+            track.watch = DriftWatch(prototype, name)
+    if on_drift == "refit":
+        refit_window = _positive("refit_window", refit_window)
+    check_moment(moment)
+    if labels is not None and delay is not None:
+        raise ConfigError("give either delay= (labels held back from the events) or labels= (a stream of "
+                          "labels joined by id), not both")
+    if max_wait is not None:
+        max_wait = seconds("max_wait", max_wait)
+        if moment is None and labels is None and not isinstance(max_wait, int):
+            raise ConfigError(f"max_wait counts events with moment=None: give an int, got {max_wait!r}")
+
+    if delay is None and labels is None and drift is None:
+        rows, step = _fast_loop(events, tracks, every, measure_memory)
+        counts = dict.fromkeys(LABEL_COUNTS, 0)
+        counts["on_time"] = step
+        drifts: list[dict[str, Any]] = []
+    else:
+        queue = DelayQueue(delay, moment, seed) if delay is not None else None
+        feed = LabelFeed(labels) if labels is not None else None
+        rows, counts, drifts = _general_loop(events, tracks, every, measure_memory, queue, feed, max_wait,
+                                             task == CLASSIFICATION, on_drift, refit_window)
+
+    columns = (["step", "events", "learner"] + chosen + [f"rolling_{m}" for m in chosen]
+               + ["predict_seconds", "learn_seconds", "memory_bytes"] + (["drifts"] if drift is not None else []))
+    df = pd.DataFrame(rows, columns=columns)
+    df.attrs["task"] = task
+    df.attrs["labels"] = counts
+    df.attrs["drifts"] = drifts
+    return df
+
+
+def _fast_loop(events: Iterable[Event], tracks: list[_Track], every: int,
+               measure_memory: bool) -> tuple[list[dict[str, Any]], int]:
+    """Labels at once and no detectors: the plain test-then-train loop."""
+    perf_counter = time.perf_counter
     rows: list[dict[str, Any]] = []
     step = n_events = 0
     last_row_step = None
@@ -276,9 +407,98 @@ def prequential(
                 last_row_step = step
     if last_row_step != step:
         rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
+    return rows, step
 
-    columns = (["step", "events", "learner"] + chosen + [f"rolling_{m}" for m in chosen]
-               + ["predict_seconds", "learn_seconds", "memory_bytes"])
-    df = pd.DataFrame(rows, columns=columns)
-    df.attrs["task"] = task
-    return df
+
+def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, measure_memory: bool,
+                  queue: DelayQueue | None, feed: LabelFeed | None, max_wait: float | None,
+                  classification: bool, on_drift: str | None,
+                  refit_window: int) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+    """Stored predictions joined with labels that arrive later, and drift detectors."""
+    perf_counter = time.perf_counter
+    rows: list[dict[str, Any]] = []
+    drifts: list[dict[str, Any]] = []
+    counts = dict.fromkeys(LABEL_COUNTS, 0)
+    awaited: dict[str, _Pending] = {}  # labels=: event id -> its stored prediction
+    labelled: set[str] = set()  # labels=: ids whose label was used
+    step = n_events = 0
+    last_row_step = None
+
+    def reveal(pending: _Pending, y: Any, t: float, outcome: str) -> None:
+        nonlocal step, last_row_step
+        if max_wait is not None and t - pending.t > max_wait:
+            counts["late"] += 1
+            return
+        counts[outcome] += 1
+        step += 1
+        x = pending.x
+        for track, (label, proba) in zip(tracks, pending.preds):
+            track.update(y, label, proba)
+            watch = track.watch
+            if watch is not None:
+                error = error_of(classification, y, label, proba)
+                if error is not None and watch.update(error):
+                    track.drifts += 1
+                    drifts.append({"learner": track.learner.name, "detector": watch.name,
+                                   "step": step, "events": n_events})
+                    if on_drift is not None:
+                        track.learner = apply_policy(track.learner, on_drift, refit_window)
+                        watch.restart()
+            start = perf_counter()
+            track.learner.learn_one(x, y)
+            track.learn_seconds += perf_counter() - start
+        if step % every == 0:
+            rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
+            last_row_step = step
+
+    def join(label: Label, outcome: str) -> None:
+        pending = awaited.pop(label.id, None)
+        if pending is not None:
+            labelled.add(label.id)
+            reveal(pending, label.label, label.ts, outcome)
+        elif label.id in labelled:
+            counts["duplicate"] += 1
+        else:
+            counts["unknown_id"] += 1
+
+    for event in events:
+        n_events += 1
+        if queue is not None:
+            t = queue.time(event, n_events - 1)
+            for due, pending in queue.due(t):
+                reveal(pending, pending.y, due, "on_time")
+        elif feed is not None:
+            t = event_ts(event)
+            for label in feed.due(t):
+                join(label, "on_time")
+        else:
+            t = n_events - 1
+        x, y = event.features, event.label
+        preds = []
+        for track in tracks:
+            start = perf_counter()
+            preds.append(track.predict(x))
+            track.predict_seconds += perf_counter() - start
+        if y is not None:
+            if queue is not None:
+                pending = _Pending(x, preds, t, y)
+                queue.push(t, event, pending)
+            else:
+                if feed is not None:
+                    labelled.add(event.id)
+                reveal(_Pending(x, preds, t), y, t, "on_time")
+        elif feed is not None:
+            if event.id in awaited or event.id in labelled:
+                counts["duplicate"] += 1
+            else:
+                awaited[event.id] = _Pending(x, preds, t)
+    if queue is not None:
+        for due, pending in queue.drain():
+            reveal(pending, pending.y, due, "at_end")
+    if feed is not None:
+        for label in feed.drain():
+            join(label, "on_time")
+        counts["never"] = len(awaited)
+    if last_row_step != step:
+        rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
+    return rows, counts, drifts
