@@ -93,3 +93,29 @@ def test_explore_preprocessing_without_holes_gives_identical_pipelines(kafka_boo
     assert figures["missing_values_read_back"] == figures["missing_values_injected"] == 0
     assert figures["one_hot_columns"] == 5 + 20
     assert figures["pipeline_max_abs_diff_numeric"] < 1e-9
+
+
+def test_compare_learners_shows_online_recovering_and_the_batch_sawtooth(kafka_bootstrap, tmp_path):
+    n, drift_at = 4000, 2000
+    figures = run("03_compare_learners", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb03"), N_EVENTS=n,
+                  DRIFT_AT=drift_at, ONLINE_LEARNERS=["river_logreg", "river_gnb"], BATCH_WINDOW=1000,
+                  BATCH_REFIT_EVERY=1000, EVERY=250, ROLLING_WINDOW=250)
+
+    assert figures["events_produced"] == figures["events_read"] == n
+    assert figures["dead_lettered"] == 0
+    assert figures["learners"] == "river_logreg,river_gnb,batch_logreg"
+    assert figures["result_rows"] == 3 * n // 250
+    assert figures["replay_equals_memory"] is True
+    # sine's labels flip at the drift: everyone learned the first concept, then the batch model stays
+    # wrong until a refit sees the new concept, while the online model learns it as it comes
+    assert figures["batch_before_drift"] > 0.9 and figures["online_before_drift"] > 0.9
+    assert figures["batch_after_drift"] < 0.5
+    assert figures["online_after_drift"] > figures["batch_after_drift"] + 0.2
+    assert figures["batch_end"] > figures["batch_after_drift"] + 0.4  # the refit brought it back: a sawtooth
+    assert figures["online_end"] > 0.9
+    for learner in ("river_logreg", "river_gnb", "batch_logreg"):
+        assert 0.0 < figures[f"accuracy__{learner}"] < 1.0
+        assert figures[f"events_per_s__{learner}"] > 0
+    assert figures["accuracy__river_logreg"] > figures["accuracy__batch_logreg"]
+    for key in ("figure_rolling_accuracy", "figure_accuracy_vs_speed", "figure_time_per_event"):
+        assert (tmp_path / figures[key]).stat().st_size > 0
