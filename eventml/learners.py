@@ -333,6 +333,33 @@ class WindowedBatch(_SklearnLearner):
         if self.since_fit_ >= self.refit_every:
             self._refit()
 
+    def restart_window(self, keep: int) -> None:
+        """Forget all but the last ``keep`` events of the window and refit on them now.
+
+        Used after a drift (``on_drift="refit"``). If the kept events hold one class only,
+        the previous fit stays in use and the refit is retried at every event.
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> learner = WindowedBatch(LogisticRegression(), window=100, refit_every=50)
+        >>> for i in range(80):
+        ...     learner.learn_one({"x": float(i)}, int(i >= 40))
+        >>> learner.restart_window(20)
+        >>> print(len(learner.xs_), learner.n_fits_)
+        20 1
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ConfigError(f"keep must be a positive integer, got {keep!r}")
+        recent = list(zip(self.xs_, self.ys_))[-keep:]
+        self.xs_.clear()
+        self.ys_.clear()
+        for x, y in recent:
+            self.xs_.append(x)
+            self.ys_.append(y)
+        self.since_fit_ = self.refit_every  # refit now, or at the next event if it cannot yet
+        self._refit()
+
     def _refit(self) -> None:
         from sklearn.base import clone
 
