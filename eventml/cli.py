@@ -88,6 +88,23 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live(args: argparse.Namespace) -> int:
+    from eventml.live import LiveUpdater
+
+    updater = LiveUpdater(args.events, args.predictions, model=args.model, state_dir=args.state_dir,
+                          labels_topic=args.labels, bootstrap_servers=args.bootstrap_servers,
+                          max_events=args.max_events, idle_timeout_s=args.idle_timeout,
+                          checkpoint_every=args.checkpoint_every, checkpoint_interval_s=args.checkpoint_interval,
+                          label_ttl_s=args.label_ttl, seed=args.seed, progress=not args.quiet)
+    s = updater.run()
+    score = "n/a" if s.score is None else f"{s.score:.4f}"
+    print(f"live: {s.events} events predicted, {s.labelled} learned (model {updater.learner.name} "
+          f"v{s.model_version}), {s.metric} {score}, {s.dead_letters} dead letters, {s.expired} expired, "
+          f"{s.unknown_labels} unknown labels, {s.restarts} restarts, {s.transactions} transactions; "
+          f"state in {args.state_dir}")
+    return 0
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     from eventml.notebooks import run_notebooks
 
@@ -169,6 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("name", nargs="?")
     topics.add_argument("--partitions", type=int, default=1)
     with_servers(topics)
+
+    live = command("live", _live, "predict, publish and learn from a topic live, exactly once, resumable")
+    live.add_argument("--events", required=True, help="topic of the events")
+    live.add_argument("--predictions", required=True, help="topic the predictions are published to")
+    live.add_argument("--labels", help="topic of labels that arrive after their events")
+    live.add_argument("--model", default="river_logreg", help="learner name (default %(default)s)")
+    live.add_argument("--state-dir", required=True, help="snapshots; restart with the same folder to resume")
+    live.add_argument("--max-events", type=int, help="stop after this many events in total (across restarts)")
+    live.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
+    live.add_argument("--checkpoint-every", type=int, default=2000, help="records per transaction at most")
+    live.add_argument("--checkpoint-interval", type=float, default=0.5, help="seconds per transaction at most")
+    live.add_argument("--label-ttl", type=float, help="seconds of event time a prediction waits for its label")
+    live.add_argument("--seed", type=int, default=42)
+    live.add_argument("--quiet", action="store_true", help="no progress bar")
+    with_servers(live)
 
     notebooks = command("notebooks", _notebooks, "run the notebook sequence with papermill")
     notebooks.add_argument("action", choices=["run"])

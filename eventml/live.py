@@ -1,0 +1,765 @@
+"""The live updater: consume events, predict, publish, learn, checkpoint — exactly once.
+
+For every event the updater predicts with the current model (before learning), publishes a
+:class:`~eventml.events.Prediction` keyed by the event id, and learns as soon as the label is
+known: in the event itself, or later from a labels topic, joined to the features kept from
+prediction time. Pending features are bounded by a time to live (seconds of event time) and a
+maximum count; the ones that expire are counted, as are labels for unknown or expired ids.
+Records that break the wire format go, unchanged, to ``<topic>.dlq`` and are counted.
+
+How "exactly once" works
+------------------------
+The updater reads with ``isolation_level="read_committed"`` and writes with a *transactional*
+producer. It works in transactions of up to ``checkpoint_every`` input records or
+``checkpoint_interval_s`` seconds. Inside one transaction it publishes the predictions and the
+dead letters of its records; at the end it writes a *snapshot* to the state directory (the
+model, the pending features, the metrics, the counters, and the next offset of every input
+partition; see :mod:`eventml.checkpoint`), then adds the input offsets to the transaction
+(``send_offsets_to_transaction``) and commits. So the predictions, the dead letters and the
+consumer offsets become visible together or not at all, and the snapshot that goes with the
+committed offsets is already on disk. Older snapshots are deleted only after the commit.
+
+On start the updater calls ``init_transactions`` with a transactional id that is stable for
+its state directory, which fences a zombie instance and aborts whatever transaction it left
+open. It then reads the committed offsets of its consumer group from Kafka and loads the
+snapshot written for exactly those offsets (a snapshot ahead of them belongs to an aborted
+transaction and is ignored). No committed offsets and no snapshot means a fresh start from the
+beginning of the topics. If the broker goes away mid-run, the updater drops its clients and
+does the same restore, retrying with backoff for up to ``reconnect_timeout_s``.
+
+Guaranteed: after a ``kill -9`` at any moment (or a broker restart) and a restart with the
+same state directory, a ``read_committed`` reader of the predictions topic sees exactly one
+prediction per input event, and the model ends equal to the model of an uninterrupted run.
+The model equality needs the same processing order after a restart: records of all input
+partitions are merged by record timestamp (events before labels on a tie, then partition
+number), and the updater only moves on once every partition has a record buffered or has
+been read to its end. Over topics that are already written (a replay, the tests) this order is
+fixed; while producers are still writing, a label that arrives after its partition was read
+to the end may be merged later than its timestamp says, so a restarted run can learn in a
+slightly different order. Predictions are exactly once in every case. Not guaranteed: readers
+with ``read_uncommitted`` also see predictions of aborted transactions; predictions of
+*events* are published at transaction commits, so they trail the events by up to
+``checkpoint_interval_s``.
+
+Examples
+--------
+>>> from eventml.live import LiveUpdater
+>>> updater = LiveUpdater("sea", "sea-predictions", model="river_logreg",
+...                       state_dir="runs/live", idle_timeout_s=5)  # doctest: +SKIP
+>>> updater.run().events  # doctest: +SKIP
+20000
+>>> updater.summary()[["events", "accuracy", "rolling_accuracy", "model_version"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
+from kafka.structs import OffsetAndMetadata
+
+from eventml.checkpoint import SnapshotError, find_snapshot, list_snapshots, load_snapshot, prune_snapshots, write_snapshot
+from eventml.config import consumer_config, producer_config
+from eventml.connect import make_client
+from eventml.dlq import dead_letter_headers, dlq_topic
+from eventml.errors import ConfigError, EventFormatError, EventmlError, KafkaUnavailableError
+from eventml.evaluate import _Track
+from eventml.events import Prediction, decode_event, decode_label, decode_prediction, encode_prediction
+from eventml.learners import CLASSIFICATION, make_learner
+from eventml.progress import progress_bar
+
+__all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "SnapshotError"]
+
+log = logging.getLogger(__name__)
+
+#: Test hook: ``"before_commit:N"`` or ``"after_commit:N"`` makes the process SIGKILL itself
+#: between writing the N-th snapshot of this process and committing it, or right after the commit.
+KILL_ENV = "EVENTML_LIVE_KILL_AT"
+
+_WAIT = object()  # "a partition may still have earlier records: poll before choosing"
+_EVENTS, _LABELS = 0, 1
+_STATE_FILE = "updater.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveStats:
+    """The live figures of an updater, as of its last committed transaction.
+
+    ``score`` and ``rolling_score`` are the cumulative and rolling value (river
+    ``utils.Rolling`` over ``rolling_window`` scored predictions) of ``metric``: accuracy for
+    classifiers, MAE for regressors. Latencies are from the time an event was written to Kafka
+    (its record timestamp) to the commit that made its prediction readable, over the last
+    ``latency_window`` events. ``lag`` is how many records of the events topic are not read yet.
+    """
+
+    events: int = 0
+    labelled: int = 0
+    model_version: int = 0
+    metric: str = "accuracy"
+    score: float | None = None
+    rolling_score: float | None = None
+    events_per_s: float = 0.0
+    lag: int | None = None
+    latency_p50_s: float | None = None
+    latency_p99_s: float | None = None
+    dead_letters: int = 0
+    expired: int = 0
+    unknown_labels: int = 0
+    pending: int = 0
+    restarts: int = 0
+    transactions: int = 0
+    running: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as a flat dict (``score`` named after the metric, e.g. ``accuracy``)."""
+        out = dataclasses.asdict(self)
+        out[self.metric] = out.pop("score")
+        out[f"rolling_{self.metric}"] = out.pop("rolling_score")
+        return out
+
+
+@dataclasses.dataclass
+class _State:
+    """What a snapshot holds: everything needed to resume exactly where the commit left off."""
+
+    track: Any  # eventml.evaluate._Track: the learner and its cumulative and rolling metrics
+    offsets: dict[str, int]
+    pending: collections.OrderedDict = dataclasses.field(default_factory=collections.OrderedDict)
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    dlq_reasons: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    rows: list = dataclasses.field(default_factory=list)
+    sequence: int = 0
+    newest_ts: float = float("-inf")
+
+
+def _key(tp: TopicPartition) -> str:
+    return f"{tp.topic}:{tp.partition}"
+
+
+def _positive(name: str, value: Any, allow_none: bool = False, kind: type = int) -> Any:
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool) and value > 0
+    if not ok:
+        accepted = "a positive number" if kind is float else "a positive integer"
+        raise ConfigError(f"{name} must be {accepted}{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+class LiveUpdater:
+    """Consume events, predict, publish predictions, learn, and checkpoint, exactly once.
+
+    Parameters
+    ----------
+    events_topic
+        Topic of the events (wire format; ``label`` optional).
+    predictions_topic
+        Topic the predictions are published to, keyed by event id.
+    model
+        A learner name (see :func:`eventml.learners.learner_names`) or a learner object. On a
+        restart the model comes from the snapshot; the name must match the state directory's.
+    state_dir
+        Folder of the snapshots and ``updater.json`` (the ids of this updater). Restart with
+        the same folder to resume; use a new folder to start over.
+    labels_topic
+        Topic of late labels ``{"id": ..., "label": ...}``, or None if labels come in events.
+    bootstrap_servers
+        Kafka address (default: ``$EVENTML_BOOTSTRAP_SERVERS`` or ``127.0.0.1:9092``).
+    max_events
+        Stop once this many events have been predicted *in total*, counted across restarts
+        (a restarted run finishes the same job). Dead letters do not count.
+    idle_timeout_s
+        Stop when no input record arrived for this long. With neither limit, :meth:`run`
+        goes on until :meth:`stop`.
+    checkpoint_every
+        Input records (events, labels, dead letters) per transaction at most.
+    checkpoint_interval_s
+        Seconds a transaction stays open at most: predictions become readable by then.
+    label_ttl_s
+        Features of an unlabelled event wait this long, in event time, for their label (None:
+        no limit). Only kept when there is a ``labels_topic``.
+    max_pending
+        At most this many unlabelled events wait; the oldest expire first.
+    rolling_window
+        Window of the rolling metric, in scored predictions.
+    reconnect_timeout_s
+        How long to wait for a broker that went away before giving up.
+    name
+        Name of this updater; its consumer group and transactional id derive from it. Default:
+        the state directory's name plus a random suffix, fixed in ``updater.json``.
+    seed
+        Seed for a learner given by name.
+    progress
+        Show a tqdm progress bar of the events.
+    summary_every
+        A row of :meth:`summary` every this many events (and at the end of a run).
+
+    Examples
+    --------
+    >>> updater = LiveUpdater("sea", "sea-predictions", model="no_such_model", state_dir="s")
+    Traceback (most recent call last):
+    ...
+    eventml.errors.ConfigError: unknown learner 'no_such_model'; known learners: batch_forest, ...
+    """
+
+    def __init__(self, events_topic: str, predictions_topic: str, *, model: Any = "river_logreg",
+                 state_dir: str | os.PathLike, labels_topic: str | None = None,
+                 bootstrap_servers: str | None = None, max_events: int | None = None,
+                 idle_timeout_s: float | None = None, checkpoint_every: int = 2000,
+                 checkpoint_interval_s: float = 0.5, label_ttl_s: float | None = None,
+                 max_pending: int = 100_000, rolling_window: int = 500, reconnect_timeout_s: float = 60.0,
+                 name: str | None = None, seed: int | None = 42, progress: bool = False,
+                 summary_every: int = 1000):
+        self.learner = make_learner(model, seed=seed)
+        if max_events is not None and (isinstance(max_events, bool) or not isinstance(max_events, int)
+                                       or max_events < 0):
+            raise ConfigError(f"max_events must be 0 or a positive integer, or None, got {max_events!r}")
+        if labels_topic is not None and labels_topic == events_topic:
+            raise ConfigError("labels_topic must differ from events_topic (labels inside events need no topic)")
+        if predictions_topic in (events_topic, labels_topic):
+            raise ConfigError("predictions_topic must differ from the input topics")
+        self.events_topic = events_topic
+        self.predictions_topic = predictions_topic
+        self.labels_topic = labels_topic
+        self.state_dir = Path(state_dir)
+        self.bootstrap_servers = bootstrap_servers
+        self.max_events = max_events
+        self.idle_timeout_s = _positive("idle_timeout_s", idle_timeout_s, True, float)
+        self.checkpoint_every = _positive("checkpoint_every", checkpoint_every)
+        self.checkpoint_interval_s = _positive("checkpoint_interval_s", checkpoint_interval_s, kind=float)
+        self.label_ttl_s = _positive("label_ttl_s", label_ttl_s, True, float)
+        self.max_pending = _positive("max_pending", max_pending)
+        self.rolling_window = _positive("rolling_window", rolling_window)
+        self.reconnect_timeout_s = _positive("reconnect_timeout_s", reconnect_timeout_s, kind=float)
+        self.summary_every = _positive("summary_every", summary_every)
+        self.progress = progress
+        self.metric = "accuracy" if self.learner.task == CLASSIFICATION else "mae"
+        self._metrics = ["accuracy", "log_loss"] if self.learner.task == CLASSIFICATION else ["mae"]
+        self.name = self._identity(name)
+
+        self.stats = LiveStats(metric=self.metric)
+        self._state: _State | None = None
+        self._producer: KafkaProducer | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._buffers: list[tuple[TopicPartition, collections.deque, int]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._latencies: collections.deque = collections.deque(maxlen=2000)
+        self._rates: collections.deque = collections.deque(maxlen=20)
+        self._kill_at = self._parse_kill_hook()
+
+    # ------------------------------------------------------------------ identity and hooks
+
+    def _identity(self, name: str | None) -> str:
+        """Read or create ``updater.json``: the name behind the group and transactional ids."""
+        path = self.state_dir / _STATE_FILE
+        wanted = {"events_topic": self.events_topic, "labels_topic": self.labels_topic,
+                  "predictions_topic": self.predictions_topic, "model": self.learner.name}
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise SnapshotError(f"{path} is unreadable ({exc}); it names this updater's Kafka ids") from None
+            different = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+            if different:
+                text = "; ".join(f"{k} was {old!r}, now {new!r}" for k, (old, new) in different.items())
+                raise ConfigError(f"state_dir {self.state_dir} belongs to another live updater ({text}); "
+                                  "use a new state_dir to start over")
+            if name is not None and name != saved["name"]:
+                raise ConfigError(f"state_dir {self.state_dir} belongs to updater {saved['name']!r}, not {name!r}")
+            return saved["name"]
+        name = name or f"{self.state_dir.resolve().name}-{uuid.uuid4().hex[:8]}"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"name": name, **wanted}, indent=1))
+        os.replace(tmp, path)
+        return name
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group whose committed offsets say how far the updater got."""
+        return f"eventml-live-{self.name}"
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable across restarts, so a restart fences the previous instance."""
+        return f"eventml-live-{self.name}"
+
+    @staticmethod
+    def _parse_kill_hook() -> tuple[str, int] | None:
+        value = os.environ.get(KILL_ENV)
+        if not value:
+            return None
+        where, _, n = value.partition(":")
+        if where not in ("before_commit", "after_commit") or not n.isdigit():
+            raise ConfigError(f"{KILL_ENV} must be before_commit:N or after_commit:N, got {value!r}")
+        return where, int(n)
+
+    def _maybe_die(self, where: str, transactions: int) -> None:
+        if self._kill_at is not None and self._kill_at == (where, transactions):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # ------------------------------------------------------------------ connecting and restoring
+
+    def _input_partitions(self, consumer: KafkaConsumer) -> list[tuple[TopicPartition, int]]:
+        from eventml.topics import create_topic
+
+        out = []
+        for rank, topic in ((_EVENTS, self.events_topic), (_LABELS, self.labels_topic)):
+            if topic is None:
+                continue
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                log.info("topic %r does not exist: creating it with one partition", topic)
+                create_topic(topic, bootstrap_servers=self.bootstrap_servers)
+                deadline = time.monotonic() + 10
+                while not parts and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    parts = consumer.partitions_for_topic(topic)
+                if not parts:
+                    raise KafkaUnavailableError(f"topic {topic!r} was created but has no partitions yet")
+            out.extend((TopicPartition(topic, p), rank) for p in sorted(parts))
+        return out
+
+    def _fresh_state(self, offsets: dict[str, int]) -> _State:
+        return _State(track=_Track(self.learner.clone(), self._metrics, self.rolling_window), offsets=offsets)
+
+    def _connect(self) -> None:
+        """Make the clients, fence any previous instance, and load the committed state."""
+        self._close_clients()
+        self._producer = make_client(KafkaProducer, producer_config(
+            self.bootstrap_servers, transactional_id=self.transactional_id, acks="all", linger_ms=5,
+            retries=2**31 - 1, max_in_flight_requests_per_connection=5))
+        self._producer.init_transactions()  # fences a zombie and aborts its open transaction
+        # one partition: nothing to choose, and skipping the key hash saves time per prediction
+        self._prediction_partition = 0 if self._producer.partitions_for(self.predictions_topic) == {0} else None
+        self._consumer = make_client(KafkaConsumer, consumer_config(
+            self.bootstrap_servers, group_id=self.group_id, isolation_level="read_committed",
+            enable_auto_commit=False))
+        inputs = self._input_partitions(self._consumer)
+        tps = [tp for tp, _ in inputs]
+        self._consumer.assign(tps)
+        committed = {}
+        for tp in tps:
+            offset = self._consumer.committed(tp)
+            if offset is not None:
+                committed[_key(tp)] = offset
+        state = self._restore(committed)
+        beginning = self._consumer.beginning_offsets([tp for tp in tps if _key(tp) not in state.offsets])
+        for tp, offset in beginning.items():  # partitions this state never read: from their beginning
+            state.offsets[_key(tp)] = offset
+        for tp in tps:
+            self._consumer.seek(tp, state.offsets[_key(tp)])
+        self._buffers = [(tp, collections.deque(), rank) for tp, rank in inputs]
+        self._event_tps = [tp for tp, rank in inputs if rank == _EVENTS]
+        self._tps = {_key(tp): tp for tp in tps}
+        self._empty_polls = 0
+        self._state = state
+
+    def _restore(self, committed: dict[str, int]) -> _State:
+        if not committed:
+            later = [p for p in list_snapshots(self.state_dir) if int(p.name.split("-")[1]) > 1]
+            if later:
+                raise SnapshotError(
+                    f"consumer group {self.group_id!r} has no committed offsets, but {self.state_dir} holds "
+                    f"snapshot {later[-1].name} of a later transaction: the offsets were deleted or expired. "
+                    "Resuming would repeat predictions; use a new state_dir to start over.")
+            return self._fresh_state({})
+        path = find_snapshot(self.state_dir, committed)
+        if path is None:
+            raise SnapshotError(
+                f"consumer group {self.group_id!r} committed offsets {committed}, but {self.state_dir} has no "
+                "snapshot for them; the state directory is not the one this updater wrote")
+        snapshot = load_snapshot(path)
+        if snapshot.offsets != committed:
+            raise SnapshotError(f"snapshot {path} is for offsets {snapshot.offsets}, not the committed {committed}")
+        state: _State = snapshot.state
+        state.counts["restarts"] += 1
+        log.info("restored %s: %d events, model version %d", path.name, state.counts["events"],
+                 state.counts["learned"])
+        return state
+
+    def _close_clients(self) -> None:
+        for client, close in ((self._consumer, lambda c: c.close(autocommit=False)),
+                              (self._producer, lambda p: p.close(timeout=1))):
+            if client is not None:
+                try:
+                    close(client)
+                except Exception:  # a client of a dead broker may fail to close: it is dropped anyway
+                    log.debug("closing a client failed", exc_info=True)
+        self._consumer = self._producer = None
+
+    def _reconnect(self, error: BaseException) -> None:
+        """After a Kafka failure: drop the clients and restore the committed state, with backoff."""
+        log.warning("Kafka failed (%s); restoring the last committed state", error)
+        self._close_clients()
+        deadline = time.monotonic() + self.reconnect_timeout_s
+        wait = 0.2
+        while True:
+            try:
+                self._connect()
+                return
+            except (KafkaError, KafkaUnavailableError) as exc:
+                if time.monotonic() + wait > deadline:
+                    raise KafkaUnavailableError(
+                        f"Kafka at {self.bootstrap_servers or 'the default address'} did not come back within "
+                        f"{self.reconnect_timeout_s:g} s (last error: {exc}); restart the updater with the "
+                        f"same state_dir ({self.state_dir}) to resume") from None
+                self._close_clients()
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
+
+    # ------------------------------------------------------------------ reading in a fixed order
+
+    def _poll(self, timeout_ms: int) -> bool:
+        batches = self._consumer.poll(timeout_ms=timeout_ms)
+        for tp, buf, _ in self._buffers:
+            records = batches.get(tp)
+            if records:
+                buf.extend(records)
+        return bool(batches)
+
+    def _drained(self, tp: TopicPartition) -> bool:
+        highwater = self._consumer.highwater(tp)
+        return highwater is not None and self._consumer.position(tp) >= highwater
+
+    def _pick(self, force: bool) -> Any:
+        """The next record in merge order, None if all partitions are read to the end, or _WAIT."""
+        buffers = self._buffers
+        if len(buffers) == 1:
+            buf = buffers[0][1]
+            return buf.popleft() if buf else None
+        best = best_key = None
+        for tp, buf, rank in buffers:
+            if buf:
+                head = buf[0]
+                key = (head.timestamp, rank, head.partition)
+                if best is None or key < best_key:
+                    best, best_key = buf, key
+            elif not force and not self._drained(tp):
+                return _WAIT
+        return None if best is None else best.popleft()
+
+    def _next_record(self, timeout_ms: int) -> Any:
+        record = self._pick(force=False)
+        if record is None or record is _WAIT:
+            if self._poll(timeout_ms):
+                self._empty_polls = 0
+            else:
+                self._empty_polls += 1
+            # a partition that stays silent (e.g. an open transaction upstream) is skipped after 3 polls
+            record = self._pick(force=self._empty_polls >= 3)
+        return None if record is _WAIT else record
+
+    # ------------------------------------------------------------------ the work
+
+    def _process_event(self, record: Any, state: _State, producer: KafkaProducer) -> None:
+        try:
+            event = decode_event(record.value, record.timestamp / 1000.0)
+        except EventFormatError as error:
+            self._dead_letter(record, error, state, producer)
+            return
+        track = state.track
+        x, y = event.features, event.label
+        label, proba = track.predict(x)
+        counts = state.counts
+        prediction = Prediction(event.id, label, self.learner.name, counts["learned"], proba, event.ts, time.time())
+        producer.send(self.predictions_topic, value=encode_prediction(prediction), key=record.key or event.id.encode(),
+                      partition=self._prediction_partition)
+        counts["events"] += 1
+        self._txn_timestamps.append(record.timestamp)
+        if y is not None:
+            track.update(y, label, proba)
+            track.learner.learn_one(x, y)
+            counts["learned"] += 1
+        elif self.labels_topic is not None:
+            self._keep_pending(event, label, proba, state)
+        if counts["events"] % self.summary_every == 0:
+            state.rows.append(self._row(state))
+
+    def _keep_pending(self, event: Any, label: Any, proba: Any, state: _State) -> None:
+        pending = state.pending
+        pending.pop(event.id, None)
+        pending[event.id] = (event.features, label, proba, event.ts)
+        if event.ts is not None and event.ts > state.newest_ts:
+            state.newest_ts = event.ts
+        while len(pending) > self.max_pending:
+            pending.popitem(last=False)
+            state.counts["expired"] += 1
+        if self.label_ttl_s is not None:
+            oldest = state.newest_ts - self.label_ttl_s
+            while pending:
+                ts = next(iter(pending.values()))[3]
+                if ts is None or ts >= oldest:
+                    break
+                pending.popitem(last=False)
+                state.counts["expired"] += 1
+
+    def _process_label(self, record: Any, state: _State, producer: KafkaProducer) -> None:
+        try:
+            label = decode_label(record.value, record.timestamp / 1000.0)
+        except EventFormatError as error:
+            self._dead_letter(record, error, state, producer)
+            return
+        kept = state.pending.pop(label.id, None)
+        if kept is None:
+            state.counts["unknown_labels"] += 1
+            return
+        x, predicted, proba, _ = kept
+        state.track.update(label.label, predicted, proba)
+        state.track.learner.learn_one(x, label.label)
+        state.counts["learned"] += 1
+
+    def _dead_letter(self, record: Any, error: EventFormatError, state: _State, producer: KafkaProducer) -> None:
+        headers = dead_letter_headers(error, record.topic, record.partition, record.offset)
+        producer.send(dlq_topic(record.topic), value=record.value, key=record.key, headers=headers)
+        state.counts["dead_letters"] += 1
+        state.dlq_reasons[error.reason] += 1
+
+    def _limit_reached(self) -> bool:
+        return self.max_events is not None and self._state.counts["events"] >= self.max_events
+
+    def _transaction(self) -> bool:
+        """Process one transaction; False when the run should end (stop, limit or idle)."""
+        state, producer = self._state, self._producer
+        offsets = state.offsets
+        self._txn_timestamps = []
+        began = False
+        deadline = 0.0
+        n = 0
+        keep_going = True
+        while n < self.checkpoint_every:
+            if self._stop.is_set() or self._limit_reached():
+                keep_going = False
+                break
+            now = time.monotonic()
+            if began and now >= deadline:
+                break
+            wait = 0.1 if not began else max(0.005, min(0.1, deadline - now))
+            record = self._next_record(int(wait * 1000))
+            if record is None:
+                if self.idle_timeout_s is not None and time.monotonic() - self._last_record_at >= self.idle_timeout_s:
+                    keep_going = False
+                    break
+                continue
+            self._last_record_at = time.monotonic()
+            if not began:
+                producer.begin_transaction()
+                began = True
+                deadline = self._last_record_at + self.checkpoint_interval_s
+            offsets[f"{record.topic}:{record.partition}"] = record.offset + 1
+            if record.topic == self.events_topic:
+                self._process_event(record, state, producer)
+            else:
+                self._process_label(record, state, producer)
+            n += 1
+        if began:
+            self._commit(n)
+        return keep_going
+
+    def _commit(self, n_records: int) -> None:
+        state, producer, consumer = self._state, self._producer, self._consumer
+        state.sequence += 1
+        self._transactions += 1
+        path = write_snapshot(self.state_dir, state.sequence, state.offsets, state)
+        self._maybe_die("before_commit", self._transactions)
+        offsets = {self._tps[key]: OffsetAndMetadata(offset, "", -1) for key, offset in state.offsets.items()}
+        producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        producer.commit_transaction()
+        committed_at = time.time()
+        self._maybe_die("after_commit", self._transactions)
+        prune_snapshots(self.state_dir, keep=path)
+        self._latencies.extend(committed_at - ts / 1000.0 for ts in self._txn_timestamps)
+        self._bar.tick(len(self._txn_timestamps))
+        self._publish_stats(running=True)
+
+    # ------------------------------------------------------------------ figures
+
+    def _lag(self) -> int | None:
+        total = 0
+        for tp in self._event_tps:
+            highwater = self._consumer.highwater(tp) if self._consumer is not None else None
+            if highwater is None:
+                return None
+            total += max(0, highwater - self._state.offsets.get(_key(tp), 0))
+        return total
+
+    def _publish_stats(self, running: bool) -> None:
+        state = self._state
+        counts, track = state.counts, state.track
+        now = time.monotonic()
+        self._rates.append((now, counts["events"]))
+        (t0, e0), (t1, e1) = self._rates[0], self._rates[-1]
+        latencies = np.fromiter(self._latencies, float) if self._latencies else None
+        self.stats = LiveStats(
+            events=counts["events"], labelled=counts["learned"], model_version=counts["learned"],
+            metric=self.metric, score=track.cumulative[0].get() if counts["learned"] else None,
+            rolling_score=track.rolling[0].get() if counts["learned"] else None,
+            events_per_s=(e1 - e0) / (t1 - t0) if t1 > t0 else 0.0, lag=self._lag(),
+            latency_p50_s=float(np.percentile(latencies, 50)) if latencies is not None else None,
+            latency_p99_s=float(np.percentile(latencies, 99)) if latencies is not None else None,
+            dead_letters=counts["dead_letters"], expired=counts["expired"], unknown_labels=counts["unknown_labels"],
+            pending=len(state.pending), restarts=counts["restarts"], transactions=state.sequence, running=running)
+
+    def _row(self, state: _State) -> dict[str, Any]:
+        counts, track = state.counts, state.track
+        row = {"events": counts["events"], "labelled": counts["learned"], "model_version": counts["learned"]}
+        for name, metric in zip(track.names, track.cumulative):
+            row[name] = metric.get()
+        for name, metric in zip(track.names, track.rolling):
+            row[f"rolling_{name}"] = metric.get()
+        row.update(dead_letters=counts["dead_letters"], expired=counts["expired"],
+                   unknown_labels=counts["unknown_labels"], pending=len(state.pending),
+                   restarts=counts["restarts"], lag=self._lag(), time=time.time())
+        return row
+
+    def figures(self) -> dict[str, Any]:
+        """The live figures as a flat dict (see :class:`LiveStats`), e.g. for a results JSON."""
+        return self.stats.to_dict()
+
+    def summary(self) -> pd.DataFrame:
+        """One row every ``summary_every`` events (and one at the end of each run), across restarts.
+
+        Columns: ``events``, ``labelled``, ``model_version``, the metrics (cumulative, then
+        ``rolling_`` ones), ``dead_letters``, ``expired``, ``unknown_labels``, ``pending``,
+        ``restarts``, ``lag`` and ``time`` (epoch seconds).
+        """
+        rows = self._state.rows if self._state is not None else []
+        return pd.DataFrame(rows)
+
+    @property
+    def model(self) -> Any:
+        """The learner as of the last processed record (the one a restart would resume from
+        after the next commit)."""
+        return self._state.track.learner if self._state is not None else self.learner
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> LiveStats:
+        """Run until ``max_events``, ``idle_timeout_s`` or :meth:`stop`; return the final figures.
+
+        Raises
+        ------
+        KafkaUnavailableError
+            If no broker answers at the start, or one that went away does not come back within
+            ``reconnect_timeout_s``.
+        SnapshotError
+            If the state directory does not match the offsets committed in Kafka, or its
+            snapshot is unreadable.
+        """
+        self._error = None
+        self._transactions = 0
+        try:
+            self._connect()
+            self._last_record_at = time.monotonic()
+            self._rates.clear()
+            self._publish_stats(running=True)
+            with progress_bar(total=self.max_events, desc=f"live {self.events_topic}",
+                              enabled=self.progress) as self._bar:
+                self._bar.tick(self._state.counts["events"])
+                while True:
+                    try:
+                        if not self._transaction():
+                            break
+                    except ProducerFencedError:
+                        raise EventmlError(f"another live updater with state_dir {self.state_dir} took over "
+                                           f"(transactional id {self.transactional_id!r}); this one stops") from None
+                    except (KafkaError, KafkaUnavailableError) as error:
+                        self._reconnect(error)
+            if not self._state.rows or self._state.rows[-1]["events"] != self._state.counts["events"]:
+                self._state.rows.append(self._row(self._state))  # a closing row: in memory, not in the snapshot
+            self._publish_stats(running=False)
+        finally:
+            self._close_clients()
+        return self.stats
+
+    def start(self) -> "LiveUpdater":
+        """Run in a background thread; see :meth:`stop` and :meth:`join`."""
+        if self._thread is not None and self._thread.is_alive():
+            raise EventmlError("this live updater is already running")
+        self._stop.clear()
+
+        def target() -> None:
+            try:
+                self.run()
+            except BaseException as exc:  # handed to join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name=f"eventml-live-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the run to end after the current record; the open transaction is committed."""
+        self._stop.set()
+
+    def join(self, timeout_s: float | None = None) -> LiveStats:
+        """Wait for a background run to end; re-raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.stats
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def load_model(state_dir: str | os.PathLike) -> Any:
+    """The learner of the newest snapshot in a state directory (e.g. to use it offline).
+
+    Raises
+    ------
+    SnapshotError
+        If the folder holds no snapshot or the newest one is unreadable.
+    """
+    snapshots = list_snapshots(state_dir)
+    if not snapshots:
+        raise SnapshotError(f"{state_dir} holds no snapshot")
+    return load_snapshot(snapshots[-1]).state.track.learner
+
+
+def read_predictions(topic: str, *, bootstrap_servers: str | None = None, idle_timeout_s: float = 2.0) -> pd.DataFrame:
+    """The committed predictions of a topic as a DataFrame, read with ``read_committed``.
+
+    Columns: ``id``, ``prediction``, ``proba`` (a dict), ``model``, ``model_version``,
+    ``event_ts``, ``ts``, ``partition``, ``offset``. Reads from the beginning to the end the
+    topic has when the read starts.
+    """
+    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, isolation_level="read_committed"))
+    rows = []
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if tps:
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            end = consumer.end_offsets(tps)
+            last = time.monotonic()
+            while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() - last < idle_timeout_s:
+                for records in consumer.poll(timeout_ms=200).values():
+                    last = time.monotonic()
+                    for record in records:
+                        p = decode_prediction(record.value)
+                        rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,
+                                     record.partition, record.offset])
+    finally:
+        consumer.close()
+    columns = ["id", "prediction", "proba", "model", "model_version", "event_ts", "ts", "partition", "offset"]
+    return pd.DataFrame(rows, columns=columns)
