@@ -5,7 +5,8 @@ updates the learner's metrics and then the learner learns from the label. The ev
 any iterable of :class:`~eventml.events.Event`: a list, a source, or a Kafka replay.
 
 The order of operations is river's own (``river.evaluate.progressive_val_score``), so for a
-river model the cumulative metrics equal river's exactly.
+river model the cumulative metrics equal river's exactly, also with delayed labels
+(:mod:`eventml.delay`). Drift detectors can watch each learner's errors (:mod:`eventml.drift`).
 
 Examples
 --------
