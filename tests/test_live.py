@@ -1,0 +1,287 @@
+"""The live updater: live equals offline, exactly once through kill -9 and a broker restart,
+bad records dead-lettered, clear errors. Integration tests talk to a real broker."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+import eventml as em
+from eventml.checkpoint import SnapshotError, list_snapshots, load_snapshot, write_snapshot
+from eventml.dlq import read_dead_letters
+from eventml.live import KILL_ENV, LiveUpdater, load_model, read_predictions
+from eventml.learners import make_learner
+
+from conftest import free_port
+
+
+def offline_predictions(events, model="river_logreg"):
+    """Predict then learn, event by event, with a fresh model: {id: (version, prediction, proba)}."""
+    learner = make_learner(model)
+    out = {}
+    for version, event in enumerate(events):
+        proba = learner.predict_proba_one(event.features)
+        out[event.id] = (version, max(proba, key=proba.get) if proba else None,
+                         {str(k): v for k, v in proba.items()} or None)
+        learner.learn_one(event.features, event.label)
+    return out
+
+
+def published(topic, servers):
+    """{id: (model_version, prediction, proba)} of the committed predictions, and their count."""
+    df = read_predictions(topic, bootstrap_servers=servers)
+    return {row.id: (row.model_version, row.prediction, row.proba) for row in df.itertuples()}, len(df)
+
+
+def probe(model, n=200):
+    return [model.predict_proba_one(e.features) for e in em.synthetic("sea", n, seed=99)]
+
+
+# ----------------------------------------------------------------------------- no broker
+
+
+def test_an_unknown_model_name_is_a_config_error_listing_the_names(tmp_path):
+    with pytest.raises(em.ConfigError, match="unknown learner 'nope'; known learners: .*river_logreg"):
+        LiveUpdater("e", "p", model="nope", state_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name, value", [("checkpoint_every", 0), ("checkpoint_interval_s", -1.0),
+                                         ("max_pending", 1.5), ("idle_timeout_s", "5"), ("max_events", -3)])
+def test_a_bad_parameter_is_a_config_error_naming_it(tmp_path, name, value):
+    with pytest.raises(em.ConfigError, match=name):
+        LiveUpdater("e", "p", state_dir=tmp_path, **{name: value})
+
+
+def test_a_state_dir_of_another_updater_is_refused(tmp_path):
+    LiveUpdater("e", "p", model="river_logreg", state_dir=tmp_path)
+    LiveUpdater("e", "p", model="river_logreg", state_dir=tmp_path)  # the same one: fine
+    with pytest.raises(em.ConfigError, match="model was 'river_logreg', now 'river_gnb'"):
+        LiveUpdater("e", "p", model="river_gnb", state_dir=tmp_path)
+    with pytest.raises(em.ConfigError, match="events_topic was 'e', now 'other'"):
+        LiveUpdater("other", "p", model="river_logreg", state_dir=tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pickle at all", b"\x80\x05\x95\xff\xff"])
+def test_an_unreadable_snapshot_is_a_snapshot_error_naming_the_file(tmp_path, content):
+    path = write_snapshot(tmp_path, 3, {"events:0": 10}, {"anything": 1})
+    path.write_bytes(content)
+    with pytest.raises(SnapshotError, match=path.name) as info:
+        load_snapshot(path)
+    assert isinstance(info.value, em.EventmlError)
+    with pytest.raises(SnapshotError, match=path.name):
+        load_model(tmp_path)
+
+
+def test_a_snapshot_round_trips_and_pruning_keeps_only_the_committed_one(tmp_path):
+    first = write_snapshot(tmp_path, 1, {"events:0": 10}, {"n": 1})
+    second = write_snapshot(tmp_path, 2, {"events:0": 20}, {"n": 2})
+    assert list_snapshots(tmp_path) == [first, second]
+    assert load_snapshot(second).offsets == {"events:0": 20} and load_snapshot(second).state == {"n": 2}
+    from eventml.checkpoint import prune_snapshots
+
+    assert prune_snapshots(tmp_path, keep=second) == 1
+    assert list_snapshots(tmp_path) == [second]
+
+
+# ----------------------------------------------------------------------------- real broker
+
+
+def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, topic, tmp_path):
+    events = list(em.synthetic("sea", 1500, seed=5))
+    em.produce(events, topic, bootstrap_servers=kafka_bootstrap, progress=False)
+    updater = LiveUpdater(topic, f"{topic}.pred", model="river_logreg", state_dir=tmp_path / "state",
+                          bootstrap_servers=kafka_bootstrap, max_events=len(events), checkpoint_every=400,
+                          summary_every=500)
+    stats = updater.run()
+
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == len(events) and set(got) == {e.id for e in events}
+    assert got == offline_predictions(events)
+    offline = em.prequential(events, "river_logreg", metrics=("accuracy", "log_loss"), every=500)
+    summary = updater.summary()
+    assert summary["events"].tolist() == [500, 1000, 1500]
+    assert summary["accuracy"].tolist() == pytest.approx(offline["accuracy"].tolist(), abs=0)
+    assert stats.score == summary["accuracy"].iloc[-1] and stats.model_version == len(events)
+    assert stats.transactions == 4 and stats.lag == 0 and stats.latency_p50_s > 0
+    assert probe(load_model(tmp_path / "state")) == probe(updater.model)
+
+
+def _send(producer, topic, value, ts_ms, key=None):
+    producer.send(topic, value=value, key=key, timestamp_ms=ts_ms)
+
+
+def test_late_labels_join_the_features_kept_at_prediction_time(kafka_bootstrap, topic, tmp_path):
+    n, delay, withheld_delay, ttl = 600, 25, 60, 40
+    base = int(time.time() * 1000) - 3_600_000
+    events = [em.Event(e.id, e.features, None, float(i)) for i, e in enumerate(em.synthetic("sea", n, seed=3))]
+    truth = {e.id: lab.label for e, lab in zip(events, em.synthetic("sea", n, seed=3))}
+    withheld = {e.id for i, e in enumerate(events) if i % 10 == 0}  # their labels come too late for the TTL
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    labels = []
+    for i, event in enumerate(events):
+        _send(producer, topic, em.encode_event(event), base + 10 * i, event.id.encode())
+        lag = withheld_delay if event.id in withheld else delay
+        labels.append((base + 10 * (i + lag) + 5, event.id))
+    for ts_ms, event_id in sorted(labels):  # a topic in time order, like a real labelling feed
+        _send(producer, f"{topic}.labels", em.events.encode_label(em.Label(event_id, truth[event_id])), ts_ms)
+    producer.flush()
+    producer.close()
+
+    updater = LiveUpdater(topic, f"{topic}.pred", labels_topic=f"{topic}.labels", model="river_logreg",
+                          state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, idle_timeout_s=2,
+                          checkpoint_every=150, label_ttl_s=ttl)
+    stats = updater.run()
+
+    # an event expires once an event more than `ttl` seconds newer was predicted
+    expired = {e.id for i, e in enumerate(events) if e.id in withheld and i + ttl + 1 <= n - 1}
+    assert stats.expired == len(expired) and stats.unknown_labels == len(expired)
+    assert stats.labelled == n - len(expired) and stats.pending == 0
+
+    # offline: the same merge by record time, learning from the features of each labelled event
+    learner, version, expected = make_learner("river_logreg"), 0, {}
+    by_id = {e.id: e for e in events}
+    stream = sorted([(base + 10 * i, 0, e.id) for i, e in enumerate(events)]
+                    + [(ts, 1, eid) for ts, eid in labels])
+    for _, kind, event_id in stream:
+        x = by_id[event_id].features
+        if kind == 0:
+            proba = learner.predict_proba_one(x)
+            expected[event_id] = (version, max(proba, key=proba.get) if proba else None,
+                                  {str(k): v for k, v in proba.items()} or None)
+        elif event_id not in expired:
+            learner.learn_one(x, truth[event_id])
+            version += 1
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == n and got == expected
+
+
+def test_malformed_events_and_labels_go_to_the_dead_letter_topics(kafka_bootstrap, topic, tmp_path):
+    good = list(em.synthetic("sea", 300, seed=8))
+    bad_events = {b"not json": "not_json", b'{"features": {"x": 1}}': "missing_id", b"\xff\xfe": "not_utf8",
+                  b'{"id": "b1", "features": {"x": [1, 2]}}': "bad_feature_value", b"[1, 2]": "not_object",
+                  b'{"id": "b2", "features": {"x": 1}, "label": {"no": 1}}': "bad_label", b"": "empty"}
+    bad_labels = {b"nope": "not_json", b'{"id": "e-1"}': "missing_label", b'{"label": 1}': "missing_id"}
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    base = int(time.time() * 1000) - 60_000
+    bad = iter(bad_events)
+    for i, event in enumerate(good):
+        stripped = em.Event(event.id, event.features, None if i % 2 else event.label, event.ts)
+        _send(producer, topic, em.encode_event(stripped), base + i, event.id.encode())
+        if i % 40 == 5:
+            _send(producer, topic, next(bad, b"{"), base + i)
+        if i % 2:  # odd events get their label later, on the labels topic
+            _send(producer, f"{topic}.labels", em.events.encode_label(em.Label(event.id, event.label)), base + i + 3)
+    for i, value in enumerate(list(bad_labels) + [b'{"id": "never-seen", "label": 1}']):
+        _send(producer, f"{topic}.labels", value, base + 400 + i)
+    producer.flush()
+    producer.close()
+    bad_events[b"{"] = "not_json"
+
+    updater = LiveUpdater(topic, f"{topic}.pred", labels_topic=f"{topic}.labels", state_dir=tmp_path,
+                          bootstrap_servers=kafka_bootstrap, checkpoint_every=100).start()
+    deadline = time.monotonic() + 60
+    while updater.stats.unknown_labels == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    updater.stop()
+    stats = updater.join(30)
+
+    n_bad_events = len(range(5, 300, 40))
+    dead = read_dead_letters(topic, bootstrap_servers=kafka_bootstrap)
+    assert len(dead) == n_bad_events
+    assert all(bad_events[value] == reason for value, reason in zip(dead["value"], dead["reason"]))
+    assert (dead["source_topic"] == topic).all() and dead["message"].str.len().gt(0).all()
+    dead_labels = read_dead_letters(f"{topic}.labels", bootstrap_servers=kafka_bootstrap)
+    assert sorted(dead_labels["reason"]) == sorted(bad_labels.values())
+    assert stats.dead_letters == n_bad_events + len(bad_labels)
+    assert stats.unknown_labels == 1 and stats.events == len(good) and stats.labelled == len(good)
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == len(good) and set(got) == {e.id for e in good}
+
+
+def _live_process(servers, events_topic, predictions_topic, state_dir, n, kill_at=None):
+    env = {**os.environ, "EVENTML_BOOTSTRAP_SERVERS": servers}
+    env.pop(KILL_ENV, None)
+    if kill_at:
+        env[KILL_ENV] = kill_at
+    cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions",
+           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--checkpoint-every", "100",
+           "--quiet"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _sequence(state_dir: Path) -> int:
+    names = [p.name for p in list_snapshots(state_dir)]
+    return max((int(name.split("-")[1]) for name in names), default=0)
+
+
+def test_sigkill_at_random_points_then_restart_gives_exactly_once_and_the_same_model(kafka_bootstrap, topic,
+                                                                                      tmp_path):
+    n = 2000
+    events = list(em.synthetic("sea", n, seed=11))
+    em.produce(events, topic, bootstrap_servers=kafka_bootstrap, progress=False)
+    clean = LiveUpdater(topic, f"{topic}.clean", state_dir=tmp_path / "clean", bootstrap_servers=kafka_bootstrap,
+                        max_events=n, checkpoint_every=100)
+    clean.run()
+
+    state, predictions = tmp_path / "crash", f"{topic}.crash"
+    # 1: dies between writing its 3rd snapshot and committing it; 2: right after its 2nd commit
+    for kill_at in ("before_commit:3", "after_commit:2"):
+        proc = _live_process(kafka_bootstrap, topic, predictions, state, n, kill_at)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+    # 3: SIGKILL from outside at a random moment after a few more commits
+    proc = _live_process(kafka_bootstrap, topic, predictions, state, n)
+    target = _sequence(state) + 3
+    deadline = time.monotonic() + 60
+    while _sequence(state) < target and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.uniform(0, 0.1))
+    proc.kill()
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    # 4: runs to the end
+    proc = _live_process(kafka_bootstrap, topic, predictions, state, n)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"live: {n} events predicted" in out and "3 restarts" in out
+
+    got, count = published(predictions, kafka_bootstrap)
+    expected, _ = published(f"{topic}.clean", kafka_bootstrap)
+    assert count == n and len(got) == n
+    assert got == expected == offline_predictions(events)
+    assert probe(load_model(state)) == probe(load_model(tmp_path / "clean"))
+
+
+def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):
+    kafka = LocalKafkaForTest(tmp_path)
+    with kafka:
+        servers = kafka.bootstrap_servers
+        n = 3000
+        events = list(em.synthetic("sea", n, seed=21))
+        em.produce(events, topic, bootstrap_servers=servers, progress=False)
+        updater = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path / "state", bootstrap_servers=servers,
+                              max_events=n, checkpoint_every=10, reconnect_timeout_s=90).start()
+        deadline = time.monotonic() + 60
+        while updater.stats.events < 300 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert updater.running, "the run ended before the broker could be stopped"
+        kafka.stop()
+        time.sleep(1.0)
+        kafka.start()
+        stats = updater.join(120)
+        assert not updater.running
+        assert stats.events == n
+        got, count = published(f"{topic}.pred", servers)
+        assert count == n and got == offline_predictions(events)
+
+
+def LocalKafkaForTest(tmp_path):
+    return em.LocalKafka(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
