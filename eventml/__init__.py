@@ -9,7 +9,7 @@ Everything a notebook needs is one import away::
 
 from eventml.broker import LocalKafka
 from eventml.config import bootstrap_servers
-from eventml.consumer import EventConsumer, consume, read_dataframe, read_events, replay
+from eventml.consumer import EventConsumer, consume, read_dataframe, read_events, read_labels, replay
 from eventml.errors import (
     BrokerError,
     ConfigError,
@@ -18,6 +18,7 @@ from eventml.errors import (
     KafkaUnavailableError,
     SourceError,
 )
+from eventml.drift import drift_table
 from eventml.evaluate import prequential
 from eventml.events import Event, Label, Prediction, decode_event, encode_event, events_to_dataframe
 from eventml.learners import MicroBatchPartialFit, RiverLearner, WindowedBatch, learner_names, make_learner

@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 from kafka import KafkaConsumer, TopicPartition
@@ -30,7 +30,7 @@ from eventml.config import consumer_config
 from eventml.connect import make_client
 from eventml.dlq import DeadLetterQueue
 from eventml.errors import ConfigError, EventFormatError
-from eventml.events import Event, decode_event, events_to_dataframe
+from eventml.events import Event, Label, decode_event, decode_label, events_to_dataframe
 from eventml.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ class EventConsumer:
         Send bad records to ``<topic>.dlq``. If False they are still counted and skipped.
     progress
         Show a tqdm progress bar.
+    decode
+        Turns a record's value (and its timestamp in seconds, the default ``ts``) into what the
+        consumer yields: :func:`~eventml.events.decode_event` (events), or
+        :func:`~eventml.events.decode_label` for a labels topic. A record it rejects with an
+        :class:`~eventml.errors.EventFormatError` is dead-lettered.
     **config
         kafka-python consumer settings over eventml's defaults, e.g. ``group_id``.
     """
@@ -98,7 +103,8 @@ class EventConsumer:
     def __init__(self, topic: str, *, bootstrap_servers: str | None = None, from_beginning: bool = False,
                  offset: int | dict[int, int] | None = None, timestamp: Any = None,
                  max_events: int | None = None, idle_timeout_s: float | None = 5.0, stop_at_end: bool = False,
-                 dead_letters: bool = True, progress: bool = False, **config: Any):
+                 dead_letters: bool = True, progress: bool = False,
+                 decode: Callable[[bytes | None, float], Any] = decode_event, **config: Any):
         starts = [name for name, given in
                   (("from_beginning", from_beginning), ("offset", offset is not None),
                    ("timestamp", timestamp is not None)) if given]
@@ -113,6 +119,7 @@ class EventConsumer:
         self.idle_timeout_s = idle_timeout_s
         self.stop_at_end = stop_at_end
         self.progress = progress
+        self.decode = decode
         self.stats = ConsumeStats()
         self._bootstrap = bootstrap_servers
         self._start = (from_beginning, offset, timestamp)
@@ -195,11 +202,11 @@ class EventConsumer:
 
     def _decode(self, records: list) -> Iterator[tuple[Event, Any]]:
         # a generator, not a list: holding a whole batch of events alive makes the GC work hard
-        stats = self.stats
+        stats, decode = self.stats, self.decode
         for record in records:
             stats.records += 1
             try:
-                event = decode_event(record.value, record.timestamp / 1000.0)
+                event = decode(record.value, record.timestamp / 1000.0)
             except EventFormatError as error:
                 stats.dead_lettered += 1
                 stats.reasons[error.reason] = stats.reasons.get(error.reason, 0) + 1
@@ -263,6 +270,14 @@ def replay(topic: str, *, stop_at_end: bool = True, **kwargs: Any) -> EventConsu
 def read_events(topic: str, **kwargs: Any) -> list[Event]:
     """Read a topic (by default all of it, as it is now) into a list; see :func:`replay`."""
     with replay(topic, **kwargs) as consumer:
+        return list(consumer)
+
+
+def read_labels(topic: str, **kwargs: Any) -> list[Label]:
+    """Read a labels topic (by default all of it, as it is now) into a list of
+    :class:`~eventml.events.Label`, e.g. for ``prequential(..., labels=...)``; records that are
+    not labels go to ``<topic>.dlq``. Takes the parameters of :func:`replay`."""
+    with replay(topic, decode=decode_label, **kwargs) as consumer:
         return list(consumer)
 
 

@@ -230,9 +230,10 @@ def test_delay_callable_must_return_a_valid_delay():
 
 @pytest.mark.integration
 def test_labels_read_back_from_kafka_join_like_labels_in_memory(kafka_bootstrap, topic, irregular):
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaProducer
 
-    from eventml.events import decode_label, encode_label
+    from eventml.dlq import read_dead_letters
+    from eventml.events import encode_label
 
     events = irregular[:800]
     delays = [random.Random(i).uniform(0.5, 20.0) for i in range(len(events))]
@@ -243,13 +244,12 @@ def test_labels_read_back_from_kafka_join_like_labels_in_memory(kafka_bootstrap,
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     for label in labels:
         producer.send(labels_topic, key=label.id.encode(), value=encode_label(label))
+    producer.send(labels_topic, key=b"bad", value=b'{"id": "e-1"}')  # no label: dead-lettered
     producer.flush()
     producer.close()
-    consumer = KafkaConsumer(labels_topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000)
-    read = [decode_label(record.value) for record in consumer]
-    consumer.close()
-    assert len(read) == len(labels)
+    read = em.read_labels(labels_topic)
+    assert read == labels
+    assert read_dead_letters(labels_topic)["reason"].tolist() == ["missing_label"]
     from_kafka = prequential(em.replay(topic), "river_logreg", metrics=("accuracy",), labels=read)
     in_memory = prequential(unlabelled, "river_logreg", metrics=("accuracy",), labels=labels)
     assert final(from_kafka, "river_logreg", "accuracy") == final(in_memory, "river_logreg", "accuracy")
