@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import heapq
 import itertools
@@ -38,7 +39,7 @@ from typing import Any
 from eventml.errors import ConfigError
 from eventml.events import Label
 
-__all__ = ["DelayQueue", "LabelFeed", "seconds"]
+__all__ = ["DelayQueue", "LabelFeed", "seconds", "split_labels"]
 
 MOMENTS = (None, "ts")
 
@@ -198,3 +199,49 @@ class LabelFeed:
     def drain(self) -> Iterator[Label]:
         """The labels left when the events ended."""
         return self.due(float("inf"))
+
+
+def split_labels(events: Iterable[Any], delay_s: float | tuple[float, float], *, loss: float = 0.0,
+                 seed: int | None = 42) -> tuple[list[Any], list[Label]]:
+    """Hold each event's label back, as in a system where the truth is known later: the events
+    without their labels, and a :class:`~eventml.events.Label` for each, ``delay_s`` seconds of
+    event time later.
+
+    Parameters
+    ----------
+    events
+        Events with labels and ``ts`` (e.g. a synthetic source).
+    delay_s
+        Seconds after the event's ``ts``: a number, or ``(low, high)`` for a delay drawn
+        uniformly per event with ``seed``.
+    loss
+        Share of labels that never arrive (drawn with ``seed``), from 0 up to 1.
+
+    Returns
+    -------
+    tuple
+        ``(events, labels)``: the events with ``label=None`` in their order, and the labels
+        sorted by arrival time, ready for two topics or for ``prequential(..., labels=...)``.
+
+    Examples
+    --------
+    >>> import eventml as em
+    >>> events, labels = split_labels(em.synthetic("sea", 1000, seed=1), (1.0, 5.0), loss=0.1, seed=1)
+    >>> print(len(events), events[0].label, len(labels), all(l.ts >= events[0].ts + 1.0 for l in labels))
+    1000 None 900 True
+    """
+    low, high = delay_s if isinstance(delay_s, tuple) else (delay_s, delay_s)
+    seconds("delay_s", low), seconds("delay_s", high)
+    if low > high:
+        raise ConfigError(f"delay_s must be (low, high) with low <= high, got {delay_s!r}")
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss <= 1:
+        raise ConfigError(f"loss must be a share from 0 to 1, got {loss!r}")
+    rng = random.Random(seed)
+    unlabelled, labels = [], []
+    for event in events:
+        unlabelled.append(dataclasses.replace(event, label=None))
+        delay, lost = rng.uniform(low, high), rng.random() < loss
+        if event.label is not None and not lost:
+            labels.append(Label(event.id, event.label, event_ts(event) + delay))
+    labels.sort(key=lambda label: label.ts)
+    return unlabelled, labels

@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 
 from eventml.config import producer_config
 from eventml.connect import make_client
-from eventml.events import Event, encode_event
+from eventml.events import Event, Label, encode_event, encode_label
 from eventml.progress import progress_bar
 
 
@@ -80,8 +80,12 @@ class EventProducer:
         if self.report.first_error is None:
             self.report.first_error = repr(exc)
 
-    def send(self, event: Event | dict[str, Any]) -> None:
-        """Validate, encode and send one event (asynchronously; see :meth:`flush`)."""
+    def send(self, event: Event | Label | dict[str, Any]) -> None:
+        """Validate, encode and send one event, or a :class:`~eventml.events.Label` for a labels
+        topic (asynchronously; see :meth:`flush`)."""
+        if isinstance(event, Label):
+            self.send_raw(encode_label(event), event.id.encode())
+            return
         key = (event.id if isinstance(event, Event) else event["id"]).encode()
         self.send_raw(encode_event(event), key)
 
@@ -118,7 +122,8 @@ def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_s
     Parameters
     ----------
     events
-        Any iterable of :class:`~eventml.events.Event` or wire-format dicts (a source, a list).
+        Any iterable of :class:`~eventml.events.Event` or wire-format dicts (a source, a list),
+        or of :class:`~eventml.events.Label` for a labels topic.
     topic
         The topic to write to (created with one partition if it does not exist).
     rate

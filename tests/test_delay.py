@@ -10,6 +10,7 @@ import pytest
 from river import evaluate, metrics
 
 import eventml as em
+from eventml.delay import split_labels
 from eventml.errors import ConfigError
 from eventml.evaluate import prequential
 from eventml.events import Event, Label
@@ -254,3 +255,30 @@ def test_labels_read_back_from_kafka_join_like_labels_in_memory(kafka_bootstrap,
     in_memory = prequential(unlabelled, "river_logreg", metrics=("accuracy",), labels=labels)
     assert final(from_kafka, "river_logreg", "accuracy") == final(in_memory, "river_logreg", "accuracy")
     assert from_kafka.attrs["labels"] == in_memory.attrs["labels"]
+
+
+def test_split_labels_holds_each_label_back_by_a_delay_in_range_and_loses_the_given_share():
+    source = list(em.synthetic("sea", 4000, seed=5))
+    events, labels = split_labels(source, (2.0, 8.0), loss=0.25, seed=3)
+    assert [e.id for e in events] == [e.id for e in source]
+    assert all(e.label is None for e in events)
+    assert [e.features for e in events] == [e.features for e in source]
+    by_id = {e.id: e for e in source}
+    assert all(2.0 <= label.ts - by_id[label.id].ts <= 8.0 for label in labels)
+    assert all(label.label == by_id[label.id].label for label in labels)
+    assert [label.ts for label in labels] == sorted(label.ts for label in labels)
+    assert len({label.id for label in labels}) == len(labels)
+    assert 0.22 < 1 - len(labels) / len(source) < 0.28  # binomial(4000, 0.25): 3.5 standard deviations
+    assert split_labels(source, (2.0, 8.0), loss=0.25, seed=3) == (events, labels)
+    _, fixed = split_labels(source[:10], 1.5)
+    assert [label.ts - e.ts for label, e in zip(fixed, source)] == [1.5] * 10
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(delay_s=(5.0, 1.0)), "low <= high"),
+    (dict(delay_s=-1.0), "delay_s must be a number >= 0"),
+    (dict(delay_s=1.0, loss=1.5), "loss must be a share from 0 to 1"),
+])
+def test_split_labels_rejects_bad_settings_by_name(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        split_labels(em.synthetic("sea", 10), **kwargs)

@@ -117,3 +117,12 @@ def test_topics_can_be_created_described_and_deleted(kafka_bootstrap, topic):
 def test_unreachable_broker_gives_one_sentence(tmp_path):
     with pytest.raises(em.KafkaUnavailableError, match="eventml kafka start"):
         em.EventProducer("t", bootstrap_servers="127.0.0.1:1", request_timeout_ms=1000, max_block_ms=1000)
+
+
+def test_labels_produced_to_a_topic_come_back_as_labels(kafka_bootstrap, topic):
+    from eventml.delay import split_labels
+
+    _, labels = split_labels(em.synthetic("sea", 300, seed=4), (0.5, 3.0), loss=0.1)
+    report = em.produce(labels, topic, progress=False)
+    assert report.delivered == len(labels)
+    assert em.read_labels(topic) == labels
