@@ -19,7 +19,7 @@ from eventml.errors import (
     SourceError,
 )
 from eventml.drift import drift_table
-from eventml.evaluate import prequential
+from eventml.evaluate import accuracy_between, prequential
 from eventml.events import Event, Label, Prediction, decode_event, encode_event, events_to_dataframe
 from eventml.learners import MicroBatchPartialFit, RiverLearner, WindowedBatch, learner_names, make_learner
 from eventml.producer import EventProducer, produce, produce_dataframe

@@ -39,7 +39,7 @@ from eventml.errors import ConfigError
 from eventml.events import Event, Label
 from eventml.learners import CLASSIFICATION, REGRESSION, make_learner
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential"]
+__all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential", "accuracy_between"]
 
 METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
     "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
@@ -503,3 +503,35 @@ def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, mea
     if last_row_step != step:
         rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
     return rows, counts, drifts
+
+
+def accuracy_between(df: pd.DataFrame, start: int, end: int) -> pd.Series:
+    """Each learner's accuracy on the labelled events ``(start, end]`` (counted in ``step``),
+    from the cumulative accuracy at the two result rows: the stretch just after a drift, say.
+
+    The cumulative accuracy counts scored predictions, and a learner that has seen no label
+    yet is not scored (as in river), so the figure can be off by up to ``1 / (end - start)``.
+    ``start`` and ``end`` must be steps of result rows (multiples of ``every``, or the last
+    step); ``start`` may be 0.
+
+    Examples
+    --------
+    >>> import eventml as em
+    >>> df = prequential(em.synthetic("sine", 4000, seed=1, drift_at=2000), ["river_logreg", "river_gnb"],
+    ...                  metrics=("accuracy",), every=500)
+    >>> print(accuracy_between(df, 2000, 3000).round(3).to_dict())
+    {'river_logreg': 0.53, 'river_gnb': 0.04}
+    """
+    if "accuracy" not in df:
+        raise ConfigError("accuracy_between needs a result with the 'accuracy' metric")
+    accuracy = df.drop_duplicates(["step", "learner"], keep="last").pivot(index="step", columns="learner",
+                                                                          values="accuracy")
+    accuracy = accuracy[list(dict.fromkeys(df["learner"]))]
+    missing = [s for s in (start, end) if s != 0 and s not in accuracy.index]
+    if missing or not 0 <= start < end:
+        raise ConfigError(f"start and end must be steps of result rows with 0 <= start < end, got ({start}, {end}); "
+                          f"steps: {accuracy.index[0]}, {accuracy.index[1] if len(accuracy) > 1 else ''}, ...")
+    correct_before = accuracy.loc[start] * start if start else 0.0
+    result = (accuracy.loc[end] * end - correct_before) / (end - start)
+    result.name = f"accuracy ({start}, {end}]"
+    return result

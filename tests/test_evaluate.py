@@ -9,7 +9,7 @@ from river import datasets, evaluate, metrics, utils
 
 import eventml as em
 from eventml.errors import ConfigError
-from eventml.evaluate import metric_names, prequential
+from eventml.evaluate import accuracy_between, metric_names, prequential
 from eventml.events import Event
 from eventml.learners import make_learner
 
@@ -162,3 +162,17 @@ def test_prequential_over_a_kafka_replay_equals_river_in_memory(kafka_bootstrap,
     for name in ("river_logreg", "river_gnb"):
         for metric in ("accuracy", "log_loss"):
             assert final(df, name, metric) == river_score(events, name, RIVER_METRICS[metric]())
+
+
+def test_accuracy_between_equals_the_share_correct_in_the_stretch():
+    events = list(em.synthetic("sine", 3000, seed=4, drift_at=1500))
+    df = prequential(events, ["river_gnb"], metrics=("accuracy",), every=500)
+    model = make_learner("river_gnb")
+    correct = []
+    for event in events:  # river's order by hand: predict, score, learn
+        correct.append(model.predict_one(event.features) == event.label)
+        model.learn_one(event.features, event.label)
+    stretch = accuracy_between(df, 1500, 2500)
+    assert stretch["river_gnb"] == pytest.approx(sum(correct[1500:2500]) / 1000, abs=1 / 1000)
+    with pytest.raises(ConfigError, match="steps of result rows"):
+        accuracy_between(df, 1500, 1700)
