@@ -343,13 +343,13 @@ class LiveUpdater:
         self._close_clients()
         self._producer = make_client(KafkaProducer, producer_config(
             self.bootstrap_servers, transactional_id=self.transactional_id, acks="all", linger_ms=5,
-            retries=2**31 - 1, max_in_flight_requests_per_connection=5))
+            retries=2**31 - 1, max_in_flight_requests_per_connection=5, reconnect_backoff_max_ms=1000))
         self._producer.init_transactions()  # fences a zombie and aborts its open transaction
         # one partition: nothing to choose, and skipping the key hash saves time per prediction
         self._prediction_partition = 0 if self._producer.partitions_for(self.predictions_topic) == {0} else None
         self._consumer = make_client(KafkaConsumer, consumer_config(
             self.bootstrap_servers, group_id=self.group_id, isolation_level="read_committed",
-            enable_auto_commit=False))
+            enable_auto_commit=False, reconnect_backoff_max_ms=1000))
         inputs = self._input_partitions(self._consumer)
         tps = [tp for tp, _ in inputs]
         self._consumer.assign(tps)

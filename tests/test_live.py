@@ -35,6 +35,14 @@ def offline_predictions(events, model="river_logreg"):
     return out
 
 
+def produce_events(events, topic, servers):
+    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20)
+    for event in events:
+        producer.send(topic, value=em.encode_event(event), key=event.id.encode())
+    producer.flush()
+    producer.close()
+
+
 def published(topic, servers):
     """{id: (model_version, prediction, proba)} of the committed predictions, and their count."""
     df = read_predictions(topic, bootstrap_servers=servers)
@@ -96,7 +104,7 @@ def test_a_snapshot_round_trips_and_pruning_keeps_only_the_committed_one(tmp_pat
 
 def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, topic, tmp_path):
     events = list(em.synthetic("sea", 1500, seed=5))
-    em.produce(events, topic, bootstrap_servers=kafka_bootstrap, progress=False)
+    produce_events(events, topic, kafka_bootstrap)
     updater = LiveUpdater(topic, f"{topic}.pred", model="river_logreg", state_dir=tmp_path / "state",
                           bootstrap_servers=kafka_bootstrap, max_events=len(events), checkpoint_every=400,
                           summary_every=500)
@@ -226,7 +234,7 @@ def test_sigkill_at_random_points_then_restart_gives_exactly_once_and_the_same_m
                                                                                       tmp_path):
     n = 2000
     events = list(em.synthetic("sea", n, seed=11))
-    em.produce(events, topic, bootstrap_servers=kafka_bootstrap, progress=False)
+    produce_events(events, topic, kafka_bootstrap)
     clean = LiveUpdater(topic, f"{topic}.clean", state_dir=tmp_path / "clean", bootstrap_servers=kafka_bootstrap,
                         max_events=n, checkpoint_every=100)
     clean.run()
@@ -266,7 +274,7 @@ def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):
         servers = kafka.bootstrap_servers
         n = 3000
         events = list(em.synthetic("sea", n, seed=21))
-        em.produce(events, topic, bootstrap_servers=servers, progress=False)
+        produce_events(events, topic, servers)
         updater = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path / "state", bootstrap_servers=servers,
                               max_events=n, checkpoint_every=10, reconnect_timeout_s=90).start()
         deadline = time.monotonic() + 60
