@@ -29,17 +29,20 @@ does the same restore, retrying with backoff for up to ``reconnect_timeout_s``.
 
 Guaranteed: after a ``kill -9`` at any moment (or a broker restart) and a restart with the
 same state directory, a ``read_committed`` reader of the predictions topic sees exactly one
-prediction per input event, and the model ends equal to the model of an uninterrupted run.
-The model equality needs the same processing order after a restart: records of all input
-partitions are merged by record timestamp (events before labels on a tie, then partition
-number), and the updater only moves on once every partition has a record buffered or has
-been read to its end. Over topics that are already written (a replay, the tests) this order is
-fixed; while producers are still writing, a label that arrives after its partition was read
-to the end may be merged later than its timestamp says, so a restarted run can learn in a
-slightly different order. Predictions are exactly once in every case. Not guaranteed: readers
-with ``read_uncommitted`` also see predictions of aborted transactions; predictions of
-*events* are published at transaction commits, so they trail the events by up to
-``checkpoint_interval_s``.
+prediction per input event, and the model ends equal to the model of an uninterrupted run. The
+model equality needs the same processing order after a restart: the input partitions are
+merged by record timestamp (at each step the partition whose next record is oldest goes first;
+events before labels on a tie, then the lower partition number; within a partition, offset
+order, so write a labels topic in time order), and the updater only moves on once every
+partition has a record buffered or has been read to its end. Over topics that are already
+written (a replay, the tests) this order is fixed; while producers are still writing, a label
+that arrives after its partition was read to the end may be merged later than its timestamp
+says, so a restarted run can learn in a slightly different order. Predictions are exactly once
+in every case. A broker that stops and comes back within kafka-python's retries is ridden
+through inside the open transaction (the test restarts the broker mid-run); an error that does
+surface aborts to the restore path above. Not guaranteed: readers with ``read_uncommitted``
+also see predictions of aborted transactions; predictions are readable only once their
+transaction commits, so they trail the events by up to ``checkpoint_interval_s``.
 
 Examples
 --------
@@ -102,7 +105,13 @@ class LiveStats:
     ``utils.Rolling`` over ``rolling_window`` scored predictions) of ``metric``: accuracy for
     classifiers, MAE for regressors. Latencies are from the time an event was written to Kafka
     (its record timestamp) to the commit that made its prediction readable, over the last
-    ``latency_window`` events. ``lag`` is how many records of the events topic are not read yet.
+    2,000 events. ``lag`` is how many records of the events topic are not read yet.
+
+    Examples
+    --------
+    >>> stats = LiveStats(events=1000, labelled=900, model_version=900, score=0.95)
+    >>> print(stats.to_dict()["accuracy"], stats.to_dict()["model_version"])
+    0.95 900
     """
 
     events: int = 0
