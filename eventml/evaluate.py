@@ -239,7 +239,8 @@ def prequential(
 
     - ``on_time``: revealed during the stream (within ``max_wait``), scored and learned;
     - ``at_end``: a delayed label still waiting when the stream ended, revealed then (as
-      river does), scored and learned;
+      river does), or a label of ``labels`` that arrived after the last event; scored and
+      learned;
     - ``late``: arrived more than ``max_wait`` after its event: counted, not scored or learned;
     - ``never``: with ``labels``, predictions whose label had not arrived at the end;
     - ``unknown_id``: with ``labels``, a label for an id not seen (yet), ignored;
@@ -498,7 +499,7 @@ def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, mea
             reveal(pending, pending.y, due, "at_end")
     if feed is not None:
         for label in feed.drain():
-            join(label, "on_time")
+            join(label, "at_end")
         counts["never"] = len(awaited)
     if last_row_step != step:
         rows.extend(track.row(step, n_events, measure_memory) for track in tracks)

@@ -118,7 +118,11 @@ def test_labels_stream_joined_by_id_equals_river_with_the_same_delays(irregular)
     expected = river_score(irregular, "river_logreg", metrics.Accuracy(), moment=by_ts(irregular),
                            delay=lambda x, y: next(it))
     assert final(df, "river_logreg", "accuracy") == expected
-    assert df.attrs["labels"]["on_time"] == len(irregular)
+    last_ts = irregular[-1].ts
+    after_the_end = sum(label.ts >= last_ts for label in labels)
+    assert after_the_end > 0
+    assert df.attrs["labels"]["on_time"] == len(irregular) - after_the_end
+    assert df.attrs["labels"]["at_end"] == after_the_end
 
 
 class Recorder:
@@ -196,7 +200,8 @@ def test_event_labels_with_a_labels_stream_are_used_at_once():
     events = [Event("a", {"x": 1.0}, label=1, ts=1.0), Event("b", {"x": 0.0}, ts=2.0)]
     df = prequential(events, "river_gnb", metrics=("accuracy",), labels=[Label("a", 1, ts=1.5),
                                                                           Label("b", 0, ts=2.5)])
-    assert df.attrs["labels"]["on_time"] == 2 and df.attrs["labels"]["duplicate"] == 1
+    assert df.attrs["labels"]["on_time"] == 1 and df.attrs["labels"]["duplicate"] == 1
+    assert df.attrs["labels"]["at_end"] == 1  # b's label comes after the last event
 
 
 @pytest.mark.parametrize("kwargs, message", [

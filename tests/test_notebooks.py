@@ -119,3 +119,34 @@ def test_compare_learners_shows_online_recovering_and_the_batch_sawtooth(kafka_b
     assert figures["accuracy__river_logreg"] > figures["accuracy__batch_logreg"]
     for key in ("figure_rolling_accuracy", "figure_accuracy_vs_speed", "figure_time_per_event"):
         assert (tmp_path / figures[key]).stat().st_size > 0
+
+
+def test_delayed_labels_cost_accuracy_and_drift_detection_with_reset_recovers(kafka_bootstrap, tmp_path):
+    n, drift_at = 4000, 2000
+    figures = run("04_delayed_labels_and_drift", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb04-events"),
+                  LABELS_TOPIC=unique_topic("nb04-labels"), N_EVENTS=n, DRIFT_AT=drift_at, AFTER_DRIFT=1000,
+                  LEARNERS=["river_logreg", "river_gnb"], DELAY_EVENTS=100)
+
+    assert figures["events_produced"] == figures["events_read"] == n
+    assert figures["labels_produced"] == figures["labels_read"]
+    # every event's label is accounted for: scored in time or at the end, late, or never sent
+    assert figures["labels_never"] == n - figures["labels_produced"]
+    assert 0.03 < figures["labels_never"] / n < 0.07  # LABEL_LOSS 0.05
+    assert (figures["labels_on_time"] + figures["labels_at_end"] + figures["labels_late"]
+            + figures["labels_never"]) == n
+    assert figures["delayed_steps"] == figures["labels_on_time"] + figures["labels_at_end"]
+    # delays uniform in 1..10 s, late after 9 s: about 1 in 9 of the labels that come
+    assert 0.07 < figures["labels_late"] / figures["labels_produced"] < 0.15
+    assert figures["labels_unknown_id"] == figures["labels_duplicate"] == 0
+    # equal to river's own delayed evaluation
+    assert figures["river_equal_with_delay"] is True
+    assert figures["eventml_delay_accuracy"] == figures["river_delay_accuracy"]
+    for learner in ("river_logreg", "river_gnb"):
+        assert figures[f"accuracy_delayed__{learner}"] < figures[f"accuracy_immediate__{learner}"]
+        # ADWIN sees the drift after it happened, and soon
+        assert drift_at < figures[f"first_detection_after_drift__{learner}"] <= drift_at + 500
+    assert figures["detections_before_drift"] == 0
+    # a fresh Gaussian naive Bayes learns the new concept faster than the old one unlearns the old
+    assert figures["after_drift_reset__river_gnb"] > figures["after_drift_no_policy__river_gnb"] + 0.15
+    for key in ("figure_delayed_labels", "figure_drift_detections", "figure_drift_reset"):
+        assert (tmp_path / figures[key]).stat().st_size > 0
