@@ -24,7 +24,10 @@
       micro-batches) but a stream cannot know the next 32 events in advance; it shows what
       predicting one event at a time costs in scikit-learn itself.
 
-Events/s are medians over the rounds; ratios are eventml / direct (1.0 = as fast).
+Events/s are medians over the rounds. Ratios (eventml / direct, replay / memory; 1.0 = as
+fast) are the median of the per-round ratios, each from two passes run back to back, with
+their range over the rounds: on a shared machine the load changes between rounds more than
+between the two passes of one round.
 
 Usage::
 
@@ -205,10 +208,9 @@ def run(servers: str, n: int, rounds: int) -> dict:
     med = statistics.median
     learners = {
         name: {"memory_events_per_s": round(med(memory[name])), "replay_events_per_s": round(med(replay[name])),
-               "replay_ratio": round(med(replay[name]) / med(memory[name]), 3)}
+               **ratio("replay_ratio", replay[name], memory[name])}
         for name in LEARNERS
     }
-    p = {k: med(v) for k, v in pf.items()}
     return {
         "events": n, "rounds": rounds, "source": "sea", "python": platform.python_version(),
         "kafka": em.broker.KAFKA_VERSION, "scikit_learn": sklearn.__version__,
@@ -216,28 +218,41 @@ def run(servers: str, n: int, rounds: int) -> dict:
         "learners": learners,
         "partial_fit": {
             "batch_size": BATCH,
-            **{f"{k}_events_per_s": round(v) for k, v in p.items()},
-            "learn_ratio": round(p["eventml_learn"] / p["direct_learn"], 3),
-            "test_then_train_ratio": round(p["eventml_ttt"] / p["direct_ttt"], 3),
-            "test_then_train_ratio_vs_batch_predict": round(p["eventml_ttt"] / p["direct_batch_predict"], 3),
+            **{f"{k}_events_per_s": round(med(v)) for k, v in pf.items()},
+            **ratio("learn_ratio", pf["eventml_learn"], pf["direct_learn"]),
+            **ratio("test_then_train_ratio", pf["eventml_ttt"], pf["direct_ttt"]),
+            **ratio("test_then_train_ratio_vs_batch_predict", pf["eventml_ttt"], pf["direct_batch_predict"]),
         },
     }
+
+
+def ratio(name: str, numerators: list[float], denominators: list[float]) -> dict:
+    """Median and range of the per-round ratios."""
+    ratios = [a / b for a, b in zip(numerators, denominators)]
+    return {name: round(statistics.median(ratios), 3), f"{name}_range": [round(min(ratios), 3), round(max(ratios), 3)]}
+
+
+def _range(r: list[float]) -> str:
+    return f"[{r[0]:.2f}, {r[1]:.2f}]"
 
 
 def print_table(result: dict) -> None:
     print(f"\n{result['events']:,} sea events, median of {result['rounds']} round(s); "
           f"replay alone (no learner): {result['replay_only_events_per_s']:,} events/s")
-    print(f"{'learner':16s} {'memory ev/s':>12s} {'replay ev/s':>12s} {'replay/memory':>14s}")
+    print(f"{'learner':16s} {'memory ev/s':>12s} {'replay ev/s':>12s} {'replay/memory':>14s}  range")
     for name, r in result["learners"].items():
-        print(f"{name:16s} {r['memory_events_per_s']:>12,} {r['replay_events_per_s']:>12,} {r['replay_ratio']:>14.3f}")
+        print(f"{name:16s} {r['memory_events_per_s']:>12,} {r['replay_events_per_s']:>12,} {r['replay_ratio']:>14.3f}"
+              f"  {_range(r['replay_ratio_range'])}")
     p = result["partial_fit"]
     print(f"\npartial_fit (SGDClassifier, scaled, micro-batches of {p['batch_size']}), eventml / direct:")
-    print(f"  learn only       {p['eventml_learn_events_per_s']:>10,} vs {p['direct_learn_events_per_s']:>10,} ev/s"
-          f"  ratio {p['learn_ratio']:.3f}")
-    print(f"  test-then-train  {p['eventml_ttt_events_per_s']:>10,} vs {p['direct_ttt_events_per_s']:>10,} ev/s"
-          f"  ratio {p['test_then_train_ratio']:.3f}  (both predict one event at a time)")
-    print(f"  vs batch predict {p['eventml_ttt_events_per_s']:>10,} vs {p['direct_batch_predict_events_per_s']:>10,}"
-          f" ev/s  ratio {p['test_then_train_ratio_vs_batch_predict']:.3f}  (direct predicts 32 events per call)")
+    for label, key, a, b, note in [
+        ("learn only", "learn_ratio", "eventml_learn", "direct_learn", ""),
+        ("test-then-train", "test_then_train_ratio", "eventml_ttt", "direct_ttt", "both predict one event at a time"),
+        ("vs batch predict", "test_then_train_ratio_vs_batch_predict", "eventml_ttt", "direct_batch_predict",
+         "direct predicts 32 events per call"),
+    ]:
+        print(f"  {label:16s} {p[a + '_events_per_s']:>8,} vs {p[b + '_events_per_s']:>8,} ev/s  ratio {p[key]:.3f}"
+              f" {_range(p[key + '_range'])}  {note}".rstrip())
 
 
 def free_ports(k: int) -> list[int]:

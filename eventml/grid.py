@@ -127,7 +127,10 @@ def _check_parameters(notebook: Path, grid: dict, fixed: dict) -> None:
     if runner:
         raise ConfigError(f"{', '.join(runner)} is set by the grid for each run (output_dir/run-NNN); "
                           "choose the folder with output_dir")
-    defined = papermill.inspect_notebook(str(notebook))
+    try:
+        defined = papermill.inspect_notebook(str(notebook))
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for a file that is not a notebook
+        raise ConfigError(f"cannot read the parameters of {notebook}: {type(exc).__name__}: {exc}") from None
     unknown = [name for name in [*grid, *fixed] if name not in defined]
     if unknown:
         known = ", ".join(defined) or "none (no cell tagged 'parameters')"
@@ -173,14 +176,14 @@ def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str
         One row per run, in grid order, with columns ``run`` (``run-001``, ...), the grid
         parameters, the fixed parameters, every key figure written by any run (missing
         ones are NaN; a figure named like a parameter or a reserved column gets the suffix
-        ``_figure``), ``error`` (``None`` for a run that succeeded, else the message naming
-        the failing cell) and ``output_dir`` (the run's folder). ``df.attrs["failed"]``
+        ``_figure``), ``error`` (missing for a run that succeeded, so ``df["error"].isna()``
+        selects them; else the message naming the failing cell) and ``output_dir`` (the run's folder). ``df.attrs["failed"]``
         counts the failed runs. The table is also written to ``output_dir/grid.csv``.
 
     Raises
     ------
     ConfigError
-        Before anything runs: for a missing notebook, an empty grid, a value that is not a
+        Before anything runs: for a missing or unreadable notebook, an empty grid, a value that is not a
         non-empty list, a parameter the notebook does not define (the message lists the
         ones it does), a parameter both in the grid and fixed, ``OUTPUT_DIR`` among the
         parameters, or an ``output_dir`` that already holds a grid.

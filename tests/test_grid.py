@@ -170,6 +170,9 @@ def test_conflicting_or_unpassable_parameters_are_refused(notebook, tmp_path, gr
 def test_a_missing_notebook_and_a_used_output_folder_are_refused(notebook, grid_run, tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         run_grid(tmp_path / "nope.ipynb", {"A": [1]}, tmp_path / "o")
+    (tmp_path / "broken.ipynb").write_text("not a notebook")
+    with pytest.raises(ConfigError, match="cannot read the parameters of .*broken.ipynb"):
+        run_grid(tmp_path / "broken.ipynb", {"A": [1]}, tmp_path / "o")
     _, out = grid_run
     with pytest.raises(ConfigError, match="already holds a grid"):
         run_grid(notebook, {"A": [1]}, out)
