@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from eventml.checkpoint import SnapshotError, find_snapshot, list_snapshots, load_snapshot, prune_snapshots, write_snapshot
@@ -403,14 +403,22 @@ class LiveUpdater:
         return state
 
     def _close_clients(self) -> None:
-        for client, close in ((self._consumer, lambda c: c.close(autocommit=False)),
-                              (self._producer, lambda p: p.close(timeout=1))):
-            if client is not None:
-                try:
-                    close(client)
-                except Exception:  # a client of a dead broker may fail to close: it is dropped anyway
-                    log.debug("closing a client failed", exc_info=True)
+        consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False)
+            except Exception:  # a client of a dead broker may fail to close: it is dropped anyway
+                log.debug("closing the consumer failed", exc_info=True)
+        if producer is not None:
+            try:
+                producer.close(timeout=1)
+            except Exception:
+                # kafka-python's close() stops before closing when its flush times out (records of a
+                # transaction that is aborted anyway): stop its I/O thread ourselves
+                log.debug("closing the producer failed; forcing it", exc_info=True)
+                producer._sender.force_close()
+                producer._closed = True
 
     def _reconnect(self, error: BaseException) -> None:
         """After a Kafka failure: drop the clients and restore the committed state, with backoff."""
@@ -587,14 +595,27 @@ class LiveUpdater:
         path = write_snapshot(self.state_dir, state.sequence, state.offsets, state)
         self._maybe_die("before_commit", self._transactions)
         offsets = {self._tps[key]: OffsetAndMetadata(offset, "", -1) for key, offset in state.offsets.items()}
-        producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-        producer.commit_transaction()
+        manager = producer._transaction_manager
+        self._await(producer, lambda: manager.send_offsets_to_transaction(offsets, consumer.group_metadata()))
+        self._await(producer, manager.begin_commit)
         committed_at = time.time()
         self._maybe_die("after_commit", self._transactions)
         prune_snapshots(self.state_dir, keep=path)
         self._latencies.extend(committed_at - ts / 1000.0 for ts in self._txn_timestamps)
         self._bar.tick(len(self._txn_timestamps))
         self._publish_stats(running=True)
+
+    def _await(self, producer: KafkaProducer, begin: Any) -> None:
+        """Run a transactional step and wait for it, at most ``reconnect_timeout_s``.
+
+        kafka-python's ``send_offsets_to_transaction`` and ``commit_transaction`` are these
+        steps with a wait that never gives up, so a broker that never comes back would hang
+        the updater; this is the same calls with a bounded wait.
+        """
+        result = begin()
+        producer._sender.wakeup()
+        if not result.wait(timeout_ms=self.reconnect_timeout_s * 1000):
+            raise KafkaTimeoutError(f"a transaction step did not finish within {self.reconnect_timeout_s:g} s")
 
     # ------------------------------------------------------------------ figures
 
@@ -685,8 +706,10 @@ class LiveUpdater:
                         if not self._transaction():
                             break
                     except ProducerFencedError:
-                        raise EventmlError(f"another live updater with state_dir {self.state_dir} took over "
-                                           f"(transactional id {self.transactional_id!r}); this one stops") from None
+                        raise EventmlError(
+                            f"Kafka fenced this live updater (transactional id {self.transactional_id!r}): another "
+                            f"one with state_dir {self.state_dir} took over, or the broker timed out its open "
+                            "transaction; nothing committed is lost: run it again to resume") from None
                     except (KafkaError, KafkaUnavailableError) as error:
                         self._reconnect(error)
             if not self._state.rows or self._state.rows[-1]["events"] != self._state.counts["events"]:

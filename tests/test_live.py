@@ -290,6 +290,17 @@ def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):
         got, count = published(f"{topic}.pred", servers)
         assert count == n and got == offline_predictions(events)
 
+        # a broker that does not come back: a clear error once reconnect_timeout_s is over
+        updater = LiveUpdater(topic, f"{topic}.pred2", state_dir=tmp_path / "state2", bootstrap_servers=servers,
+                              max_events=n, checkpoint_every=10, reconnect_timeout_s=3).start()
+        while updater.stats.events < 300 and updater.running:
+            time.sleep(0.02)
+        kafka.stop()
+        started = time.monotonic()
+        with pytest.raises(em.KafkaUnavailableError, match="did not come back within 3 s"):
+            updater.join(60)
+        assert time.monotonic() - started < 30 and not updater.running
+
 
 def LocalKafkaForTest(tmp_path):
     return em.LocalKafka(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
