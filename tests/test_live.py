@@ -68,6 +68,14 @@ def test_a_bad_parameter_is_a_config_error_naming_it(tmp_path, name, value):
         LiveUpdater("e", "p", state_dir=tmp_path, **{name: value})
 
 
+def test_the_live_command_exits_2_with_one_sentence_on_a_bad_model(tmp_path, capsys):
+    from eventml.cli import main
+
+    code = main(["live", "--events", "e", "--predictions", "p", "--state-dir", str(tmp_path), "--model", "nope"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("eventml: error: unknown learner 'nope'") and err.count("\n") == 1
+
+
 def test_a_state_dir_of_another_updater_is_refused(tmp_path):
     LiveUpdater("e", "p", model="river_logreg", state_dir=tmp_path)
     LiveUpdater("e", "p", model="river_logreg", state_dir=tmp_path)  # the same one: fine
@@ -122,8 +130,23 @@ def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, to
     assert probe(load_model(tmp_path / "state")) == probe(updater.model)
 
 
-def _send(producer, topic, value, ts_ms, key=None):
-    producer.send(topic, value=value, key=key, timestamp_ms=ts_ms)
+def _send(producer, topic, value, ts_ms, key=None, partition=None):
+    producer.send(topic, value=value, key=key, timestamp_ms=ts_ms, partition=partition)
+
+
+def test_events_of_several_partitions_are_merged_in_record_time_order(kafka_bootstrap, topic, tmp_path):
+    events = list(em.synthetic("sea", 800, seed=4))
+    em.create_topic(topic, partitions=3, bootstrap_servers=kafka_bootstrap)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    base = int(time.time() * 1000) - 60_000
+    for i, event in enumerate(events):  # event i on partition i*7 % 3, written at base + i ms
+        _send(producer, topic, em.encode_event(event), base + i, event.id.encode(), partition=i * 7 % 3)
+    producer.flush()
+    producer.close()
+    stats = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
+                        max_events=len(events), checkpoint_every=300).run()
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert stats.events == count == len(events) and got == offline_predictions(events)
 
 
 def test_late_labels_join_the_features_kept_at_prediction_time(kafka_bootstrap, topic, tmp_path):
