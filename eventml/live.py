@@ -324,25 +324,26 @@ class LiveUpdater:
 
     # ------------------------------------------------------------------ connecting and restoring
 
-    def _input_partitions(self, consumer: KafkaConsumer) -> list[tuple[TopicPartition, int]]:
+    def _partitions(self, consumer: KafkaConsumer, topic: str) -> list[int]:
+        """The partitions of a topic, which is created (one partition) if it does not exist yet."""
         from eventml.topics import create_topic
 
-        out = []
-        for rank, topic in ((_EVENTS, self.events_topic), (_LABELS, self.labels_topic)):
-            if topic is None:
-                continue
-            parts = consumer.partitions_for_topic(topic)
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            log.info("topic %r does not exist: creating it with one partition", topic)
+            create_topic(topic, bootstrap_servers=self.bootstrap_servers)
+            deadline = time.monotonic() + 10
+            while not parts and time.monotonic() < deadline:
+                time.sleep(0.1)
+                parts = consumer.partitions_for_topic(topic)
             if not parts:
-                log.info("topic %r does not exist: creating it with one partition", topic)
-                create_topic(topic, bootstrap_servers=self.bootstrap_servers)
-                deadline = time.monotonic() + 10
-                while not parts and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                    parts = consumer.partitions_for_topic(topic)
-                if not parts:
-                    raise KafkaUnavailableError(f"topic {topic!r} was created but has no partitions yet")
-            out.extend((TopicPartition(topic, p), rank) for p in sorted(parts))
-        return out
+                raise KafkaUnavailableError(f"topic {topic!r} was created but has no partitions yet")
+        return sorted(parts)
+
+    def _input_partitions(self, consumer: KafkaConsumer) -> list[tuple[TopicPartition, int]]:
+        return [(TopicPartition(topic, p), rank)
+                for rank, topic in ((_EVENTS, self.events_topic), (_LABELS, self.labels_topic)) if topic is not None
+                for p in self._partitions(consumer, topic)]
 
     def _fresh_state(self, offsets: dict[str, int]) -> _State:
         return _State(track=_Track(self.learner.clone(), self._metrics, self.rolling_window), offsets=offsets)
@@ -354,11 +355,12 @@ class LiveUpdater:
             self.bootstrap_servers, transactional_id=self.transactional_id, acks="all", linger_ms=5,
             retries=2**31 - 1, max_in_flight_requests_per_connection=5, reconnect_backoff_max_ms=1000))
         self._producer.init_transactions()  # fences a zombie and aborts its open transaction
-        # one partition: nothing to choose, and skipping the key hash saves time per prediction
-        self._prediction_partition = 0 if self._producer.partitions_for(self.predictions_topic) == {0} else None
         self._consumer = make_client(KafkaConsumer, consumer_config(
             self.bootstrap_servers, group_id=self.group_id, isolation_level="read_committed",
             enable_auto_commit=False, reconnect_backoff_max_ms=1000))
+        # one partition: nothing to choose, and skipping the key hash saves time per prediction
+        outputs = self._partitions(self._consumer, self.predictions_topic)
+        self._prediction_partition = 0 if outputs == [0] else None
         inputs = self._input_partitions(self._consumer)
         tps = [tp for tp, _ in inputs]
         self._consumer.assign(tps)
@@ -694,7 +696,11 @@ class LiveUpdater:
         self._error = None
         self._transactions = 0
         try:
-            self._connect()
+            try:
+                self._connect()
+            except KafkaError as error:  # e.g. a cluster that refuses transactions or topic creation
+                raise KafkaUnavailableError(f"the live updater could not set up its Kafka clients at "
+                                            f"{self.bootstrap_servers or 'the default address'}: {error}") from None
             self._last_record_at = time.monotonic()
             self._rates.clear()
             self._publish_stats(running=True)
