@@ -27,7 +27,10 @@
 Events/s are medians over the rounds. Ratios (eventml / direct, replay / memory; 1.0 = as
 fast) are the median of the per-round ratios, each from two passes run back to back, with
 their range over the rounds: on a shared machine the load changes between rounds more than
-between the two passes of one round.
+between the two passes of one round. BLAS and OpenMP run one thread by default
+(``--blas-threads``): with two, ``batch_logreg``'s refits varied 2x between rounds on a busy
+2-core machine and were no faster on average; the other learners handle one event at a time
+and do not use them.
 
 Usage::
 
@@ -51,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
+from threadpoolctl import threadpool_info, threadpool_limits
 from sklearn.linear_model import SGDClassifier
 from sklearn.preprocessing import StandardScaler
 
@@ -160,8 +164,8 @@ def same_probas(a, b) -> bool:
 def profile_eventml(events, top: int = 15) -> None:
     profiler = cProfile.Profile()
     profiler.runcall(eventml_test_then_train, events)
-    print("\ncProfile of eventml test-then-train (predict_proba_one + learn_one), by own time:")
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+    print("\ncProfile of eventml test-then-train (predict_proba_one + learn_one), by cumulative time:")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -213,6 +217,7 @@ def run(servers: str, n: int, rounds: int) -> dict:
     }
     return {
         "events": n, "rounds": rounds, "source": "sea", "python": platform.python_version(),
+        "blas_threads": max(info["num_threads"] for info in threadpool_info()),
         "kafka": em.broker.KAFKA_VERSION, "scikit_learn": sklearn.__version__,
         "replay_only_events_per_s": round(med(read)),
         "learners": learners,
@@ -270,8 +275,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bootstrap-servers", help="use this cluster instead of a fresh local broker")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of eventml's partial_fit loop")
+    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS/OpenMP threads (0: the libraries' default)")
     parser.add_argument("--output", default=str(HERE / "results" / "learners.json"))
     args = parser.parse_args()
+    if args.blas_threads:
+        threadpool_limits(args.blas_threads)
     if args.bootstrap_servers:
         result = run(args.bootstrap_servers, args.events, args.rounds)
     else:
