@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
 from eventml.live import KILL_ENV, LiveUpdater
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def produce(events, topic, servers):
@@ -75,8 +82,6 @@ def main() -> None:
         kafka = None
         servers = args.bootstrap_servers
         if servers is None:
-            from tests.conftest import free_port
-
             kafka = em.LocalKafka(port=free_port(), controller_port=free_port(), data_dir=folder / "kafka")
             servers = kafka.start().bootstrap_servers
         try:
