@@ -177,8 +177,9 @@ def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str
         parameters, the fixed parameters, every key figure written by any run (missing
         ones are NaN; a figure named like a parameter or a reserved column gets the suffix
         ``_figure``), ``error`` (missing for a run that succeeded, so ``df["error"].isna()``
-        selects them; else the message naming the failing cell) and ``output_dir`` (the run's folder). ``df.attrs["failed"]``
-        counts the failed runs. The table is also written to ``output_dir/grid.csv``.
+        selects them; else the message naming the failing cell) and ``output_dir`` (the run's folder). ``df.attrs`` holds
+        ``failed`` (how many runs failed), ``notebook`` (its absolute path), ``grid`` and
+        ``parameters`` (as given). The table is also written to ``output_dir/grid.csv``.
 
     Raises
     ------
@@ -268,5 +269,6 @@ def collect_grid(output_dir: str | os.PathLike) -> pd.DataFrame:
     for row in rows:
         columns.extend(k for k in row if k not in columns and k not in _RESERVED)
     df = pd.DataFrame(rows, columns=[*columns, "error", "output_dir"])
-    df.attrs["failed"] = int(df["error"].notna().sum())
+    df.attrs.update(failed=int(df["error"].notna().sum()), notebook=spec["notebook"], grid=spec["grid"],
+                    parameters=spec["parameters"])
     return df

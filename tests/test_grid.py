@@ -78,6 +78,7 @@ def test_a_failing_combination_is_recorded_and_the_grid_goes_on(grid_run):
     assert "ValueError: refused A=2 B=10" in failed["error"].iloc[0]
     assert pd.isna(failed["value"].iloc[0])
     assert df.attrs["failed"] == 1
+    assert df.attrs["grid"] == {"A": [1, 2], "B": [10, 20]}  # which columns a comparison plot can use
     assert df["run"].iloc[-1] == "run-004" and df["value"].iloc[-1] == value_of(2, 20)
 
 
