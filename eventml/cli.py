@@ -1,4 +1,5 @@
-"""The ``eventml`` command: the local broker, producing, consuming, topics and notebook runs.
+"""The ``eventml`` command: the local broker, producing, consuming, topics, notebook runs,
+experiment grids and the live updater.
 
 Examples
 --------
@@ -8,6 +9,8 @@ Examples
     $ eventml produce --source sea --events 10000 --topic sea --drift-at 5000
     $ eventml consume --topic sea --from-beginning --max-events 3
     $ eventml notebooks run
+    $ eventml grid notebooks/03_compare_learners.ipynb --grid SEED=1,2,3 --grid SOURCE=sine,sea
+    $ eventml live --events sea --predictions sea-predictions --state-dir runs/live --idle-timeout 5
 """
 
 from __future__ import annotations

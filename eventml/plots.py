@@ -340,6 +340,8 @@ def plot_grid(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, ax: A
         if column is not None and column not in df:
             raise ConfigError(f"{column!r} is not a column of the grid result; it has: {', '.join(map(str, df.columns))}")
     ok = df[df["error"].isna()] if "error" in df else df
+    hashable = {c: ok[c].map(lambda v: str(v) if isinstance(v, (list, dict)) else v) for c in (x, hue) if c}
+    ok = ok.assign(**hashable)  # a grid value may be a list, e.g. LEARNERS
     positions = {value: i for i, value in enumerate(dict.fromkeys(ok[x]))}
     ax = _axes(ax)
     groups = ok.groupby(hue, sort=False) if hue else [(None, ok)]

@@ -185,3 +185,10 @@ def test_grid_plot_draws_the_mean_per_parameter_and_skips_failed_runs():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     with pytest.raises(em.ConfigError, match="'SEED' is not a column"):
         plots.plot_grid(runs, x="SEED", y="accuracy")
+
+
+def test_grid_plot_accepts_list_valued_parameters():
+    runs = pd.DataFrame({"LEARNERS": [["a", "b"], ["a", "b"], ["c"]], "score": [1.0, 3.0, 5.0], "error": [None] * 3})
+    ax = plots.plot_grid(runs, x="LEARNERS", y="score")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["['a', 'b']", "['c']"]
+    assert ax.containers[0].lines[0].get_ydata().tolist() == [2.0, 5.0]
