@@ -24,7 +24,7 @@ from eventml.events import Event, Label, Prediction, decode_event, encode_event,
 from eventml.grid import collect_grid, run_grid
 from eventml.learners import MicroBatchPartialFit, RiverLearner, WindowedBatch, learner_names, make_learner
 from eventml.live import LiveStats, LiveUpdater, load_model, read_predictions
-from eventml.producer import EventProducer, produce, produce_dataframe
+from eventml.producer import EventProducer, produce, produce_dataframe, produce_in_background
 from eventml.sources import dataset, from_csv, from_dataframe, make_source, rate_limited, synthetic
 from eventml.topics import create_topic, delete_topic, describe_topic, list_topics, recreate_topic, topic_offsets
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,6 +42,7 @@ __all__ = [
     "plot_metric_vs_speed",
     "plot_time_per_event",
     "plot_grid",
+    "plot_live",
 ]
 
 
@@ -354,4 +356,48 @@ def plot_grid(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, ax: A
     ax.set(xlabel=x, ylabel=y, title=f"{y} by {x}" + (f" and {hue}" if hue else ""))
     if hue:
         ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def _live_title(stats: Any) -> str:
+    f = stats if isinstance(stats, dict) else stats.to_dict()
+    parts = [f"{f['events']:,} events", f"{f['events_per_s']:,.0f} ev/s", f"model v{f['model_version']:,}"]
+    if f.get("lag") is not None:
+        parts.append(f"lag {f['lag']:,}")
+    if f.get("latency_p50_s") is not None:
+        parts.append(f"latency p50 {f['latency_p50_s']:.2f} s, p99 {f['latency_p99_s']:.2f} s")
+    parts.append(f"DLQ {f['dead_letters']:,} · expired {f['expired']:,} · restarts {f['restarts']}")
+    return " · ".join(parts)
+
+
+def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accuracy", drift_at: int | None = None,
+              ax: Axes | None = None) -> Axes:
+    """A live updater's metric along the events it predicted (from
+    :meth:`eventml.live.LiveUpdater.summary`): rolling (solid) and cumulative (dotted), the true
+    drift position, a dotted vertical line at the first row after each restart, and the updater's figures
+    (:class:`eventml.live.LiveStats` or its dict) in the title.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> summary = pd.DataFrame({"events": [100, 200, 300], "accuracy": [0.5, 0.6, 0.7],
+    ...                         "rolling_accuracy": [0.5, 0.7, 0.9], "restarts": [0, 0, 1]})
+    >>> ax = plot_live(summary, drift_at=150)
+    >>> [line.get_label() for line in ax.lines]
+    ['rolling accuracy', 'accuracy', 'true drift at 150', 'restart']
+    >>> int(ax.lines[3].get_xdata()[0])
+    300
+    """
+    ax = _axes(ax, (8.0, 3.8))
+    if len(summary):
+        ax.plot(summary["events"], summary[f"rolling_{metric}"], label=f"rolling {metric}")
+        ax.plot(summary["events"], summary[metric], linestyle=":", color="C0", label=metric)
+    _drift_line(ax, drift_at)
+    if len(summary):
+        restarted = summary["events"][summary["restarts"].diff().fillna(0) > 0]
+        for i, events in enumerate(restarted):
+            ax.axvline(events, color="C3", linestyle=":", label="restart" if i == 0 else None)
+    ax.set(xlabel="events predicted", ylabel=metric, title=_live_title(stats) if stats is not None else "Live updater")
+    ax.title.set_fontsize("small")
+    ax.legend(loc="lower right", fontsize="small")
     return ax

@@ -161,3 +161,50 @@ def produce_dataframe(df, topic: str, *, target: str | None = None, id_column: s
 
     events = from_dataframe(df, target=target, id_column=id_column, ts_column=ts_column)
     return produce(events, topic, total=len(df), **kwargs)
+
+
+class BackgroundProduce:
+    """:func:`produce` running in a thread, e.g. a paced stream while a live updater reads it.
+
+    Examples
+    --------
+    >>> import eventml as em
+    >>> job = em.produce_in_background(em.synthetic("sea", 5000), "sea", rate=500)  # doctest: +SKIP
+    >>> job.join().delivered  # doctest: +SKIP
+    5000
+    """
+
+    def __init__(self, events: Iterable[Event | dict[str, Any]], topic: str, **kwargs: Any):
+        import threading
+
+        self.report: ProduceReport | None = None
+        self._error: BaseException | None = None
+        kwargs.setdefault("progress", False)
+
+        def target() -> None:
+            try:
+                self.report = produce(events, topic, **kwargs)
+            except BaseException as exc:  # handed to join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name=f"eventml-produce-{topic}", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout_s: float | None = None) -> ProduceReport | None:
+        """Wait until every event is sent and acknowledged; return the report (None if the
+        timeout came first); re-raise the error if producing failed."""
+        self._thread.join(timeout_s)
+        if self._error is not None:
+            raise self._error
+        return self.report
+
+
+def produce_in_background(events: Iterable[Event | dict[str, Any]], topic: str, **kwargs: Any) -> BackgroundProduce:
+    """Start :func:`produce` in a background thread (no progress bar by default) and return
+    its handle; ``handle.join()`` gives the :class:`ProduceReport`. Takes the parameters of
+    :func:`produce`, e.g. ``rate`` in events per second."""
+    return BackgroundProduce(events, topic, **kwargs)

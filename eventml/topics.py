@@ -92,9 +92,13 @@ def _wait_for_metadata(name: str, servers: str | None, present: bool, timeout_s:
         time.sleep(0.1)
 
 
-def topic_offsets(name: str, *, bootstrap_servers: str | None = None) -> dict[int, tuple[int, int]]:
-    """For each partition, the earliest and the next (latest) offset: ``{p: (earliest, latest)}``."""
-    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers))
+def topic_offsets(name: str, *, bootstrap_servers: str | None = None, **config: Any) -> dict[int, tuple[int, int]]:
+    """For each partition, the earliest and the next (latest) offset: ``{p: (earliest, latest)}``.
+
+    With ``isolation_level="read_committed"`` the latest offset is the last stable one: records
+    of transactions still open (or aborted) after it are not counted.
+    """
+    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, **config))
     try:
         parts = consumer.partitions_for_topic(name)
         if not parts:

@@ -150,3 +150,27 @@ def test_delayed_labels_cost_accuracy_and_drift_detection_with_reset_recovers(ka
     assert figures["after_drift_reset__river_gnb"] > figures["after_drift_no_policy__river_gnb"] + 0.15
     for key in ("figure_delayed_labels", "figure_drift_detections", "figure_drift_reset"):
         assert (tmp_path / figures[key]).stat().st_size > 0
+
+
+def test_update_live_survives_a_kill_with_every_prediction_exactly_once(kafka_bootstrap, tmp_path):
+    n, drift_at = 3500, 2000
+    figures = run("05_update_live", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb05-events"),
+                  PREDICTIONS_TOPIC=unique_topic("nb05-predictions"), STATE_DIR=str(tmp_path / "state"),
+                  N_EVENTS=n, DRIFT_AT=drift_at, RATE=1000, CRASH_AT=800, IDLE_TIMEOUT_S=2.0)
+
+    assert figures["killed_exit_code"] == -9 and figures["killed_after_committed"] >= 800
+    assert figures["restarts"] == 1
+    # exactly once: one committed prediction per event, none missing, none repeated
+    assert figures["events_produced"] == figures["predictions"] == figures["distinct_ids_predicted"] == n
+    assert figures["repeated"] == figures["missing"] == figures["dead_letters"] == 0
+    assert figures["model_version"] == n  # every label learned once
+    # the crash changed nothing: the live run equals the offline one, prediction for prediction
+    assert figures["prediction_agreement"] == 1.0
+    assert figures["live_equals_offline"] is True
+    assert figures["live_accuracy"] == figures["offline_accuracy"]
+    # sine flips its labels at the drift: the rolling accuracy falls, then the model relearns
+    assert figures["rolling_before_drift"] > 0.9
+    assert figures["rolling_min_after_drift"] < 0.5
+    assert figures["rolling_end"] > figures["rolling_min_after_drift"] + 0.3
+    assert 0 < figures["latency_p50_s"] <= figures["latency_p99_s"]
+    assert (tmp_path / figures["figure_live_accuracy"]).stat().st_size > 0

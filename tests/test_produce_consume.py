@@ -126,3 +126,19 @@ def test_labels_produced_to_a_topic_come_back_as_labels(kafka_bootstrap, topic):
     report = em.produce(labels, topic, progress=False)
     assert report.delivered == len(labels)
     assert em.read_labels(topic) == labels
+
+
+def test_producing_in_the_background_paces_and_reports(kafka_bootstrap, topic):
+    started = time.monotonic()
+    job = em.produce_in_background(em.synthetic("sea", 200, seed=1), topic, rate=400)
+    assert job.running
+    report = job.join(timeout_s=30)
+    assert time.monotonic() - started >= 0.4  # 200 events at 400/s take half a second at least
+    assert report.delivered == 200 and not job.running
+    assert [e.id for e in em.read_events(topic)] == [e.id for e in em.synthetic("sea", 200, seed=1)]
+
+
+def test_a_background_producer_hands_its_error_to_join(kafka_bootstrap, topic):
+    job = em.produce_in_background([{"id": "e-1", "features": "not an object"}], topic)
+    with pytest.raises(em.EventFormatError, match="features"):
+        job.join(timeout_s=30)
