@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from eventml.notebooks import run_notebook
@@ -174,3 +175,8 @@ def test_update_live_survives_a_kill_with_every_prediction_exactly_once(kafka_bo
     assert figures["rolling_end"] > figures["rolling_min_after_drift"] + 0.3
     assert 0 < figures["latency_p50_s"] <= figures["latency_p99_s"]
     assert (tmp_path / figures["figure_live_accuracy"]).stat().st_size > 0
+    # the in-place figure: the watching cell's output is a figure, redrawn rather than appended
+    executed = nbformat.read(tmp_path / "05_update_live.ipynb", as_version=4)
+    (watching,) = [cell for cell in executed.cells if "watch(updater.start()" in cell.source]
+    images = [out for out in watching.outputs if "image/png" in out.get("data", {})]
+    assert len(images) == 1 and images[0]["metadata"] is not None
