@@ -180,3 +180,26 @@ def test_update_live_survives_a_kill_with_every_prediction_exactly_once(kafka_bo
     (watching,) = [cell for cell in executed.cells if "watch(updater.start()" in cell.source]
     images = [out for out in watching.outputs if "image/png" in out.get("data", {})]
     assert len(images) == 1 and images[0]["metadata"] is not None
+
+
+def test_a_grid_over_the_learners_notebook_collects_every_runs_figures(kafka_bootstrap, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eventml.grid import collect_grid, run_grid
+    from eventml.plots import plot_grid
+
+    n = 2000
+    df = run_grid(NOTEBOOKS / "03_compare_learners.ipynb", {"SOURCE": ["sine", "stagger"]}, tmp_path / "grid",
+                  parameters=dict(TOPIC=unique_topic("nb03-grid"), N_EVENTS=n, DRIFT_AT=1000,
+                                  ONLINE_LEARNERS=["river_logreg"], BATCH_WINDOW=500, BATCH_REFIT_EVERY=500,
+                                  EVERY=250, ROLLING_WINDOW=250),
+                  bootstrap_servers=kafka_bootstrap, progress=False)
+    assert df["run"].tolist() == ["run-001", "run-002"] and df["error"].isna().all()
+    assert df["source"].tolist() == df["SOURCE"].tolist() == ["sine", "stagger"]  # the figure names its run
+    assert (df["events_read"] == n).all() and df["replay_equals_memory"].all()
+    assert (df["online_after_drift"] > df["batch_after_drift"]).all()
+    assert collect_grid(tmp_path / "grid")[["run", "SOURCE", "online_after_drift"]].equals(
+        df[["run", "SOURCE", "online_after_drift"]])
+    ax = plot_grid(df, x="SOURCE", y="online_after_drift")
+    assert ax.containers[0].lines[0].get_ydata().tolist() == df["online_after_drift"].tolist()
