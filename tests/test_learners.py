@@ -229,3 +229,25 @@ def test_bad_parameters_are_config_errors():
         MicroBatchPartialFit(LogisticRegression())
     with pytest.raises(ConfigError, match="batch_size"):
         MicroBatchPartialFit(SGDClassifier(), batch_size=0)
+
+
+@pytest.mark.parametrize("name", ["sgd_logreg", "batch_logreg"])
+def test_binary_logistic_shortcut_gives_scikit_learns_probabilities_bit_for_bit(name):
+    events = list(em.synthetic("sea", 1500, seed=8))
+    learner = make_learner(name)
+    for event in events[:1000]:
+        learner.learn_one(event.features, event.label)
+    assert learner.logistic_ is not None
+    for event in events[1000:]:
+        row = learner.vectors_.transform([event.features])
+        if getattr(learner, "scaler_", None) is not None:
+            row = learner.scaler_.transform(row)
+        expected = learner.fitted_.predict_proba(row)[0].tolist()
+        assert list(learner.predict_proba_one(event.features).values()) == expected
+
+
+def test_models_other_than_binary_logistic_keep_scikit_learns_own_predict():
+    learner = make_learner("batch_forest")
+    for event in em.synthetic("sea", 600, seed=8):
+        learner.learn_one(event.features, event.label)
+    assert learner.fitted_ is not None and learner.logistic_ is None
