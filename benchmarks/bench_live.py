@@ -1,36 +1,59 @@
-"""Live updater speed: events/s against in-memory prequential, and restart time after kill -9.
+"""Live updater speed: throughput against in-memory prequential, latency, restart time.
 
-In one run, on the same sea events with river StandardScaler | LogisticRegression:
+In one run, against one real broker, with river StandardScaler | LogisticRegression
+(``river_logreg``) and the metrics the live updater keeps (accuracy and log loss):
 
-- ``prequential_events_per_s``: :func:`eventml.prequential` on the events in memory, with the
-  metrics the live updater keeps (accuracy and log loss);
-- ``live_events_per_s``: :class:`eventml.live.LiveUpdater` reading them from Kafka, publishing
-  one prediction each, learning and committing transactions (steady rate between commits), and
-  ``live_wall_events_per_s`` including connecting and restoring;
-- ``restart_to_first_prediction_s``: after a ``kill -9`` of ``eventml live`` mid-run, the time
-  from starting it again to the first new prediction a ``read_committed`` reader sees.
+(a) **Throughput**, side by side, ``--rounds`` times on the same sea events: :func:`eventml.prequential`
+    on the events in memory, then :class:`eventml.live.LiveUpdater` reading them from Kafka,
+    publishing one prediction each, learning and committing transactions. The live rate is the
+    steady one: events per second between the summary row at 10% of the events and the last
+    row (connecting and the broker's one-time set-up of the first transaction are left out;
+    ``live_wall_events_per_s`` includes them). Reported as the median ratio and its range.
+(b) **Latency from produce to prediction available**, at steady produce rates (``--rates``,
+    default 500 and 2,000 events/s): a producer process writes events with eventml's rate
+    limiter (events without ``ts``, so a prediction's ``event_ts`` is its event's record
+    timestamp, taken by the producer when it sends), the updater runs in this process, and a
+    reader process with ``isolation_level="read_committed"`` timestamps each prediction when
+    its poll returns it. Latency = that time - ``event_ts``: it includes the producer's linger
+    (eventml default 20 ms), the updater's transaction and commit, and the reader's fetch (max
+    wait 10 ms). The first second of events is a warm-up and is left out. The updater's own
+    figure (commit time - record timestamp, :class:`eventml.live.LiveStats`) is reported too.
+(c) **Restart**: ``eventml live`` is killed by SIGKILL between writing its 3rd snapshot and
+    committing it; then the time from starting it again to the first new prediction a
+    ``read_committed`` reader sees, and, for scale, the time a bare ``import eventml.cli``
+    takes in a new process.
 
-Usage: ``python benchmarks/bench_live.py [--events 20000] [--bootstrap-servers HOST:PORT]``
-(without a bootstrap address a local broker is started in a temporary folder).
+Prints a table and writes JSON to ``benchmarks/results/live.json``.
+
+Usage: ``python benchmarks/bench_live.py [--events 20000] [--rounds 3] [--rates 500 2000]
+[--latency-seconds 8] [--bootstrap-servers HOST:PORT]`` (without a bootstrap address a local
+broker is started in a temporary folder). A full run takes about two minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
 from eventml.live import KILL_ENV, LiveUpdater
+
+MODEL = "river_logreg"
+METRICS = ("accuracy", "log_loss")
 
 
 def free_port() -> int:
@@ -48,6 +71,89 @@ def produce(events, topic, servers):
     producer.close()
 
 
+# ----------------------------------------------------------------------------- (a) throughput
+
+
+def steady_rate(summary) -> float:
+    """Events/s between the summary row at 10% of the events and the last row."""
+    rows = summary[summary["events"] >= summary["events"].iloc[-1] * 0.1]
+    first, last = rows.iloc[0], rows.iloc[-1]
+    return (last["events"] - first["events"]) / (last["time"] - first["time"])
+
+
+def throughput(events, topic, servers, folder, rounds):
+    rows = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        em.prequential(events, MODEL, metrics=METRICS, measure_memory=False)
+        prequential = len(events) / (time.perf_counter() - started)
+        updater = LiveUpdater(topic, f"{topic}.pred{i}", model=MODEL, state_dir=folder / f"live{i}",
+                              bootstrap_servers=servers, max_events=len(events), summary_every=500)
+        started = time.perf_counter()
+        stats = updater.run()
+        wall = len(events) / (time.perf_counter() - started)
+        live = steady_rate(updater.summary())
+        rows.append({"prequential": prequential, "live": live, "wall": wall, "ratio": live / prequential,
+                     "transactions": stats.transactions})
+    return rows
+
+
+# ----------------------------------------------------------------------------- (b) latency
+
+
+def paced_producer(servers, topic, n, rate, seed):
+    """Child process: write n sea events at ``rate`` events/s, without ts (event time = send time)."""
+    events = (em.Event(e.id, e.features, e.label, None) for e in em.synthetic("sea", n, seed=seed))
+    em.produce(events, topic, bootstrap_servers=servers, rate=rate, progress=False)
+
+
+def visibility_reader(servers, topic, n, timeout_s, out):
+    """Child process: read committed predictions; send back [(event_ts, seen_at)] in topic order."""
+    reader = KafkaConsumer(bootstrap_servers=servers, isolation_level="read_committed", fetch_max_wait_ms=10)
+    tp = TopicPartition(topic, 0)
+    reader.assign([tp])
+    reader.seek_to_beginning(tp)
+    seen = []
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < n and time.monotonic() < deadline:
+        batches = reader.poll(timeout_ms=50)
+        now = time.time()
+        for records in batches.values():
+            seen.extend((orjson.loads(r.value)["event_ts"], now) for r in records)
+    reader.close()
+    out.send(seen)
+
+
+def latency(servers, rate, seconds, folder, warmup_s=1.0):
+    topic = f"bench-latency-{rate}-{int(time.time())}"
+    n = int(rate * seconds)
+    em.recreate_topic(topic, bootstrap_servers=servers)
+    em.recreate_topic(f"{topic}.pred", bootstrap_servers=servers)
+    updater = LiveUpdater(topic, f"{topic}.pred", model=MODEL, state_dir=folder / f"latency{rate}",
+                          bootstrap_servers=servers).start()
+    while not updater.stats.running:
+        time.sleep(0.01)
+    spawn = multiprocessing.get_context("spawn")
+    receive, send = spawn.Pipe(duplex=False)
+    reader = spawn.Process(target=visibility_reader, args=(servers, f"{topic}.pred", n, seconds + 60, send))
+    reader.start()
+    producer = spawn.Process(target=paced_producer, args=(servers, topic, n, rate, rate))
+    producer.start()
+    seen = receive.recv()
+    reader.join()
+    producer.join()
+    updater.stop()
+    stats = updater.join(30)
+    measured = np.array([seen_at - ts for ts, seen_at in seen[int(rate * warmup_s):]])
+    return {"rate": rate, "events": n, "predictions_seen": len(seen),
+            "p50_s": float(np.percentile(measured, 50)), "p99_s": float(np.percentile(measured, 99)),
+            "max_s": float(measured.max()), "updater_p50_s": stats.latency_p50_s,
+            "updater_p99_s": stats.latency_p99_s, "transactions_per_s": stats.transactions / seconds}
+
+
+# ----------------------------------------------------------------------------- (c) restart
+
+
 def restart_time(servers, topic, n, folder):
     """Kill ``eventml live`` after its 3rd snapshot, start it again, time the first new prediction."""
     predictions = f"{topic}.restart"
@@ -56,7 +162,7 @@ def restart_time(servers, topic, n, folder):
            "--bootstrap-servers", servers]
     killed = subprocess.run(cmd, env={**os.environ, KILL_ENV: "before_commit:3"}, capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    reader = KafkaConsumer(bootstrap_servers=servers, isolation_level="read_committed")
+    reader = KafkaConsumer(bootstrap_servers=servers, isolation_level="read_committed", fetch_max_wait_ms=10)
     tp = TopicPartition(predictions, 0)
     reader.assign([tp])
     reader.seek_to_end(tp)
@@ -68,12 +174,20 @@ def restart_time(servers, topic, n, folder):
     elapsed = time.perf_counter() - started
     proc.wait(120)
     reader.close()
-    return elapsed
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import eventml.cli"], check=True)
+    return elapsed, time.perf_counter() - started
+
+
+# ----------------------------------------------------------------------------- main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rates", type=float, nargs="+", default=[500, 2000])
+    parser.add_argument("--latency-seconds", type=float, default=8.0)
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "live.json"))
     args = parser.parse_args()
@@ -89,32 +203,40 @@ def main() -> None:
             events = list(em.synthetic("sea", n, seed=1))
             topic = f"bench-live-{int(time.time())}"
             produce(events, topic, servers)
-
-            started = time.perf_counter()
-            em.prequential(events, "river_logreg", metrics=("accuracy", "log_loss"), measure_memory=False)
-            prequential_rate = n / (time.perf_counter() - started)
-
-            updater = LiveUpdater(topic, f"{topic}.pred", model="river_logreg", state_dir=folder / "live",
-                                  bootstrap_servers=servers, max_events=n)
-            started = time.perf_counter()
-            stats = updater.run()
-            wall_rate = n / (time.perf_counter() - started)
-            result = {
-                "events": n, "model": "river_logreg", "checkpoint_every": updater.checkpoint_every,
-                "checkpoint_interval_s": updater.checkpoint_interval_s,
-                "prequential_events_per_s": round(prequential_rate),
-                "live_events_per_s": round(stats.events_per_s),
-                "live_wall_events_per_s": round(wall_rate),
-                "live_ratio_vs_prequential": round(stats.events_per_s / prequential_rate, 3),
-                "live_transactions": stats.transactions,
-                "restart_to_first_prediction_s": round(restart_time(servers, topic, n, folder), 2),
-            }
+            rounds = throughput(events, topic, servers, folder, args.rounds)
+            latencies = [latency(servers, rate, args.latency_seconds, folder) for rate in args.rates]
+            restart_s, import_s = restart_time(servers, topic, n, folder)
         finally:
             if kafka is not None:
                 kafka.stop()
+    ratios = [r["ratio"] for r in rounds]
+    result = {
+        "events": n, "model": MODEL, "metrics": list(METRICS), "rounds": args.rounds,
+        "prequential_events_per_s": round(statistics.median(r["prequential"] for r in rounds)),
+        "live_events_per_s": round(statistics.median(r["live"] for r in rounds)),
+        "live_wall_events_per_s": round(statistics.median(r["wall"] for r in rounds)),
+        "live_ratio_vs_prequential": round(statistics.median(ratios), 3),
+        "live_ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "live_transactions": rounds[-1]["transactions"],
+        "latency": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in latencies],
+        "restart_to_first_prediction_s": round(restart_s, 2),
+        "python_import_s": round(import_s, 2),
+    }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    print(f"\nthroughput ({n} sea events, {MODEL}, median of {args.rounds} rounds)")
+    print(f"  in-memory prequential  {result['prequential_events_per_s']:>8} events/s")
+    print(f"  live, steady           {result['live_events_per_s']:>8} events/s   ratio "
+          f"{result['live_ratio_vs_prequential']:.3f} (range {ratios and min(ratios):.3f}-{max(ratios):.3f})")
+    print(f"  live, with start-up    {result['live_wall_events_per_s']:>8} events/s")
+    print("\nlatency, produce -> prediction readable (read_committed)")
+    print(f"  {'rate/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'updater p50':>12} {'p99':>6} {'txn/s':>6}")
+    for row in latencies:
+        print(f"  {row['rate']:>7g} {row['p50_s'] * 1e3:>8.1f} {row['p99_s'] * 1e3:>8.1f} {row['max_s'] * 1e3:>8.1f} "
+              f"{row['updater_p50_s'] * 1e3:>12.1f} {row['updater_p99_s'] * 1e3:>6.1f} {row['transactions_per_s']:>6.1f}")
+    print(f"\nrestart after kill -9 -> first new prediction: {restart_s:.2f} s "
+          f"(of which a new Python process importing eventml: {import_s:.2f} s)")
+    print(f"\nwritten to {args.output}")
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ class LiveUpdater:
     def __init__(self, events_topic: str, predictions_topic: str, *, model: Any = "river_logreg",
                  state_dir: str | os.PathLike, labels_topic: str | None = None,
                  bootstrap_servers: str | None = None, max_events: int | None = None,
-                 idle_timeout_s: float | None = None, checkpoint_every: int = 2000,
+                 idle_timeout_s: float | None = None, checkpoint_every: int = 10_000,
                  checkpoint_interval_s: float = 0.5, label_ttl_s: float | None = None,
                  max_pending: int = 100_000, rolling_window: int = 500, reconnect_timeout_s: float = 60.0,
                  name: str | None = None, seed: int | None = 42, progress: bool = False,
@@ -456,6 +456,13 @@ class LiveUpdater:
         highwater = self._consumer.highwater(tp)
         return highwater is not None and self._consumer.position(tp) >= highwater
 
+    def _caught_up(self) -> bool:
+        """True when no record is buffered and every input partition is read to its end."""
+        for tp, buf, _ in self._buffers:
+            if buf or not self._drained(tp):
+                return False
+        return True
+
     def _pick(self, force: bool) -> Any:
         """The next record in merge order, None if all partitions are read to the end, or _WAIT."""
         buffers = self._buffers
@@ -586,6 +593,8 @@ class LiveUpdater:
             else:
                 self._process_label(record, state, producer)
             n += 1
+            if self._caught_up():  # nothing left to read right now: commit, so predictions are readable at once
+                break
         if began:
             self._commit(n)
         return keep_going
