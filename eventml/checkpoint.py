@@ -32,17 +32,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from eventml.errors import EventmlError
+from eventml.errors import SnapshotError
 
 __all__ = ["SnapshotError", "Snapshot", "offsets_digest", "write_snapshot", "find_snapshot", "load_snapshot",
            "list_snapshots", "prune_snapshots"]
 
 _NAME = re.compile(r"^snapshot-(\d{8})-([0-9a-f]{12})\.pkl$")
 _FORMAT = 1
-
-
-class SnapshotError(EventmlError, RuntimeError):
-    """A snapshot cannot be read, or the state directory does not match Kafka's offsets."""
 
 
 @dataclasses.dataclass

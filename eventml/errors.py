@@ -41,3 +41,7 @@ class BrokerError(EventmlError, RuntimeError):
 
 class KafkaUnavailableError(EventmlError, RuntimeError):
     """No Kafka broker answered at the configured bootstrap servers."""
+
+
+class SnapshotError(EventmlError, RuntimeError):
+    """A live updater's snapshot cannot be read, or its state directory does not match Kafka's offsets."""

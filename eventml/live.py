@@ -11,7 +11,9 @@ How "exactly once" works
 ------------------------
 The updater reads with ``isolation_level="read_committed"`` and writes with a *transactional*
 producer. It works in transactions of up to ``checkpoint_every`` input records or
-``checkpoint_interval_s`` seconds. Inside one transaction it publishes the predictions and the
+``checkpoint_interval_s`` seconds, and closes a transaction early as soon as it has read every
+input partition to its end (so at a steady produce rate predictions become readable within
+tens of milliseconds, and in a replay transactions grow to the limits). Inside one transaction it publishes the predictions and the
 dead letters of its records; at the end it writes a *snapshot* to the state directory (the
 model, the pending features, the metrics, the counters, and the next offset of every input
 partition; see :mod:`eventml.checkpoint`), then adds the input offsets to the transaction
@@ -42,7 +44,8 @@ in every case. A broker that stops and comes back within kafka-python's retries 
 through inside the open transaction (the test restarts the broker mid-run); an error that does
 surface aborts to the restore path above. Not guaranteed: readers with ``read_uncommitted``
 also see predictions of aborted transactions; predictions are readable only once their
-transaction commits, so they trail the events by up to ``checkpoint_interval_s``.
+transaction commits, so while a backlog is read they trail the events by up to
+``checkpoint_interval_s``.
 
 Examples
 --------
@@ -196,7 +199,8 @@ class LiveUpdater:
     checkpoint_every
         Input records (events, labels, dead letters) per transaction at most.
     checkpoint_interval_s
-        Seconds a transaction stays open at most: predictions become readable by then.
+        Seconds a transaction stays open at most: predictions become readable by then (sooner
+        when the updater has read everything there is).
     label_ttl_s
         Features of an unlabelled event wait this long, in event time, for their label (None:
         no limit). Only kept when there is a ``labels_topic``.

@@ -130,6 +130,26 @@ def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, to
     assert probe(load_model(tmp_path / "state")) == probe(updater.model)
 
 
+def test_predictions_commit_as_soon_as_the_updater_has_read_everything(kafka_bootstrap, topic, tmp_path):
+    events = list(em.synthetic("sea", 10, seed=6))
+    em.create_topic(topic, bootstrap_servers=kafka_bootstrap)
+    # with neither limit near (60 s, 10,000 records) only "read to the end" can close a transaction
+    updater = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
+                          checkpoint_interval_s=60, checkpoint_every=10_000).start()
+    try:
+        for part, upto in ((events[:5], 5), (events[5:], 10)):
+            produce_events(part, topic, kafka_bootstrap)
+            deadline = time.monotonic() + 30
+            while updater.stats.events < upto and time.monotonic() < deadline:
+                time.sleep(0.05)
+            got, count = published(f"{topic}.pred", kafka_bootstrap)
+            assert updater.running and count == upto and set(got) == {e.id for e in events[:upto]}
+    finally:
+        updater.stop()
+    stats = updater.join(30)
+    assert stats.events == 10 and stats.transactions >= 2
+
+
 def _send(producer, topic, value, ts_ms, key=None, partition=None):
     producer.send(topic, value=value, key=key, timestamp_ms=ts_ms, partition=partition)
 
@@ -299,7 +319,7 @@ def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):
         events = list(em.synthetic("sea", n, seed=21))
         produce_events(events, topic, servers)
         updater = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path / "state", bootstrap_servers=servers,
-                              max_events=n, checkpoint_every=10, reconnect_timeout_s=90).start()
+                              max_events=n, checkpoint_every=100, reconnect_timeout_s=90).start()
         deadline = time.monotonic() + 60
         while updater.stats.events < 300 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -315,12 +335,12 @@ def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):
 
         # a broker that does not come back: a clear error once reconnect_timeout_s is over
         updater = LiveUpdater(topic, f"{topic}.pred2", state_dir=tmp_path / "state2", bootstrap_servers=servers,
-                              max_events=n, checkpoint_every=10, reconnect_timeout_s=3).start()
+                              max_events=n, checkpoint_every=100, reconnect_timeout_s=1).start()
         while updater.stats.events < 300 and updater.running:
             time.sleep(0.02)
         kafka.stop()
         started = time.monotonic()
-        with pytest.raises(em.KafkaUnavailableError, match="did not come back within 3 s"):
+        with pytest.raises(em.KafkaUnavailableError, match="did not come back within 1 s"):
             updater.join(60)
         assert time.monotonic() - started < 30 and not updater.running
 
