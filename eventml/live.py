@@ -355,9 +355,14 @@ class LiveUpdater:
     def _connect(self) -> None:
         """Make the clients, fence any previous instance, and load the committed state."""
         self._close_clients()
+        # retry_backoff_ms: kafka-python sleeps this long before every retried transactional request,
+        # e.g. an AddPartitionsToTxn the broker answers with CONCURRENT_TRANSACTIONS because the previous
+        # commit is still being written; at the default 100 ms that stalls the predictions of a
+        # transaction that starts right after a commit (p99 latency 130 ms instead of 40 ms at 500 events/s)
         self._producer = make_client(KafkaProducer, producer_config(
             self.bootstrap_servers, transactional_id=self.transactional_id, acks="all", linger_ms=5,
-            retries=2**31 - 1, max_in_flight_requests_per_connection=5, reconnect_backoff_max_ms=1000))
+            retry_backoff_ms=20, retries=2**31 - 1, max_in_flight_requests_per_connection=5,
+            reconnect_backoff_max_ms=1000))
         self._producer.init_transactions()  # fences a zombie and aborts its open transaction
         self._consumer = make_client(KafkaConsumer, consumer_config(
             self.bootstrap_servers, group_id=self.group_id, isolation_level="read_committed",
