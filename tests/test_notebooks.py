@@ -156,8 +156,8 @@ def test_delayed_labels_cost_accuracy_and_drift_detection_with_reset_recovers(ka
 def test_update_live_survives_a_kill_with_every_prediction_exactly_once(kafka_bootstrap, tmp_path):
     n, drift_at = 3500, 2000
     figures = run("05_update_live", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb05-events"),
-                  PREDICTIONS_TOPIC=unique_topic("nb05-predictions"), STATE_DIR=str(tmp_path / "state"),
-                  N_EVENTS=n, DRIFT_AT=drift_at, RATE=1000, CRASH_AT=800, IDLE_TIMEOUT_S=2.0)
+                  PREDICTIONS_TOPIC=unique_topic("nb05-predictions"), N_EVENTS=n, DRIFT_AT=drift_at, RATE=1000,
+                  CRASH_AT=800, IDLE_TIMEOUT_S=2.0)
 
     assert figures["killed_exit_code"] == -9 and figures["killed_after_committed"] >= 800
     assert figures["restarts"] == 1
