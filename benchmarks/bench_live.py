@@ -3,16 +3,17 @@
 In one run, against one real broker, with river StandardScaler | LogisticRegression
 (``river_logreg``) and the metrics the live updater keeps (accuracy and log loss):
 
-(a) **Throughput**, side by side, ``--rounds`` times on the same sea events: :func:`eventml.prequential`
-    on the events in memory, then :class:`eventml.live.LiveUpdater` reading them from Kafka,
-    publishing one prediction each, learning and committing transactions. The live rate is the
-    steady one: events per second between the summary row at 10% of the events and the last
-    row (connecting and the broker's one-time set-up of the first transaction are left out;
-    ``live_wall_events_per_s`` includes them). Reported as the median ratio and its range.
+(a) **Throughput**, side by side, ``--rounds`` times on the same sea events:
+    :func:`eventml.prequential` on the events in memory, then :class:`eventml.live.LiveUpdater`
+    reading them from Kafka, publishing one prediction each, learning and committing
+    transactions. The live rate is the steady one: events per second between the summary row
+    at 10% of the events and the last row (connecting and the broker's one-time set-up of the
+    first transaction are left out; ``live_wall_events_per_s`` includes them). Reported as the
+    median ratio and its range.
 (b) **Latency from produce to prediction available**, at steady produce rates (``--rates``,
-    default 500 and 2,000 events/s): a producer process writes events with eventml's rate
-    limiter (events without ``ts``, so a prediction's ``event_ts`` is its event's record
-    timestamp, taken by the producer when it sends), the updater runs in this process, and a
+    default 500 and 2,000 events/s, each for ``--latency-seconds``): a producer process writes
+    events with eventml's rate limiter (events without ``ts``, so a prediction's ``event_ts`` is
+    its event's record timestamp, taken by the producer when it sends), the updater runs in this process, and a
     reader process with ``isolation_level="read_committed"`` timestamps each prediction when
     its poll returns it. Latency = that time - ``event_ts``: it includes the producer's linger
     (eventml default 20 ms), the updater's transaction and commit, and the reader's fetch (max
@@ -26,16 +27,18 @@ In one run, against one real broker, with river StandardScaler | LogisticRegress
 Prints a table and writes JSON to ``benchmarks/results/live.json``.
 
 Usage: ``python benchmarks/bench_live.py [--events 20000] [--rounds 3] [--rates 500 2000]
-[--latency-seconds 8] [--bootstrap-servers HOST:PORT]`` (without a bootstrap address a local
-broker is started in a temporary folder). A full run takes about two minutes.
+[--latency-seconds 10] [--profile] [--bootstrap-servers HOST:PORT]`` (without a bootstrap
+address a local broker is started in a temporary folder). A full run takes about a minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import multiprocessing
 import os
+import pstats
 import signal
 import socket
 import statistics
@@ -96,6 +99,15 @@ def throughput(events, topic, servers, folder, rounds):
         rows.append({"prequential": prequential, "live": live, "wall": wall, "ratio": live / prequential,
                      "transactions": stats.transactions})
     return rows
+
+
+def profile(topic, servers, folder, n, lines=30):
+    """Print a cProfile of one live run, by own time (the producer's I/O thread is not in it)."""
+    updater = LiveUpdater(topic, f"{topic}.profile", model=MODEL, state_dir=folder / "profile",
+                          bootstrap_servers=servers, max_events=n)
+    profiler = cProfile.Profile()
+    profiler.runcall(updater.run)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(lines)
 
 
 # ----------------------------------------------------------------------------- (b) latency
@@ -187,7 +199,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rates", type=float, nargs="+", default=[500, 2000])
-    parser.add_argument("--latency-seconds", type=float, default=8.0)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where one live run spends its time (cProfile of the updater's thread)")
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "live.json"))
     args = parser.parse_args()
@@ -204,6 +218,8 @@ def main() -> None:
             topic = f"bench-live-{int(time.time())}"
             produce(events, topic, servers)
             rounds = throughput(events, topic, servers, folder, args.rounds)
+            if args.profile:
+                profile(topic, servers, folder, n)
             latencies = [latency(servers, rate, args.latency_seconds, folder) for rate in args.rates]
             restart_s, import_s = restart_time(servers, topic, n, folder)
         finally:
@@ -227,13 +243,14 @@ def main() -> None:
     print(f"\nthroughput ({n} sea events, {MODEL}, median of {args.rounds} rounds)")
     print(f"  in-memory prequential  {result['prequential_events_per_s']:>8} events/s")
     print(f"  live, steady           {result['live_events_per_s']:>8} events/s   ratio "
-          f"{result['live_ratio_vs_prequential']:.3f} (range {ratios and min(ratios):.3f}-{max(ratios):.3f})")
+          f"{result['live_ratio_vs_prequential']:.3f} (range {min(ratios):.3f}-{max(ratios):.3f})")
     print(f"  live, with start-up    {result['live_wall_events_per_s']:>8} events/s")
     print("\nlatency, produce -> prediction readable (read_committed)")
     print(f"  {'rate/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'updater p50':>12} {'p99':>6} {'txn/s':>6}")
     for row in latencies:
-        print(f"  {row['rate']:>7g} {row['p50_s'] * 1e3:>8.1f} {row['p99_s'] * 1e3:>8.1f} {row['max_s'] * 1e3:>8.1f} "
-              f"{row['updater_p50_s'] * 1e3:>12.1f} {row['updater_p99_s'] * 1e3:>6.1f} {row['transactions_per_s']:>6.1f}")
+        ms = [row[key] * 1e3 for key in ("p50_s", "p99_s", "max_s", "updater_p50_s", "updater_p99_s")]
+        print(f"  {row['rate']:>7g} {ms[0]:>8.1f} {ms[1]:>8.1f} {ms[2]:>8.1f} {ms[3]:>12.1f} {ms[4]:>6.1f} "
+              f"{row['transactions_per_s']:>6.1f}")
     print(f"\nrestart after kill -9 -> first new prediction: {restart_s:.2f} s "
           f"(of which a new Python process importing eventml: {import_s:.2f} s)")
     print(f"\nwritten to {args.output}")

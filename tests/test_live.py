@@ -3,6 +3,7 @@ bad records dead-lettered, clear errors. Integration tests talk to a real broker
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -128,6 +129,7 @@ def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, to
     assert stats.score == summary["accuracy"].iloc[-1] and stats.model_version == len(events)
     assert stats.transactions == 4 and stats.lag == 0 and stats.latency_p50_s > 0
     assert probe(load_model(tmp_path / "state")) == probe(updater.model)
+    assert gc.get_freeze_count() == 0  # the run leaves Python's garbage collector as it found it
 
 
 def test_predictions_commit_as_soon_as_the_updater_has_read_everything(kafka_bootstrap, topic, tmp_path):
