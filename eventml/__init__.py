@@ -17,6 +17,7 @@ from eventml.errors import (
     EventFormatError,
     EventmlError,
     KafkaUnavailableError,
+    SnapshotError,
     SourceError,
 )
 from eventml.evaluate import accuracy_between, prequential

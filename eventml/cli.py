@@ -198,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--state-dir", required=True, help="snapshots; restart with the same folder to resume")
     live.add_argument("--max-events", type=int, help="stop after this many events in total (across restarts)")
     live.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
-    live.add_argument("--checkpoint-every", type=int, default=2000, help="records per transaction at most")
-    live.add_argument("--checkpoint-interval", type=float, default=0.5, help="seconds per transaction at most")
+    live.add_argument("--checkpoint-every", type=int, default=10_000,
+                      help="records per transaction at most (default %(default)s)")
+    live.add_argument("--checkpoint-interval", type=float, default=0.5,
+                      help="seconds per transaction at most (default %(default)s)")
     live.add_argument("--label-ttl", type=float, help="seconds of event time a prediction waits for its label")
     live.add_argument("--seed", type=int, default=42)
     live.add_argument("--quiet", action="store_true", help="no progress bar")
