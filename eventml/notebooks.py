@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,20 @@ from eventml.results import load_figures
 
 class NotebookError(EventmlError):
     """A notebook failed under papermill; the executed copy shows the failing cell."""
+
+
+def _local_kernel_manager():
+    """A kernel manager whose kernel talks over Unix sockets in the temp folder, not TCP: the
+    kernel is local anyway, and it does not warn that TCP is unencrypted on every run."""
+    from jupyter_client.manager import KernelManager
+
+    class LocalKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = os.path.join(tempfile.gettempdir(), f"eventml-kernel-{uuid.uuid4().hex}")
+
+    return LocalKernelManager
 
 
 def notebook_paths(notebooks_dir: str | os.PathLike = "notebooks", only: list[str] | None = None) -> list[Path]:
@@ -56,7 +72,8 @@ def run_notebook(path: str | os.PathLike, output_dir: str | os.PathLike, paramet
     executed = out / path.name
     try:
         papermill.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel_name,
-                                   cwd=str(path.parent), progress_bar=False)
+                                   cwd=str(path.parent), progress_bar=False,
+                                   kernel_manager_class=_local_kernel_manager())
     except papermill.PapermillExecutionError as exc:
         raise NotebookError(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
                             f"(executed copy: {executed})") from None
