@@ -507,10 +507,10 @@ def main() -> None:
 
     result = {
         "events": n, "rounds": args.rounds, "model": MODEL, "metrics": METRICS, "records_per_transaction": TXN,
-        "confluent_kafka": ck.version()[0], "librdkafka": ck.libversion()[0], "rows": rows,
+        "confluent_kafka": ck.__version__, "librdkafka": ck.libversion()[0], "rows": rows,
     }
     lines = [f"{n} sea events, {args.rounds} rounds, median (min-max); "
-             f"confluent-kafka {ck.version()[0]} / librdkafka {ck.libversion()[0]} vs kafka-python 3.0.12", ""]
+             f"confluent-kafka {ck.__version__} / librdkafka {ck.libversion()[0]} vs kafka-python 3.0.12", ""]
     lines.append(f"{'':44} {'kafka-python':>22} {'confluent-kafka':>22} {'kp/ck':>18}")
 
     def table_row(label, kp_key, ck_key, fmt):
