@@ -5,6 +5,9 @@ The bootstrap servers come from the ``bootstrap_servers`` argument, else the
 (SASL, SSL) pass through to kafka-python under their kafka-python names. An unknown key is an
 error that lists the accepted ones, so a typo never silently does nothing.
 
+The live updater's clients are confluent-kafka (librdkafka) ones: :func:`rdkafka_config` takes
+the few settings it uses under their kafka-python names and gives them librdkafka's names.
+
 Examples
 --------
 >>> from eventml.config import producer_config
@@ -61,6 +64,9 @@ def bootstrap_servers(value: str | None = None) -> str:
     return value or os.environ.get(ENV_BOOTSTRAP) or DEFAULT_BOOTSTRAP
 
 
+_resolve_bootstrap = bootstrap_servers  # for functions whose parameter has the same name
+
+
 def _merge(kind: str, accepted: dict[str, Any], defaults: dict[str, Any],
            bootstrap: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(accepted) - _SECURITY_KEYS)
@@ -83,3 +89,37 @@ def consumer_config(bootstrap_servers: str | None = None, **overrides: Any) -> d
 def admin_config(bootstrap_servers: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Settings for a kafka-python ``KafkaAdminClient``."""
     return _merge("admin", KafkaAdminClient.DEFAULT_CONFIG, {}, bootstrap_servers, overrides)
+
+
+#: kafka-python names of the settings the live updater gives its confluent-kafka clients -> librdkafka names.
+RDKAFKA_NAMES: dict[str, str] = {
+    "bootstrap_servers": "bootstrap.servers",
+    "acks": "acks",
+    "linger_ms": "linger.ms",
+    "retry_backoff_ms": "retry.backoff.ms",
+    "reconnect_backoff_max_ms": "reconnect.backoff.max.ms",
+    "transactional_id": "transactional.id",
+    "group_id": "group.id",
+    "isolation_level": "isolation.level",
+    "enable_auto_commit": "enable.auto.commit",
+    "auto_offset_reset": "auto.offset.reset",
+    "enable_partition_eof": "enable.partition.eof",
+    "partitioner": "partitioner",
+    "metadata_recovery_strategy": "metadata.recovery.strategy",
+}
+
+
+def rdkafka_config(bootstrap_servers: str | None = None, **settings: Any) -> dict[str, Any]:
+    """Settings for a confluent-kafka (librdkafka) client, given under kafka-python's names.
+
+    Examples
+    --------
+    >>> rdkafka_config("broker:9092", linger_ms=5, group_id="g")
+    {'linger.ms': 5, 'group.id': 'g', 'bootstrap.servers': 'broker:9092'}
+    """
+    unknown = sorted(set(settings) - set(RDKAFKA_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown librdkafka setting(s) {', '.join(map(repr, unknown))}; "
+                          f"accepted settings: {', '.join(sorted(RDKAFKA_NAMES))}")
+    return {**{RDKAFKA_NAMES[name]: value for name, value in settings.items()},
+            "bootstrap.servers": _resolve_bootstrap(bootstrap_servers)}

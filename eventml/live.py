@@ -68,6 +68,7 @@ import gc
 import json
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -77,13 +78,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
-from kafka.structs import OffsetAndMetadata
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaPythonTopicPartition
+from kafka.errors import KafkaError as KafkaPythonError
 
 from eventml.checkpoint import find_snapshot, list_snapshots, load_snapshot, prune_snapshots, write_snapshot
-from eventml.config import consumer_config, producer_config
-from eventml.connect import make_client
+from eventml.config import consumer_config, rdkafka_config
+from eventml.connect import ensure_reachable, make_client
 from eventml.dlq import dead_letter_headers, dlq_topic
 from eventml.errors import ConfigError, EventFormatError, EventmlError, KafkaUnavailableError, SnapshotError
 from eventml.evaluate import _Track
@@ -94,6 +96,7 @@ from eventml.progress import progress_bar
 __all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "SnapshotError"]
 
 log = logging.getLogger(__name__)
+_client_log = logging.getLogger(f"{__name__}.librdkafka")  # librdkafka's own lines, instead of stderr
 
 #: Test hook: ``"before_commit:N"`` or ``"after_commit:N"`` makes the process SIGKILL itself
 #: between writing the N-th snapshot of this process and committing it, or right after the commit.
@@ -103,6 +106,13 @@ _WAIT = object()  # "a partition may still have earlier records: poll before cho
 _EVENTS, _LABELS = 0, 1
 _STATE_FILE = "updater.json"
 _SNAPSHOT_SHARE = 0.25  # commits for being caught up spend at most this share of the time on snapshots
+_BATCH = 5000  # messages taken from the consumer's local queue at a time
+_GRACE_S = 2.0  # for librdkafka to report its own timeout before the updater stops waiting for it
+_SETUP_TIMEOUT_S = 30.0  # at least this long for the calls that set up the clients (a new broker's first
+#                          transaction creates its internal topics)
+#: the errors of a Kafka client that send the updater down its restore path (kafka-python's only from
+#: eventml.topics.create_topic, which makes a missing topic)
+_CLIENT_ERRORS = (KafkaException, KafkaPythonError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +172,71 @@ class _State:
     newest_ts: float = float("-inf")
 
 
-def _key(tp: TopicPartition) -> str:
-    return f"{tp.topic}:{tp.partition}"
+class _Input:
+    """One input partition: its records read but not processed yet, and how far it has been fetched."""
+
+    __slots__ = ("topic", "partition", "key", "rank", "tp", "buf", "fetched", "eof")
+
+    def __init__(self, topic: str, partition: int, rank: int):
+        self.topic, self.partition, self.rank = topic, partition, rank
+        self.key = f"{topic}:{partition}"  # as in _State.offsets and the snapshots' names
+        self.tp = TopicPartition(topic, partition)
+        self.buf: collections.deque = collections.deque()
+        self.fetched = 0  # the offset after the last record taken from the consumer
+        self.eof = False  # the consumer said it reached the end (of the last stable offset)
+
+
+class _BoundedCalls:
+    """Runs calls in a daemon thread and waits for each at most a given time.
+
+    librdkafka 2.16's ``send_offsets_to_transaction`` can block past its own timeout: its request
+    to the group coordinator never checks it (librdkafka issue #5456), and after a broker restart
+    it may wait for a coordinator that librdkafka has dropped (#5511). A call that does not return
+    in time is left to its thread, which keeps the client it uses alive (destroying a client
+    inside a call would crash), and the next call gets a new thread.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue | None = None
+
+    @staticmethod
+    def _serve(requests: queue.SimpleQueue) -> None:
+        while (request := requests.get()) is not None:
+            function, done, result = request
+            try:
+                result.append((True, function()))
+            except BaseException as exc:  # handed to the waiting thread
+                result.append((False, exc))
+            del function, request  # a stuck call's client is released once it returns
+            done.set()
+
+    def call(self, function: Any, timeout_s: float) -> Any:
+        """``function()``, or a KafkaException (_TIMED_OUT) if it takes longer than ``timeout_s``."""
+        if self._requests is None:
+            self._requests = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(self._requests,), name="eventml-live-commit",
+                             daemon=True).start()
+        done, result = threading.Event(), []
+        self._requests.put((function, done, result))
+        if not done.wait(timeout_s):
+            self._requests.put(None)  # the stuck thread ends once its call returns
+            self._requests = None
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                            f"a transaction step did not finish within {timeout_s:g} s"))
+        ok, value = result[0]
+        if not ok:
+            raise value
+        return value
+
+
+def _fenced(error: KafkaException) -> bool:
+    """True when another producer with the same transactional id took over (a fatal error)."""
+    err = error.args[0] if error.args else None
+    if not isinstance(err, KafkaError):
+        return False
+    code = err.code()
+    return code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED) or (
+        code == KafkaError.INVALID_PRODUCER_EPOCH and err.fatal())
 
 
 def _positive(name: str, value: Any, allow_none: bool = False, kind: type = int) -> Any:
@@ -270,9 +343,12 @@ class LiveUpdater:
 
         self.stats = LiveStats(metric=self.metric)
         self._state: _State | None = None
-        self._producer: KafkaProducer | None = None
-        self._consumer: KafkaConsumer | None = None
-        self._buffers: list[tuple[TopicPartition, collections.deque, int]] = []
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+        self._inputs: list[_Input] = []
+        self._brokers_down_at: float | None = None  # when librdkafka said every broker is down
+        self._setup_timeout_s = max(self.reconnect_timeout_s, _SETUP_TIMEOUT_S)
+        self._bounded = _BoundedCalls()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -333,64 +409,82 @@ class LiveUpdater:
 
     # ------------------------------------------------------------------ connecting and restoring
 
-    def _partitions(self, consumer: KafkaConsumer, topic: str) -> list[int]:
+    def _partitions(self, topic: str) -> list[int]:
         """The partitions of a topic, which is created (one partition) if it does not exist yet."""
         from eventml.topics import create_topic
 
-        parts = consumer.partitions_for_topic(topic)
+        def partitions() -> list[int]:
+            meta = self._consumer.list_topics(topic, timeout=self._setup_timeout_s).topics.get(topic)
+            return sorted(meta.partitions) if meta is not None and meta.error is None else []
+
+        parts = partitions()
         if not parts:
             log.info("topic %r does not exist: creating it with one partition", topic)
             create_topic(topic, bootstrap_servers=self.bootstrap_servers)
             deadline = time.monotonic() + 10
             while not parts and time.monotonic() < deadline:
                 time.sleep(0.1)
-                parts = consumer.partitions_for_topic(topic)
+                parts = partitions()
             if not parts:
                 raise KafkaUnavailableError(f"topic {topic!r} was created but has no partitions yet")
-        return sorted(parts)
-
-    def _input_partitions(self, consumer: KafkaConsumer) -> list[tuple[TopicPartition, int]]:
-        return [(TopicPartition(topic, p), rank)
-                for rank, topic in ((_EVENTS, self.events_topic), (_LABELS, self.labels_topic)) if topic is not None
-                for p in self._partitions(consumer, topic)]
+        return parts
 
     def _fresh_state(self, offsets: dict[str, int]) -> _State:
         return _State(track=_Track(self.learner.clone(), self._metrics, self.rolling_window), offsets=offsets)
 
+    def _client_settings(self, **settings: Any) -> dict[str, Any]:
+        # librdkafka reconnects by itself; its backoff grows to 10 s by default, 1 s here: a broker
+        # that comes back is found within a second. When every broker is down, librdkafka 2.16 would
+        # also re-bootstrap, dropping the brokers it knew, and a transaction step can then wait
+        # forever for a dropped group coordinator (librdkafka #5511): no re-bootstrap ("none"), the
+        # updater's restore path makes new clients instead
+        return {**rdkafka_config(self.bootstrap_servers, reconnect_backoff_max_ms=1000,
+                                 metadata_recovery_strategy="none", **settings),
+                "logger": _client_log, "error_cb": self._on_client_error}
+
     def _connect(self) -> None:
         """Make the clients, fence any previous instance, and load the committed state."""
         self._close_clients()
-        # kafka-python sleeps retry_backoff_ms before every retried transactional request, e.g. the
-        # first one of a transaction that starts while the broker still completes the previous commit
-        # (CONCURRENT_TRANSACTIONS): 100 ms by default, which made the p99 latency 130 ms, not 40 ms
-        self._producer = make_client(KafkaProducer, producer_config(
-            self.bootstrap_servers, transactional_id=self.transactional_id, acks="all", linger_ms=5,
-            retry_backoff_ms=20, retries=2**31 - 1, max_in_flight_requests_per_connection=5,
-            reconnect_backoff_max_ms=1000))
-        self._producer.init_transactions()  # fences a zombie and aborts its open transaction
-        self._consumer = make_client(KafkaConsumer, consumer_config(
-            self.bootstrap_servers, group_id=self.group_id, isolation_level="read_committed",
-            enable_auto_commit=False, reconnect_backoff_max_ms=1000))
+        ensure_reachable(self.bootstrap_servers)  # one sentence at once, rather than a timeout later
+        timeout = self._setup_timeout_s
+        self._brokers_down_at = None
+        # murmur2_random: keyed records go to the partition Java and kafka-python clients choose, so a
+        # prediction lands where its event id would; retry_backoff_ms as small as kafka-python's was
+        # (the first request of a transaction that starts while the broker completes the last commit
+        # is retried)
+        self._producer = Producer(self._client_settings(
+            transactional_id=self.transactional_id, acks="all", linger_ms=5, retry_backoff_ms=20,
+            partitioner="murmur2_random"))
+        # librdkafka retries a coordinator lookup that finds no broker metadata yet after a fixed
+        # 500 ms: with the metadata fetched first, init_transactions takes ~70 ms
+        self._producer.list_topics(timeout=timeout)
+        self._producer.init_transactions(timeout)  # fences a zombie and aborts its open transaction
+        self._consumer = Consumer(self._client_settings(
+            group_id=self.group_id, isolation_level="read_committed", enable_auto_commit=False,
+            auto_offset_reset="earliest", enable_partition_eof=True))
         # one partition: nothing to choose, and skipping the key hash saves time per prediction
-        outputs = self._partitions(self._consumer, self.predictions_topic)
-        self._prediction_partition = 0 if outputs == [0] else None
-        inputs = self._input_partitions(self._consumer)
-        tps = [tp for tp, _ in inputs]
-        self._consumer.assign(tps)
+        outputs = self._partitions(self.predictions_topic)
+        self._prediction_partition = 0 if outputs == [0] else -1  # -1: by key
+        inputs = [_Input(topic, p, rank)
+                  for rank, topic in ((_EVENTS, self.events_topic), (_LABELS, self.labels_topic)) if topic is not None
+                  for p in self._partitions(topic)]  # its metadata now known: no 500 ms wait at the first fetch
         committed = {}
-        for tp in tps:
-            offset = self._consumer.committed(tp)
-            if offset is not None:
-                committed[_key(tp)] = offset
+        for tp in self._consumer.committed([i.tp for i in inputs], timeout=timeout):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            if tp.offset >= 0:  # OFFSET_INVALID (-1001): nothing committed
+                committed[f"{tp.topic}:{tp.partition}"] = tp.offset
         state = self._restore(committed)
-        beginning = self._consumer.beginning_offsets([tp for tp in tps if _key(tp) not in state.offsets])
-        for tp, offset in beginning.items():  # partitions this state never read: from their beginning
-            state.offsets[_key(tp)] = offset
-        for tp in tps:
-            self._consumer.seek(tp, state.offsets[_key(tp)])
-        self._buffers = [(tp, collections.deque(), rank) for tp, rank in inputs]
-        self._event_tps = [tp for tp, rank in inputs if rank == _EVENTS]
-        self._tps = {_key(tp): tp for tp in tps}
+        for i in inputs:
+            if i.key not in state.offsets:  # a partition this state never read: from its beginning
+                state.offsets[i.key] = self._consumer.get_watermark_offsets(i.tp, timeout=timeout, cached=False)[0]
+            i.fetched = state.offsets[i.key]
+        self._consumer.assign([TopicPartition(i.topic, i.partition, i.fetched) for i in inputs])
+        self._group_metadata = self._consumer.consumer_group_metadata()
+        self._inputs = inputs
+        self._by_partition = {(i.topic, i.partition): i for i in inputs}
+        self._event_inputs = [i for i in inputs if i.rank == _EVENTS]
+        self._tps = {i.key: (i.topic, i.partition) for i in inputs}
         self._empty_polls = 0
         self._state = state
 
@@ -417,27 +511,49 @@ class LiveUpdater:
                  state.counts["learned"])
         return state
 
+    def _on_client_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback (called inside consume() and the producer's calls)."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self._brokers_down_at is None:
+            self._brokers_down_at = time.monotonic()
+        log.debug("Kafka client error: %s", error)
+
+    def _check_brokers(self) -> None:
+        """Between transactions, after librdkafka said every broker is down: is one back?
+
+        librdkafka reconnects by itself, so this only asks for metadata; if no broker answers,
+        the error sends the run down the restore path, which waits ``reconnect_timeout_s``.
+        """
+        self._consumer.list_topics(self.events_topic, timeout=min(self.reconnect_timeout_s, 5.0))
+        self._brokers_down_at = None
+
     def _close_clients(self) -> None:
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
+        self._inputs = []
         if consumer is not None:
             try:
-                consumer.close(autocommit=False)
+                consumer.close()
             except Exception:  # a client of a dead broker may fail to close: it is dropped anyway
                 log.debug("closing the consumer failed", exc_info=True)
         if producer is not None:
+            # a Producer has no close(): after the last commit nothing is queued, and records of a
+            # transaction that failed are purged here; that transaction is aborted by the next
+            # init_transactions with this transactional id (or by the broker's transaction timeout)
             try:
-                producer.close(timeout=1)
+                producer.purge()
             except Exception:
-                # kafka-python's close() stops before closing when its flush times out (records of a
-                # transaction that is aborted anyway): stop its I/O thread ourselves
-                log.debug("closing the producer failed; forcing it", exc_info=True)
-                producer._sender.force_close()
-                producer._closed = True
+                log.debug("purging the producer failed", exc_info=True)
+            del producer
 
     def _reconnect(self, error: BaseException) -> None:
         """After a Kafka failure: drop the clients and restore the committed state, with backoff."""
         log.warning("Kafka failed (%s); restoring the last committed state", error)
+        err = error.args[0] if isinstance(error, KafkaException) and error.args else None
+        if self._producer is not None and isinstance(err, KafkaError) and err.txn_requires_abort():
+            try:  # the next init_transactions would abort it too; this is sooner
+                self._producer.abort_transaction(min(self.reconnect_timeout_s, 5.0))
+            except KafkaException:
+                log.debug("aborting the failed transaction failed", exc_info=True)
         self._close_clients()
         deadline = time.monotonic() + self.reconnect_timeout_s
         wait = 0.2
@@ -445,7 +561,7 @@ class LiveUpdater:
             try:
                 self._connect()
                 return
-            except (KafkaError, KafkaUnavailableError) as exc:
+            except (*_CLIENT_ERRORS, KafkaUnavailableError) as exc:
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
                         f"Kafka at {self.bootstrap_servers or 'the default address'} did not come back within "
@@ -457,70 +573,114 @@ class LiveUpdater:
 
     # ------------------------------------------------------------------ reading in a fixed order
 
-    def _poll(self, timeout_ms: int) -> bool:
-        batches = self._consumer.poll(timeout_ms=timeout_ms)
-        for tp, buf, _ in self._buffers:
-            records = batches.get(tp)
-            if records:
-                buf.extend(records)
-        return bool(batches)
+    def _poll(self, timeout_s: float) -> bool:
+        """Move the records the consumer has into the partitions' buffers; True if there were any.
 
-    def _drained(self, tp: TopicPartition) -> bool:
-        highwater = self._consumer.highwater(tp)
-        return highwater is not None and self._consumer.position(tp) >= highwater
+        ``consume(n, timeout)`` waits until it has n messages or the timeout is over, so it is asked
+        for what is there (timeout 0) and, only when that is nothing, waits for one.
+        """
+        consume = self._consumer.consume
+        messages = consume(_BATCH, 0)
+        if not messages:
+            messages = consume(1, timeout_s)
+            if messages:
+                messages.extend(consume(_BATCH, 0))
+        got = False
+        by_partition = self._by_partition
+        for message in messages:
+            error = message.error()
+            where = by_partition[message.topic(), message.partition()]
+            if error is None:
+                where.buf.append(message)
+                where.fetched = message.offset() + 1
+                where.eof = False
+                got = True
+            elif error.code() == KafkaError._PARTITION_EOF:
+                where.eof = True
+            elif error.fatal():
+                raise KafkaException(error)
+            else:  # librdkafka recovers from these by itself (e.g. a broker that went away)
+                log.debug("consumer: %s", error)
+        return got
+
+    def _drained(self, where: _Input) -> bool:
+        """True when every record of the partition that is there now has been fetched.
+
+        The consumer's "end of partition" event comes only with the next, empty, fetch (up to
+        ``fetch.wait.max.ms``, 500 ms, later), so this compares with the high watermark the last
+        fetch brought, as kafka-python's ``highwater`` did; the event is for a partition that
+        stays below it (an open transaction upstream: read_committed stops at the last stable offset).
+        """
+        if where.eof:
+            return True
+        high = self._consumer.get_watermark_offsets(where.tp, cached=True)[1]
+        return high >= 0 and where.fetched >= high
 
     def _caught_up(self) -> bool:
         """True when no record is buffered and every input partition is read to its end."""
-        for tp, buf, _ in self._buffers:
-            if buf or not self._drained(tp):
+        for where in self._inputs:
+            if where.buf or not self._drained(where):
                 return False
         return True
 
     def _pick(self, force: bool) -> Any:
-        """The next record in merge order, None if all partitions are read to the end, or _WAIT."""
-        buffers = self._buffers
-        if len(buffers) == 1:
-            buf = buffers[0][1]
-            return buf.popleft() if buf else None
+        """The next (partition, record) in merge order, None if all are read to the end, or _WAIT."""
+        inputs = self._inputs
+        if len(inputs) == 1:
+            where = inputs[0]
+            return (where, where.buf.popleft()) if where.buf else None
         best = best_key = None
-        for tp, buf, rank in buffers:
-            if buf:
-                head = buf[0]
-                key = (head.timestamp, rank, head.partition)
+        for where in inputs:
+            if where.buf:
+                key = (where.buf[0].timestamp()[1], where.rank, where.partition)
                 if best is None or key < best_key:
-                    best, best_key = buf, key
-            elif not force and not self._drained(tp):
+                    best, best_key = where, key
+            elif not force and not self._drained(where):
                 return _WAIT
-        return None if best is None else best.popleft()
+        return None if best is None else (best, best.buf.popleft())
 
-    def _next_record(self, timeout_ms: int) -> Any:
-        record = self._pick(force=False)
-        if record is None or record is _WAIT:
-            if self._poll(timeout_ms):
+    def _next_record(self, timeout_s: float) -> Any:
+        picked = self._pick(force=False)
+        if picked is None or picked is _WAIT:
+            if self._poll(timeout_s):
                 self._empty_polls = 0
             else:
                 self._empty_polls += 1
             # a partition that stays silent (e.g. an open transaction upstream) is skipped after 3 polls
-            record = self._pick(force=self._empty_polls >= 3)
-        return None if record is _WAIT else record
+            picked = self._pick(force=self._empty_polls >= 3)
+        return None if picked is _WAIT else picked
 
     # ------------------------------------------------------------------ the work
 
-    def _process_event(self, record: Any, state: _State, producer: KafkaProducer) -> None:
+    def _produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
+                 headers: list | None = None) -> None:
+        """``producer.produce``, waiting while its local queue is full (a very large transaction)."""
+        while True:
+            try:
+                self._producer.produce(topic, value, key, partition, headers=headers)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _process_event(self, record: Any, state: _State) -> None:
+        ts_ms = record.timestamp()[1]
         try:
-            event = decode_event(record.value, record.timestamp / 1000.0)
+            event = decode_event(record.value(), ts_ms / 1000.0)
         except EventFormatError as error:
-            self._dead_letter(record, error, state, producer)
+            self._dead_letter(record, error, state)
             return
         track = state.track
         x, y = event.features, event.label
         label, proba = track.predict(x)
         counts = state.counts
         prediction = Prediction(event.id, label, self.learner.name, counts["learned"], proba, event.ts, time.time())
-        producer.send(self.predictions_topic, value=encode_prediction(prediction), key=record.key or event.id.encode(),
-                      partition=self._prediction_partition)
+        value, key = encode_prediction(prediction), record.key() or event.id.encode()
+        try:
+            self._producer.produce(self.predictions_topic, value, key, self._prediction_partition)
+        except BufferError:
+            self._produce(self.predictions_topic, value, key, self._prediction_partition)
         counts["events"] += 1
-        self._txn_timestamps.append(record.timestamp)
+        self._txn_timestamps.append(ts_ms)
         if y is not None:
             track.update(y, label, proba)
             track.learner.learn_one(x, y)
@@ -548,11 +708,11 @@ class LiveUpdater:
                 pending.popitem(last=False)
                 state.counts["expired"] += 1
 
-    def _process_label(self, record: Any, state: _State, producer: KafkaProducer) -> None:
+    def _process_label(self, record: Any, state: _State) -> None:
         try:
-            label = decode_label(record.value, record.timestamp / 1000.0)
+            label = decode_label(record.value(), record.timestamp()[1] / 1000.0)
         except EventFormatError as error:
-            self._dead_letter(record, error, state, producer)
+            self._dead_letter(record, error, state)
             return
         kept = state.pending.pop(label.id, None)
         if kept is None:
@@ -563,9 +723,10 @@ class LiveUpdater:
         state.track.learner.learn_one(x, label.label)
         state.counts["learned"] += 1
 
-    def _dead_letter(self, record: Any, error: EventFormatError, state: _State, producer: KafkaProducer) -> None:
-        headers = dead_letter_headers(error, record.topic, record.partition, record.offset)
-        producer.send(dlq_topic(record.topic), value=record.value, key=record.key, headers=headers)
+    def _dead_letter(self, record: Any, error: EventFormatError, state: _State) -> None:
+        topic = record.topic()
+        headers = dead_letter_headers(error, topic, record.partition(), record.offset())
+        self._produce(dlq_topic(topic), record.value(), record.key(), headers=headers)
         state.counts["dead_letters"] += 1
         state.dlq_reasons[error.reason] += 1
 
@@ -589,44 +750,55 @@ class LiveUpdater:
             if began and now >= deadline:
                 break
             wait = 0.1 if not began else max(0.005, min(0.1, deadline - now))
-            record = self._next_record(int(wait * 1000))
-            if record is None:
+            picked = self._next_record(wait)
+            if picked is None:
+                if not began and self._brokers_down_at is not None:
+                    self._check_brokers()
                 if self.idle_timeout_s is not None and time.monotonic() - self._last_record_at >= self.idle_timeout_s:
                     keep_going = False
                     break
                 continue
+            where, record = picked
             self._last_record_at = time.monotonic()
             if not began:
                 producer.begin_transaction()
                 began = True
                 deadline = self._last_record_at + self.checkpoint_interval_s
-            offsets[f"{record.topic}:{record.partition}"] = record.offset + 1
-            if record.topic == self.events_topic:
-                self._process_event(record, state, producer)
+            offsets[where.key] = record.offset() + 1
+            if where.rank == _EVENTS:
+                self._process_event(record, state)
             else:
-                self._process_label(record, state, producer)
+                self._process_label(record, state)
             n += 1
             if self._caught_up():  # nothing left to read now: commit soon, so predictions become readable
                 deadline = min(deadline, self._earliest_early_commit)
                 if time.monotonic() >= deadline:
                     break
         if began:
-            self._commit(n)
+            self._commit()
         return keep_going
 
-    def _commit(self, n_records: int) -> None:
-        state, producer, consumer = self._state, self._producer, self._consumer
+    def _commit(self) -> None:
+        state, producer = self._state, self._producer
         state.sequence += 1
         self._transactions += 1
         started = time.monotonic()
         path = write_snapshot(self.state_dir, state.sequence, state.offsets, state)
         snapshot_s = time.monotonic() - started
         self._maybe_die("before_commit", self._transactions)
-        offsets = {self._tps[key]: OffsetAndMetadata(offset, "", -1) for key, offset in state.offsets.items()}
-        manager = producer._transaction_manager
-        self._await(producer, lambda: manager.send_offsets_to_transaction(offsets, consumer.group_metadata()))
-        self._await(producer, manager.begin_commit)
+        offsets = [TopicPartition(*self._tps[key], offset) for key, offset in state.offsets.items()]
+        group, timeout = self._group_metadata, self.reconnect_timeout_s
+
+        def commit() -> None:
+            ends = time.monotonic() + timeout
+            producer.send_offsets_to_transaction(offsets, group, timeout)
+            producer.commit_transaction(max(0.1, ends - time.monotonic()))
+
+        # a broker that does not come back within reconnect_timeout_s is a KafkaException (_TIMED_OUT),
+        # from librdkafka or, if one of its waits ignores the timeout, from here; the run then restores
+        self._bounded.call(commit, timeout + _GRACE_S)
         committed_at = time.time()
+        self._brokers_down_at = None
         self._maybe_die("after_commit", self._transactions)
         prune_snapshots(self.state_dir, keep=path)
         # the next commit for being caught up comes no sooner than this, so snapshots take at most
@@ -636,27 +808,16 @@ class LiveUpdater:
         self._bar.tick(len(self._txn_timestamps))
         self._publish_stats(running=True)
 
-    def _await(self, producer: KafkaProducer, begin: Any) -> None:
-        """Run a transactional step and wait for it, at most ``reconnect_timeout_s``.
-
-        kafka-python's ``send_offsets_to_transaction`` and ``commit_transaction`` are these
-        steps with a wait that never gives up, so a broker that never comes back would hang
-        the updater; this is the same calls with a bounded wait.
-        """
-        result = begin()
-        producer._sender.wakeup()
-        if not result.wait(timeout_ms=self.reconnect_timeout_s * 1000):
-            raise KafkaTimeoutError(f"a transaction step did not finish within {self.reconnect_timeout_s:g} s")
-
     # ------------------------------------------------------------------ figures
 
     def _lag(self) -> int | None:
         total = 0
-        for tp in self._event_tps:
-            highwater = self._consumer.highwater(tp) if self._consumer is not None else None
-            if highwater is None:
+        for where in self._event_inputs:
+            # the high watermark the last fetch brought (OFFSET_INVALID, -1001, before the first one)
+            high = self._consumer.get_watermark_offsets(where.tp, cached=True)[1] if self._consumer else -1
+            if high < 0:
                 return None
-            total += max(0, highwater - self._state.offsets.get(_key(tp), 0))
+            total += max(0, high - self._state.offsets.get(where.key, 0))
         return total
 
     def _publish_stats(self, running: bool) -> None:
@@ -729,7 +890,7 @@ class LiveUpdater:
         try:
             try:
                 self._connect()
-            except KafkaError as error:  # e.g. a cluster that refuses transactions or topic creation
+            except _CLIENT_ERRORS as error:  # e.g. a cluster that refuses transactions or topic creation
                 raise KafkaUnavailableError(f"the live updater could not set up its Kafka clients at "
                                             f"{self.bootstrap_servers or 'the default address'}: {error}") from None
             self._last_record_at = time.monotonic()
@@ -748,12 +909,12 @@ class LiveUpdater:
                     try:
                         if not self._transaction():
                             break
-                    except ProducerFencedError:
-                        raise EventmlError(
-                            f"Kafka fenced this live updater (transactional id {self.transactional_id!r}): another "
-                            f"one with state_dir {self.state_dir} took over, or the broker timed out its open "
-                            "transaction; nothing committed is lost: run it again to resume") from None
-                    except (KafkaError, KafkaUnavailableError) as error:
+                    except (*_CLIENT_ERRORS, KafkaUnavailableError) as error:
+                        if isinstance(error, KafkaException) and _fenced(error):
+                            raise EventmlError(
+                                f"Kafka fenced this live updater (transactional id {self.transactional_id!r}): "
+                                f"another one with state_dir {self.state_dir} took over, or the broker timed out "
+                                "its open transaction; nothing committed is lost: run it again to resume") from None
                         self._reconnect(error)
             if not self._state.rows or self._state.rows[-1]["events"] != self._state.counts["events"]:
                 self._state.rows.append(self._row(self._state))  # a closing row: in memory, not in the snapshot
@@ -823,7 +984,7 @@ def read_predictions(topic: str, *, bootstrap_servers: str | None = None, idle_t
     rows = []
     try:
         parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        tps = [KafkaPythonTopicPartition(topic, p) for p in sorted(parts)]
         if tps:
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
