@@ -1,7 +1,9 @@
 """Live updater speed: throughput against in-memory prequential, latency, restart time.
 
 In one run, against one real broker, with river StandardScaler | LogisticRegression
-(``river_logreg``) and the metrics the live updater keeps (accuracy and log loss):
+(``river_logreg``) and the metrics the live updater keeps (accuracy and log loss). The updater's
+clients are confluent-kafka (librdkafka) ones; the producers and readers around it here use
+kafka-python. The JSON names the client versions.
 
 (a) **Throughput**, side by side, ``--rounds`` times on the same sea events:
     :func:`eventml.prequential` on the events in memory, then :class:`eventml.live.LiveUpdater`
@@ -48,6 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import confluent_kafka
 import numpy as np
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -228,6 +231,7 @@ def main() -> None:
     ratios = [r["ratio"] for r in rounds]
     result = {
         "events": n, "model": MODEL, "metrics": list(METRICS), "rounds": args.rounds,
+        "updater_client": f"confluent-kafka {confluent_kafka.version()[0]} / librdkafka {confluent_kafka.libversion()[0]}",
         "prequential_events_per_s": round(statistics.median(r["prequential"] for r in rounds)),
         "live_events_per_s": round(statistics.median(r["live"] for r in rounds)),
         "live_wall_events_per_s": round(statistics.median(r["wall"] for r in rounds)),
@@ -240,7 +244,8 @@ def main() -> None:
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nthroughput ({n} sea events, {MODEL}, median of {args.rounds} rounds)")
+    print(f"\nthroughput ({n} sea events, {MODEL}, median of {args.rounds} rounds; updater on "
+          f"{result['updater_client']})")
     print(f"  in-memory prequential  {result['prequential_events_per_s']:>8} events/s")
     print(f"  live, steady           {result['live_events_per_s']:>8} events/s   ratio "
           f"{result['live_ratio_vs_prequential']:.3f} (range {min(ratios):.3f}-{max(ratios):.3f})")

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +107,23 @@ def test_a_snapshot_round_trips_and_pruning_keeps_only_the_committed_one(tmp_pat
 
     assert prune_snapshots(tmp_path, keep=second) == 1
     assert list_snapshots(tmp_path) == [second]
+
+
+def test_a_transaction_step_that_outlives_its_bound_is_a_timeout_and_the_next_step_still_runs():
+    # librdkafka's send_offsets_to_transaction can ignore its own timeout: the updater bounds it itself
+    from confluent_kafka import KafkaError, KafkaException
+
+    from eventml.live import _BoundedCalls
+
+    calls, release = _BoundedCalls(), threading.Event()
+    started = time.monotonic()
+    with pytest.raises(KafkaException) as info:
+        calls.call(lambda: release.wait(30), timeout_s=0.2)
+    assert info.value.args[0].code() == KafkaError._TIMED_OUT and time.monotonic() - started < 5
+    assert calls.call(lambda: "next", timeout_s=5) == "next"  # on a new thread: the stuck one is left alone
+    with pytest.raises(ZeroDivisionError):  # a step's own error reaches the caller unchanged
+        calls.call(lambda: 1 / 0, timeout_s=5)
+    release.set()
 
 
 # ----------------------------------------------------------------------------- real broker
@@ -257,6 +275,28 @@ def test_malformed_events_and_labels_go_to_the_dead_letter_topics(kafka_bootstra
     assert stats.unknown_labels == 1 and stats.events == len(good) and stats.labelled == len(good)
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     assert count == len(good) and set(got) == {e.id for e in good}
+
+
+def test_a_second_updater_on_the_same_state_dir_fences_the_first_and_nothing_is_repeated(kafka_bootstrap, topic,
+                                                                                         tmp_path):
+    n = 3000
+    events = list(em.synthetic("sea", n, seed=31))
+    em.create_topic(topic, bootstrap_servers=kafka_bootstrap)
+    job = em.produce_in_background(events, topic, rate=1500, bootstrap_servers=kafka_bootstrap)
+    settings = dict(state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n, checkpoint_every=100)
+    first = LiveUpdater(topic, f"{topic}.pred", **settings).start()
+    deadline = time.monotonic() + 30
+    while first.stats.events < 300 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert first.running, "the first updater ended before a second one could take over"
+    second = LiveUpdater(topic, f"{topic}.pred", **settings).start()  # a restart while the old one still runs
+    with pytest.raises(em.EventmlError, match="fenced this live updater"):
+        first.join(60)
+    stats = second.join(60)
+    job.join()
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert stats.events == count == n and stats.restarts == 1
+    assert got == offline_predictions(events)  # the zombie's open transaction left nothing behind
 
 
 def _live_process(servers, events_topic, predictions_topic, state_dir, n, kill_at=None):
