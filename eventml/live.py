@@ -253,6 +253,12 @@ class _BoundedCalls:
             raise value
         return value
 
+    def close(self) -> None:
+        """Let the thread end (after its call, if one is still running); a next call starts another."""
+        if self._requests is not None:
+            self._requests.put(None)
+            self._requests = None
+
 
 def _fenced(error: KafkaException) -> bool:
     """True when another producer with the same transactional id took over (a fatal error)."""
@@ -948,6 +954,7 @@ class LiveUpdater:
             if froze:
                 gc.unfreeze()
             self._close_clients()
+            self._bounded.close()
         return self.stats
 
     def start(self) -> "LiveUpdater":

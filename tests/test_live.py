@@ -115,6 +115,10 @@ def test_a_transaction_step_that_outlives_its_bound_is_a_timeout_and_the_next_st
 
     from eventml.live import _BoundedCalls
 
+    def helpers():
+        return {t for t in threading.enumerate() if t.name == "eventml-live-commit"}
+
+    before = helpers()
     calls, release = _BoundedCalls(), threading.Event()
     started = time.monotonic()
     with pytest.raises(KafkaException) as info:
@@ -123,7 +127,13 @@ def test_a_transaction_step_that_outlives_its_bound_is_a_timeout_and_the_next_st
     assert calls.call(lambda: "next", timeout_s=5) == "next"  # on a new thread: the stuck one is left alone
     with pytest.raises(ZeroDivisionError):  # a step's own error reaches the caller unchanged
         calls.call(lambda: 1 / 0, timeout_s=5)
+    assert len(helpers() - before) == 2  # the stuck thread and the one that took over
+    calls.close()
     release.set()
+    deadline = time.monotonic() + 5
+    while helpers() - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not helpers() - before  # closed, both threads end: a finished run leaves no thread behind
 
 
 # ----------------------------------------------------------------------------- real broker
@@ -148,6 +158,8 @@ def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, to
     assert stats.transactions == 4 and stats.lag == 0 and stats.latency_p50_s > 0
     assert probe(load_model(tmp_path / "state")) == probe(updater.model)
     assert gc.get_freeze_count() == 0  # the run leaves Python's garbage collector as it found it
+    time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name == "eventml-live-commit"]  # nor a thread behind
 
 
 def test_predictions_commit_as_soon_as_the_updater_has_read_everything(kafka_bootstrap, topic, tmp_path):
