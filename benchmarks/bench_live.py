@@ -231,7 +231,7 @@ def main() -> None:
     ratios = [r["ratio"] for r in rounds]
     result = {
         "events": n, "model": MODEL, "metrics": list(METRICS), "rounds": args.rounds,
-        "updater_client": f"confluent-kafka {confluent_kafka.version()[0]} / librdkafka {confluent_kafka.libversion()[0]}",
+        "updater_client": f"confluent-kafka {confluent_kafka.__version__} / librdkafka {confluent_kafka.libversion()[0]}",
         "prequential_events_per_s": round(statistics.median(r["prequential"] for r in rounds)),
         "live_events_per_s": round(statistics.median(r["live"] for r in rounds)),
         "live_wall_events_per_s": round(statistics.median(r["wall"] for r in rounds)),

@@ -489,7 +489,9 @@ class LiveUpdater:
         # librdkafka retries a coordinator lookup that finds no broker metadata yet after a fixed
         # 500 ms: with the metadata fetched first, init_transactions takes ~70 ms
         self._producer.list_topics(timeout=timeout)
-        self._producer.init_transactions(timeout)  # fences a zombie and aborts its open transaction
+        # fences a zombie and aborts its open transaction; after a kill -9 mid-transaction the first
+        # request meets that abort in progress and librdkafka retries it after a fixed 500 ms
+        self._producer.init_transactions(timeout)
         self._consumer = Consumer(self._client_settings(
             group_id=self.group_id, isolation_level="read_committed", enable_auto_commit=False,
             auto_offset_reset="earliest", enable_partition_eof=True))
