@@ -45,9 +45,7 @@ import cProfile
 import json
 import platform
 import pstats
-import socket
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -59,6 +57,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.preprocessing import StandardScaler
 
 import eventml as em
+from eventml.broker import kafka_for
 
 HERE = Path(__file__).resolve().parent
 LEARNERS = ["river_logreg", "river_gnb", "river_hoeffding", "sgd_logreg", "batch_logreg"]
@@ -260,15 +259,6 @@ def print_table(result: dict) -> None:
               f" {_range(p[key + '_range'])}  {note}".rstrip())
 
 
-def free_ports(k: int) -> list[int]:
-    ports = []
-    for _ in range(k):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    return ports
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
@@ -280,15 +270,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.blas_threads:
         threadpool_limits(args.blas_threads)
-    if args.bootstrap_servers:
-        result = run(args.bootstrap_servers, args.events, args.rounds)
-    else:
-        from eventml.broker import LocalKafka
-
-        port, controller = free_ports(2)
-        with tempfile.TemporaryDirectory() as data, LocalKafka(port=port, controller_port=controller,
-                                                               data_dir=data) as kafka:
-            result = run(kafka.bootstrap_servers, args.events, args.rounds)
+    with kafka_for(args.bootstrap_servers) as servers:
+        result = run(servers, args.events, args.rounds)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -42,7 +42,6 @@ import multiprocessing
 import os
 import pstats
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,16 +55,11 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
+from eventml.broker import kafka_for
 from eventml.live import KILL_ENV, LiveUpdater
 
 MODEL = "river_logreg"
 METRICS = ("accuracy", "log_loss")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def produce(events, topic, servers):
@@ -208,26 +202,17 @@ def main() -> None:
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "live.json"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, kafka_for(args.bootstrap_servers) as servers:
         folder = Path(tmp)
-        kafka = None
-        servers = args.bootstrap_servers
-        if servers is None:
-            kafka = em.LocalKafka(port=free_port(), controller_port=free_port(), data_dir=folder / "kafka")
-            servers = kafka.start().bootstrap_servers
-        try:
-            n = args.events
-            events = list(em.synthetic("sea", n, seed=1))
-            topic = f"bench-live-{int(time.time())}"
-            produce(events, topic, servers)
-            rounds = throughput(events, topic, servers, folder, args.rounds)
-            if args.profile:
-                profile(topic, servers, folder, n)
-            latencies = [latency(servers, rate, args.latency_seconds, folder) for rate in args.rates]
-            restart_s, import_s = restart_time(servers, topic, n, folder)
-        finally:
-            if kafka is not None:
-                kafka.stop()
+        n = args.events
+        events = list(em.synthetic("sea", n, seed=1))
+        topic = f"bench-live-{int(time.time())}"
+        produce(events, topic, servers)
+        rounds = throughput(events, topic, servers, folder, args.rounds)
+        if args.profile:
+            profile(topic, servers, folder, n)
+        latencies = [latency(servers, rate, args.latency_seconds, folder) for rate in args.rates]
+        restart_s, import_s = restart_time(servers, topic, n, folder)
     ratios = [r["ratio"] for r in rounds]
     result = {
         "events": n, "model": MODEL, "metrics": list(METRICS), "rounds": args.rounds,

@@ -22,7 +22,6 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +30,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
+from eventml.broker import kafka_for
 from eventml.config import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 
 HERE = Path(__file__).resolve().parent
@@ -146,21 +146,8 @@ def main() -> None:
     parser.add_argument("--bootstrap-servers", help="use this cluster instead of a fresh local broker")
     parser.add_argument("--output", default=str(HERE / "results" / "produce_consume.json"))
     args = parser.parse_args()
-    if args.bootstrap_servers:
-        result = run(args.bootstrap_servers, args.events, args.rounds)
-    else:
-        from eventml.broker import LocalKafka
-
-        import socket
-
-        ports = []
-        for _ in range(2):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                ports.append(s.getsockname()[1])
-        with tempfile.TemporaryDirectory() as data, LocalKafka(port=ports[0], controller_port=ports[1],
-                                                               data_dir=data) as kafka:
-            result = run(kafka.bootstrap_servers, args.events, args.rounds)
+    with kafka_for(args.bootstrap_servers) as servers:
+        result = run(servers, args.events, args.rounds)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -40,7 +40,6 @@ import argparse
 import gc
 import json
 import pickle
-import socket
 import statistics
 import tempfile
 import time
@@ -53,6 +52,7 @@ from kafka import TopicPartition as KTopicPartition
 from kafka.structs import OffsetAndMetadata
 
 import eventml as em
+from eventml.broker import kafka_for
 from eventml.config import consumer_config, producer_config
 from eventml.evaluate import _Track
 from eventml.events import Prediction, decode_event, encode_prediction
@@ -63,12 +63,6 @@ MODEL = "river_logreg"
 METRICS = ["accuracy", "log_loss"]
 ROLLING = 500
 TXN = 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def unique(prefix: str) -> str:
@@ -426,80 +420,71 @@ def main() -> None:
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "experiment_confluent.json"))
     args = parser.parse_args()
     n = args.events
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, kafka_for(args.bootstrap_servers) as servers:
         folder = Path(tmp)
-        kafka = None
-        servers = args.bootstrap_servers
-        if servers is None:
-            kafka = em.LocalKafka(port=free_port(), controller_port=free_port(), data_dir=folder / "kafka")
-            servers = kafka.start().bootstrap_servers
-        try:
-            events = list(em.synthetic("sea", n, seed=1))
-            ids = [e.id for e in events]
-            topic = unique("exp-ck-events")
-            em.recreate_topic(topic, bootstrap_servers=servers)
-            em.produce(events, topic, bootstrap_servers=servers, progress=False)
-            # prediction-sized values: what the live loop publishes for these events
-            values = [encode_prediction(Prediction(e.id, 1, MODEL, i, {0: 0.25, 1: 0.75}, e.ts, time.time()))
-                      for i, e in enumerate(events)]
-            keys = [e.id.encode() for e in events]
-            # warm-up, left out: the broker's one-time set-up of the transaction and offsets topics,
-            # and each client's first connection
-            for loop in (loop_kp, loop_ck):
-                warm = unique("exp-warmup")
-                em.recreate_topic(warm, bootstrap_servers=servers)
-                loop(servers, topic, warm, min(n, 1000))
-            rows = []
-            for r in range(args.rounds):
-                row = {}
-                flip = r % 2 == 1
-                # 1. produce
-                for name in (["ck", "kp"] if flip else ["kp", "ck"]):
-                    out = unique(f"exp-produce-{name}")
-                    em.recreate_topic(out, bootstrap_servers=servers)
-                    elapsed, in_send, cpu = (produce_ck if name == "ck" else produce_kp)(servers, out, values, keys)
-                    row[f"produce_{name}_us"] = elapsed / n * 1e6
-                    row[f"produce_{name}_send_us"] = in_send / n * 1e6
-                    row[f"produce_{name}_cpu_us"] = cpu / n * 1e6
-                # 2. consume
-                for name in (["ck", "kp"] if flip else ["kp", "ck"]):
-                    elapsed, cpu, size = (consume_ck if name == "ck" else consume_kp)(servers, topic, n)
-                    row[f"consume_{name}_us"] = elapsed / n * 1e6
-                    row[f"consume_{name}_cpu_us"] = cpu / n * 1e6
-                    row["consume_bytes"] = size
-                # 3. loops
-                order = ["prequential", "kp", "ck", "ckfull", "live"]
-                for name in (order[::-1] if flip else order):
-                    if name == "prequential":
-                        started = time.perf_counter()
-                        result = em.prequential(events, MODEL, metrics=METRICS, rolling_window=ROLLING,
-                                                measure_memory=False)
-                        row["prequential"] = n / (time.perf_counter() - started)
-                        row["prequential_accuracy"] = float(result["accuracy"].iloc[-1])
-                        continue
-                    out = unique(f"exp-loop-{name}")
-                    em.recreate_topic(out, bootstrap_servers=servers)
-                    if name == "live":
-                        got = loop_live(servers, topic, out, n, folder)
-                    elif name == "ckfull":
-                        got = loop_ck_full(servers, topic, out, n, folder)
-                    else:
-                        got = (loop_ck if name == "ck" else loop_kp)(servers, topic, out, n)
-                    count, ok = check_output(servers, out, ids)
-                    row[f"loop_{name}"] = got["steady"]
-                    row[f"loop_{name}_wall"] = got["wall"]
-                    row[f"loop_{name}_cpu_us"] = got["cpu_us"]
-                    if "transactions" in got:
-                        row[f"loop_{name}_transactions"] = got["transactions"]
-                    row[f"loop_{name}_accuracy"] = got["accuracy"]
-                    row[f"loop_{name}_predictions"] = count
-                    row[f"loop_{name}_exactly_once"] = ok
-                rows.append(row)
-                print(f"round {r + 1}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                    for k, v in row.items()), flush=True)
-        finally:
-            if kafka is not None:
-                kafka.stop()
+        events = list(em.synthetic("sea", n, seed=1))
+        ids = [e.id for e in events]
+        topic = unique("exp-ck-events")
+        em.recreate_topic(topic, bootstrap_servers=servers)
+        em.produce(events, topic, bootstrap_servers=servers, progress=False)
+        # prediction-sized values: what the live loop publishes for these events
+        values = [encode_prediction(Prediction(e.id, 1, MODEL, i, {0: 0.25, 1: 0.75}, e.ts, time.time()))
+                  for i, e in enumerate(events)]
+        keys = [e.id.encode() for e in events]
+        # warm-up, left out: the broker's one-time set-up of the transaction and offsets topics,
+        # and each client's first connection
+        for loop in (loop_kp, loop_ck):
+            warm = unique("exp-warmup")
+            em.recreate_topic(warm, bootstrap_servers=servers)
+            loop(servers, topic, warm, min(n, 1000))
+        rows = []
+        for r in range(args.rounds):
+            row = {}
+            flip = r % 2 == 1
+            # 1. produce
+            for name in (["ck", "kp"] if flip else ["kp", "ck"]):
+                out = unique(f"exp-produce-{name}")
+                em.recreate_topic(out, bootstrap_servers=servers)
+                elapsed, in_send, cpu = (produce_ck if name == "ck" else produce_kp)(servers, out, values, keys)
+                row[f"produce_{name}_us"] = elapsed / n * 1e6
+                row[f"produce_{name}_send_us"] = in_send / n * 1e6
+                row[f"produce_{name}_cpu_us"] = cpu / n * 1e6
+            # 2. consume
+            for name in (["ck", "kp"] if flip else ["kp", "ck"]):
+                elapsed, cpu, size = (consume_ck if name == "ck" else consume_kp)(servers, topic, n)
+                row[f"consume_{name}_us"] = elapsed / n * 1e6
+                row[f"consume_{name}_cpu_us"] = cpu / n * 1e6
+                row["consume_bytes"] = size
+            # 3. loops
+            order = ["prequential", "kp", "ck", "ckfull", "live"]
+            for name in (order[::-1] if flip else order):
+                if name == "prequential":
+                    started = time.perf_counter()
+                    result = em.prequential(events, MODEL, metrics=METRICS, rolling_window=ROLLING,
+                                            measure_memory=False)
+                    row["prequential"] = n / (time.perf_counter() - started)
+                    row["prequential_accuracy"] = float(result["accuracy"].iloc[-1])
+                    continue
+                out = unique(f"exp-loop-{name}")
+                em.recreate_topic(out, bootstrap_servers=servers)
+                if name == "live":
+                    got = loop_live(servers, topic, out, n, folder)
+                elif name == "ckfull":
+                    got = loop_ck_full(servers, topic, out, n, folder)
+                else:
+                    got = (loop_ck if name == "ck" else loop_kp)(servers, topic, out, n)
+                count, ok = check_output(servers, out, ids)
+                row[f"loop_{name}"] = got["steady"]
+                row[f"loop_{name}_wall"] = got["wall"]
+                row[f"loop_{name}_cpu_us"] = got["cpu_us"]
+                if "transactions" in got:
+                    row[f"loop_{name}_transactions"] = got["transactions"]
+                row[f"loop_{name}_accuracy"] = got["accuracy"]
+                row[f"loop_{name}_predictions"] = count
+                row[f"loop_{name}_exactly_once"] = ok
+            rows.append(row)
+            print(f"round {r + 1}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                for k, v in row.items()), flush=True)
 
     def stat(key):
         return median_range([row[key] for row in rows])

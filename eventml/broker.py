@@ -19,6 +19,7 @@ block started it):
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 import re
@@ -26,8 +27,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from eventml.errors import BrokerError
@@ -141,6 +144,43 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def kafka_for(bootstrap_servers: str | None = None) -> Iterator[str]:
+    """``bootstrap_servers`` if given, else a fresh local broker on free ports in a temporary
+    folder, stopped and removed at the end of the block; yields the bootstrap address.
+
+    For benchmarks and tests that measure on their own broker unless told to use a cluster.
+
+    Examples
+    --------
+    >>> with kafka_for("broker:9092") as servers:
+    ...     print(servers)
+    broker:9092
+    """
+    if bootstrap_servers:
+        yield bootstrap_servers
+        return
+    with tempfile.TemporaryDirectory(prefix="eventml-kafka-") as data:
+        with LocalKafka(port=free_port(), controller_port=free_port(), data_dir=data) as kafka:
+            yield kafka.bootstrap_servers
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with "-", which
+    Kafka's storage tool would read as an option (Kafka's own ``Uuid.randomUuid`` avoids it too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _pid_alive(pid: int) -> bool:
@@ -281,7 +321,7 @@ class LocalKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = _cluster_id()
             fmt = subprocess.run(
                 self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
                 capture_output=True, text=True,

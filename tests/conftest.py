@@ -7,33 +7,23 @@ starts eventml's local broker on free ports in a temporary folder and stops it a
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 
 import pytest
 
-from eventml.broker import LocalKafka
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from eventml.broker import kafka_for
+from eventml.config import ENV_BOOTSTRAP
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory) -> str:
+def kafka_bootstrap() -> str:
     """The bootstrap address of a real broker for this test session."""
-    existing = os.environ.get("EVENTML_BOOTSTRAP_SERVERS")
-    if existing:
-        yield existing
-        return
-    port = free_port()
-    kafka = LocalKafka(port=port, controller_port=free_port(), data_dir=tmp_path_factory.mktemp("kafka"))
-    with kafka:
-        os.environ["EVENTML_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
-        yield kafka.bootstrap_servers
-        del os.environ["EVENTML_BOOTSTRAP_SERVERS"]
+    existing = os.environ.get(ENV_BOOTSTRAP)
+    with kafka_for(existing) as servers:
+        os.environ[ENV_BOOTSTRAP] = servers
+        yield servers
+        if not existing:
+            del os.environ[ENV_BOOTSTRAP]
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ import pytest
 from kafka import KafkaProducer
 
 import eventml as em
+from eventml.broker import free_port
 from eventml.checkpoint import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from eventml.dlq import read_dead_letters
 from eventml.live import KILL_ENV, LiveUpdater, load_model, read_predictions
 from eventml.learners import make_learner
 
-from conftest import free_port
 
 
 def offline_predictions(events, model="river_logreg"):
@@ -307,7 +307,10 @@ def test_a_second_updater_on_the_same_state_dir_fences_the_first_and_nothing_is_
     stats = second.join(60)
     job.join()
     got, count = published(f"{topic}.pred", kafka_bootstrap)
-    assert stats.events == count == n and stats.restarts == 1
+    assert stats.events == count == n
+    # the takeover is one restore; while the fenced one still tries to commit, the broker may also fail
+    # the new one's first commit ("EndTxn: unknown broker error"), which is one more restore, not a loss
+    assert stats.restarts in (1, 2)
     assert got == offline_predictions(events)  # the zombie's open transaction left nothing behind
 
 
