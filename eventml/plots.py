@@ -269,10 +269,6 @@ def plot_rolling_metric(df: pd.DataFrame, metric: str = "accuracy", *, drift_at:
     return ax
 
 
-def _final_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df.groupby("learner", sort=False).tail(1)
-
-
 def plot_metric_vs_speed(df: pd.DataFrame, metric: str = "accuracy", *, ax: Axes | None = None) -> Axes:
     """One point per learner: its final cumulative ``metric`` against the events per second it
     processed (events divided by its predict plus learn seconds), on a log scale.
@@ -286,7 +282,7 @@ def plot_metric_vs_speed(df: pd.DataFrame, metric: str = "accuracy", *, ax: Axes
     >>> ax.collections[0].get_offsets().tolist()
     [[50000.0, 0.8], [1000.0, 0.9]]
     """
-    final = _final_rows(df)
+    final = df.groupby("learner", sort=False).tail(1)
     speed = final["events"] / (final["predict_seconds"] + final["learn_seconds"])
     ax = _axes(ax, (6.0, 4.0))
     ax.scatter(speed, final[metric])
