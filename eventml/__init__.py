@@ -14,9 +14,11 @@ from eventml.drift import drift_table
 from eventml.errors import (
     BrokerError,
     ConfigError,
+    DeadLetterError,
     EventFormatError,
     EventmlError,
     KafkaUnavailableError,
+    ModelError,
     SnapshotError,
     SourceError,
 )

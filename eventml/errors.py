@@ -45,3 +45,34 @@ class KafkaUnavailableError(EventmlError, RuntimeError):
 
 class SnapshotError(EventmlError, RuntimeError):
     """A live updater's snapshot cannot be read, or its state directory does not match Kafka's offsets."""
+
+
+class ModelError(EventmlError, RuntimeError):
+    """A learner raised while predicting or learning one event.
+
+    Parameters
+    ----------
+    learner
+        The learner's name.
+    event_id
+        The id of the event it failed on.
+    stage
+        ``"predict"`` or ``"learn"``.
+    error
+        What the learner raised.
+
+    Examples
+    --------
+    >>> print(ModelError("mine", "e-7", "learn", TypeError("bad operand")))
+    learner 'mine' failed to learn from event 'e-7': TypeError: bad operand
+    """
+
+    def __init__(self, learner: str, event_id: str, stage: str, error: BaseException):
+        self.learner, self.event_id, self.stage, self.error = learner, event_id, stage, error
+        verb = "learn from" if stage == "learn" else stage
+        super().__init__(f"learner {learner!r} failed to {verb} event {event_id!r}: "
+                         f"{type(error).__name__}: {error}")
+
+
+class DeadLetterError(EventmlError, RuntimeError):
+    """Dead letters could not be written: records that were neither delivered nor dead-lettered."""
