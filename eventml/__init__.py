@@ -21,6 +21,7 @@ from eventml.errors import (
     ModelError,
     SnapshotError,
     SourceError,
+    TopicNotFoundError,
 )
 from eventml.evaluate import accuracy_between, prequential
 from eventml.events import Event, Label, Prediction, decode_event, encode_event, events_to_dataframe

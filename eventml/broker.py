@@ -30,10 +30,10 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from eventml.errors import BrokerError
+from eventml.errors import BrokerError, ConfigError
 
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
@@ -227,17 +227,29 @@ class LocalKafka:
         The JVM heap size.
     start_timeout_s
         How long :meth:`start` waits for the broker to answer.
+    config
+        Broker properties written over eventml's defaults in ``server.properties``, names and
+        values as strings, e.g. ``{"auto.create.topics.enable": "false"}`` for a cluster that,
+        like many production ones, never creates a topic on first use. They take effect at the
+        next :meth:`start` of a broker that is not running.
+
+    Examples
+    --------
+    >>> strict = LocalKafka(port=19094, config={"auto.create.topics.enable": "false"})
+    >>> strict.config
+    {'auto.create.topics.enable': 'false'}
     """
 
     def __init__(self, port: int = DEFAULT_PORT, controller_port: int | None = None,
                  data_dir: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 heap_mb: int = 512, start_timeout_s: float = 90.0):
+                 heap_mb: int = 512, start_timeout_s: float = 90.0, config: Mapping[str, str] | None = None):
         self.port = port
         self.controller_port = controller_port or port + 1
         self.data_dir = Path(data_dir) if data_dir else default_data_dir(port)
         self.host = host
         self.heap_mb = heap_mb
         self.start_timeout_s = start_timeout_s
+        self.config = _broker_properties(config)
         self._started_here = False
 
     @property
@@ -285,6 +297,7 @@ class LocalKafka:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "delete.topic.enable": "true",
+            **self.config,
         }
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -391,6 +404,21 @@ class LocalKafka:
         if self._started_here:
             self.stop()
             self._started_here = False
+
+
+def _broker_properties(config: Mapping[str, str] | None) -> dict[str, str]:
+    """``config`` as a dict of broker properties; :class:`ConfigError` unless every name and value is a string."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"LocalKafka's config must be a dict of broker properties, e.g. "
+                          f'{{"auto.create.topics.enable": "false"}}, got {type(config).__name__}')
+    bad = [f"{name!r}: {value!r}" for name, value in config.items()
+           if not isinstance(name, str) or not isinstance(value, str) or not name or "\n" in name + value]
+    if bad:
+        raise ConfigError(f"LocalKafka's config takes broker property names and values as one-line strings "
+                          f'(write "false", not False); fix {", ".join(bad)}')
+    return dict(config)
 
 
 def _reap(pid: int) -> None:

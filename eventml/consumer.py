@@ -38,12 +38,17 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class ConsumeStats:
-    """Counts of one read: records seen, events decoded, records dead-lettered by reason."""
+    """Counts of one read: records seen, events decoded, records dead-lettered by reason.
+
+    ``records == events + dead_lettered``; ``dead_letters_failed`` counts dead letters that
+    could not be written (the read then raises :class:`~eventml.errors.DeadLetterError`).
+    """
 
     records: int = 0
     events: int = 0
     dead_lettered: int = 0
     reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+    dead_letters_failed: int = 0
     seconds: float = 0.0
 
     @property
@@ -198,7 +203,10 @@ class EventConsumer:
             finally:
                 stats.seconds += time.perf_counter() - started
                 if self._dlq is not None:
-                    self._dlq.flush()
+                    try:
+                        self._dlq.flush()  # raises DeadLetterError if dead letters were not written
+                    finally:
+                        stats.dead_letters_failed = self._dlq.failed
 
     def _decode(self, records: list) -> Iterator[tuple[Event, Any]]:
         # a generator, not a list: holding a whole batch of events alive makes the GC work hard

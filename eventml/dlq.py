@@ -3,34 +3,52 @@
 A bad record is written to ``<topic>.dlq`` with its key and value exactly as they were, and
 with headers that say why and where it came from:
 
-=========================  ==============================================
-header                      value (UTF-8)
-=========================  ==============================================
-``eventml.error.reason``    short code, e.g. ``not_json`` or ``missing_id``
-``eventml.error.message``   a sentence for a person
-``eventml.source.topic``    the topic it was read from
-``eventml.source.partition``  its partition
-``eventml.source.offset``   its offset
-=========================  ==============================================
+=============================  ==============================================
+header                          value (UTF-8)
+=============================  ==============================================
+``eventml.error.reason``        short code, e.g. ``not_json``, ``missing_id`` or ``model_error``
+``eventml.error.message``       a sentence for a person
+``eventml.source.topic``        the topic it was read from
+``eventml.source.partition``    its partition
+``eventml.source.offset``       its offset
+``eventml.value.truncated``     only on a shortened copy: the original value's length in bytes
+=============================  ==============================================
 
-It is counted, never dropped, and never stops a read.
+It is counted, never dropped, and never stops a read. Two records cannot be copied exactly:
+
+- a record with neither key nor value (a keyless tombstone): kafka-python cannot write one, so
+  its dead letter has an empty key (``b""``) and no value;
+- a record too large to copy with its headers (the broker's size limit): the dead letter holds
+  as much of the value as fits (the value less 16 KiB, else its first 64 KiB, else none) and
+  the header ``eventml.value.truncated``.
+
+A dead letter that still cannot be written is counted in :attr:`DeadLetterQueue.failed`, and
+:meth:`DeadLetterQueue.flush` raises :class:`~eventml.errors.DeadLetterError` naming how many.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from eventml.config import producer_config
-from eventml.errors import EventFormatError
+from eventml.errors import DeadLetterError, EventFormatError
+
+log = logging.getLogger(__name__)
 
 REASON = "eventml.error.reason"
 MESSAGE = "eventml.error.message"
 SOURCE_TOPIC = "eventml.source.topic"
 SOURCE_PARTITION = "eventml.source.partition"
 SOURCE_OFFSET = "eventml.source.offset"
+TRUNCATED = "eventml.value.truncated"
+
+#: the value lengths a dead letter too large for the broker is retried with, after the whole value
+_SHORTER = (lambda n: n - (16 << 10), lambda n: 64 << 10, lambda n: 0)
 
 
 def dlq_topic(topic: str) -> str:
@@ -46,11 +64,24 @@ def dead_letter_headers(error: EventFormatError, topic: str, partition: int, off
     """The headers that explain a dead letter."""
     return [
         (REASON, error.reason.encode()),
-        (MESSAGE, error.message.encode()),
+        (MESSAGE, error.message.encode("utf-8", "replace")),
         (SOURCE_TOPIC, topic.encode()),
         (SOURCE_PARTITION, str(partition).encode()),
         (SOURCE_OFFSET, str(offset).encode()),
     ]
+
+
+def shorter_copies(value: bytes | None, headers: list[tuple[str, bytes]]):
+    """``(value, headers)`` of ever shorter copies of a dead letter that is too large for the broker:
+    the value less 16 KiB, its first 64 KiB, then no value, each with the header ``eventml.value.truncated``.
+
+    >>> [(len(v or b""), dict(h)[TRUNCATED]) for v, h in shorter_copies(b"x" * 100_000, [])]
+    [(83616, b'100000'), (65536, b'100000'), (0, b'100000')]
+    """
+    size = len(value or b"")
+    marked = [*headers, (TRUNCATED, str(size).encode())]
+    lengths = sorted({max(0, cut(size)) for cut in _SHORTER if cut(size) < size}, reverse=True)
+    return [(value[:n] if n else None, marked) for n in lengths]
 
 
 def read_headers(headers: list[tuple[str, bytes]]) -> dict[str, str]:
@@ -61,13 +92,27 @@ def read_headers(headers: list[tuple[str, bytes]]) -> dict[str, str]:
 class DeadLetterQueue:
     """Writes bad records to ``<topic>.dlq`` and counts them by reason.
 
-    The producer is made on the first dead letter, so reading clean topics costs nothing.
+    The producer is made on the first dead letter, so reading clean topics costs nothing; the
+    dead-letter topic is created then (one partition) if it does not exist, so dead letters are
+    written on a cluster that does not create topics by itself too.
+
+    Attributes
+    ----------
+    counts
+        Dead letters sent, by reason.
+    failed
+        Dead letters that could not be written, even shortened (see :meth:`flush`).
     """
 
     def __init__(self, bootstrap_servers: str | None = None, **config: Any):
-        self._settings = producer_config(bootstrap_servers, **{"linger_ms": 5, **config})
+        # a missing topic or an unreachable broker fails a send after 10 s, not kafka-python's 60
+        self._settings = producer_config(bootstrap_servers, **{"linger_ms": 5, "max_block_ms": 10_000, **config})
         self._producer: KafkaProducer | None = None
+        self._topics: set[str] = set()
+        self._errors: list[tuple] = []  # filled by the producer's I/O thread
         self.counts: collections.Counter[str] = collections.Counter()
+        self.failed = 0
+        self.first_failure: str | None = None
 
     @property
     def total(self) -> int:
@@ -75,27 +120,90 @@ class DeadLetterQueue:
 
     def send(self, record: Any, error: EventFormatError) -> None:
         """Dead-letter a kafka-python ``ConsumerRecord`` that failed with ``error``."""
-        if self._producer is None:
-            self._producer = KafkaProducer(**self._settings)
         headers = dead_letter_headers(error, record.topic, record.partition, record.offset)
-        self._producer.send(dlq_topic(record.topic), value=record.value, key=record.key, headers=headers)
+        self._send(dlq_topic(record.topic), record.value, record.key, headers)
         self.counts[error.reason] += 1
 
+    def _send(self, topic: str, value: bytes | None, key: bytes | None, headers: list, retry: list | None = None) -> None:
+        if self._producer is None:
+            self._producer = KafkaProducer(**self._settings)
+        if topic not in self._topics:
+            self._ensure_topic(topic)
+        if value is None and key is None:
+            key = b""  # kafka-python cannot write a record with neither
+        letter = (topic, value, key, headers)
+        try:
+            future = self._producer.send(topic, value=value, key=key, headers=headers)
+        except KafkaError as exc:  # e.g. a record over max_request_size, or no metadata in time
+            self._on_error(exc, letter, retry)
+            return
+        future.add_errback(lambda exc: self._on_error(exc, letter, retry))
+
+    def _ensure_topic(self, topic: str) -> None:
+        from eventml.topics import create_topic
+
+        try:
+            create_topic(topic, bootstrap_servers=self._settings["bootstrap_servers"])
+        except Exception as exc:  # e.g. not authorized: the send then fails and says so
+            log.debug("could not create %s: %s", topic, exc)
+        self._topics.add(topic)
+
+    def _on_error(self, exc: BaseException, letter: tuple, retry: list | None) -> None:
+        self._errors.append((exc, letter, retry))
+
     def flush(self) -> None:
-        if self._producer is not None:
+        """Wait until every dead letter is written; retry those too large with shorter copies.
+
+        Raises
+        ------
+        DeadLetterError
+            If dead letters could not be written (counted in :attr:`failed`).
+        """
+        if self._producer is None:
+            return
+        failed_before = self.failed
+        while True:
             self._producer.flush()
+            errors, self._errors = self._errors, []
+            if not errors:
+                break
+            for exc, (topic, value, key, headers), retry in errors:
+                if isinstance(exc, MessageSizeTooLargeError) or "TooLarge" in type(exc).__name__:
+                    copies = shorter_copies(value, headers) if retry is None else retry
+                    if copies:
+                        (short, marked), *rest = copies
+                        self._send(topic, short, key, marked, rest)
+                        continue
+                self.failed += 1
+                self.first_failure = self.first_failure or f"{topic}: {exc}"
+        if self.failed > failed_before:
+            raise DeadLetterError(
+                f"{self.failed - failed_before} dead letter(s) could not be written ({self.first_failure}); "
+                "those records were neither delivered nor dead-lettered: check that the dead-letter topic "
+                "can be written, then read again")
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.flush()
-            self._producer.close()
-            self._producer = None
+            try:
+                self.flush()
+            finally:
+                self._producer.close()
+                self._producer = None
+
+
+def _int(text: str | None) -> int:
+    """A header's number, or -1 (a record another client wrote to the DLQ may lack it)."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else -1
 
 
 def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, idle_timeout_s: float = 2.0):
     """The dead letters of ``topic`` as a DataFrame: key, value, reason, message, source position.
 
-    Reads ``<topic>.dlq`` from the beginning to its current end (nothing if it does not exist).
+    Reads ``<topic>.dlq`` from the beginning to its current end (nothing if it does not exist),
+    with ``read_committed``: the dead letters of a live updater's aborted transactions are not
+    there. Columns: ``key``, ``value``, ``reason``, ``message``, ``source_topic``,
+    ``source_partition``, ``source_offset`` and ``truncated`` (the original value's length for a
+    shortened copy, else None).
     """
     import pandas as pd
     from kafka import KafkaConsumer, TopicPartition
@@ -103,8 +211,8 @@ def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, idle_
     from eventml.config import consumer_config
     from eventml.connect import make_client
 
-    columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset"]
-    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers))
+    columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated"]
+    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, isolation_level="read_committed"))
     rows = []
     try:
         parts = consumer.partitions_for_topic(dlq_topic(topic)) or set()
@@ -121,8 +229,9 @@ def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, idle_
                     for record in records:
                         headers = read_headers(record.headers)
                         rows.append([record.key, record.value, headers.get(REASON), headers.get(MESSAGE),
-                                     headers.get(SOURCE_TOPIC), int(headers.get(SOURCE_PARTITION, -1)),
-                                     int(headers.get(SOURCE_OFFSET, -1))])
+                                     headers.get(SOURCE_TOPIC), _int(headers.get(SOURCE_PARTITION)),
+                                     _int(headers.get(SOURCE_OFFSET)),
+                                     _int(headers[TRUNCATED]) if TRUNCATED in headers else None])
     finally:
         consumer.close()
     return pd.DataFrame(rows, columns=columns)

@@ -70,9 +70,41 @@ class ModelError(EventmlError, RuntimeError):
     def __init__(self, learner: str, event_id: str, stage: str, error: BaseException):
         self.learner, self.event_id, self.stage, self.error = learner, event_id, stage, error
         verb = "learn from" if stage == "learn" else stage
-        super().__init__(f"learner {learner!r} failed to {verb} event {event_id!r}: "
-                         f"{type(error).__name__}: {error}")
+        self.reason = "model_error"  # the dead-letter reason, as EventFormatError.reason
+        self.message = f"learner {learner!r} failed to {verb} event {event_id!r}: {type(error).__name__}: {error}"
+        super().__init__(self.message)
 
 
 class DeadLetterError(EventmlError, RuntimeError):
     """Dead letters could not be written: records that were neither delivered nor dead-lettered."""
+
+
+class TopicNotFoundError(EventmlError, LookupError):
+    """A topic to write to does not exist, and the cluster did not create it on first use.
+
+    Parameters
+    ----------
+    topic
+        The topic's name.
+    bootstrap_servers
+        The cluster that was asked.
+    waited_s
+        How long the producer waited for the topic's partitions.
+
+    Examples
+    --------
+    >>> print(TopicNotFoundError("clicks", "broker:9092", 5.0))  # doctest: +NORMALIZE_WHITESPACE
+    topic 'clicks' does not exist at broker:9092 and the cluster did not create it within 5 s
+    (automatic topic creation is off); create it first with
+    `eventml topics create clicks --partitions 1 --bootstrap-servers broker:9092`
+    or `em.create_topic("clicks", partitions=1, bootstrap_servers="broker:9092")`
+    """
+
+    def __init__(self, topic: str, bootstrap_servers: str, waited_s: float):
+        self.topic, self.bootstrap_servers, self.waited_s = topic, bootstrap_servers, waited_s
+        super().__init__(
+            f"topic {topic!r} does not exist at {bootstrap_servers} and the cluster did not create it "
+            f"within {waited_s:g} s (automatic topic creation is off); create it first with "
+            f"`eventml topics create {topic} --partitions 1 --bootstrap-servers {bootstrap_servers}` "
+            f'or `em.create_topic("{topic}", partitions=1, bootstrap_servers="{bootstrap_servers}")`'
+        )

@@ -35,7 +35,7 @@ from river import utils as river_utils
 
 from eventml.delay import DelayQueue, LabelFeed, check_moment, event_ts, seconds
 from eventml.drift import DriftWatch, apply_policy, check_policy, error_of, make_detector
-from eventml.errors import ConfigError
+from eventml.errors import ConfigError, ModelError
 from eventml.events import Event, Label
 from eventml.learners import CLASSIFICATION, REGRESSION, make_learner
 
@@ -75,7 +75,13 @@ def _memory_bytes(learner: Any) -> int:
 
 
 class _Track:
-    """One learner under evaluation: its metrics, how it predicts, and its time."""
+    """One learner under evaluation: its metrics, how it predicts, and its time.
+
+    :meth:`predict` and ``learner.learn_one`` let what the learner raises through;
+    :meth:`predict_event` and :meth:`learn_event` raise :class:`~eventml.errors.ModelError`
+    naming the learner, the event and the stage instead (the hot loops below inline the same
+    ``try``, which costs nothing while nothing raises).
+    """
 
     def __init__(self, learner: Any, metric_list: list[str], rolling_window: int):
         self.learner = learner
@@ -104,6 +110,24 @@ class _Track:
         else:
             label = None
         return label, proba
+
+    def failed(self, event_id: str, stage: str, error: BaseException) -> ModelError:
+        """The error to raise (``from error``) when the learner raised at ``stage`` on an event."""
+        return ModelError(self.learner.name, event_id, stage, error)
+
+    def predict_event(self, event_id: str, x: dict) -> tuple[Any, Any]:
+        """:meth:`predict`, raising :class:`~eventml.errors.ModelError` if the learner raises."""
+        try:
+            return self.predict(x)
+        except Exception as exc:
+            raise self.failed(event_id, "predict", exc) from exc
+
+    def learn_event(self, event_id: str, x: dict, y: Any) -> None:
+        """``learner.learn_one(x, y)``, raising :class:`~eventml.errors.ModelError` if it raises."""
+        try:
+            self.learner.learn_one(x, y)
+        except Exception as exc:
+            raise self.failed(event_id, "learn", exc) from exc
 
     def update(self, y: Any, label: Any, proba: Any) -> None:
         for cumulative, rolling, wants_proba in zip(self.cumulative, self.rolling, self.wants_proba):
@@ -185,6 +209,7 @@ LABEL_COUNTS = ("on_time", "at_end", "late", "never", "unknown_id", "duplicate")
 class _Pending(NamedTuple):
     """What a prediction left to be joined with its label: never newer features."""
 
+    event_id: str  # named in a ModelError if a learner fails to learn from x
     x: dict
     preds: list  # (label, proba) per learner, at prediction time
     t: float  # the clock at prediction time
@@ -323,6 +348,12 @@ def prequential(
         repeated learner names, a metric that does not fit the task, learners of mixed tasks,
         a delay or ``max_wait`` out of range, ``delay`` with ``labels``, or an event or label
         without ``ts`` where one is needed.
+    ModelError
+        When a learner raises while predicting an event or learning from it (with delayed
+        labels: from the stored features, when the label arrives). It names the learner,
+        the event id, the stage (``"predict"`` or ``"learn"``) and the exception, which is
+        also its ``error`` attribute and its ``__cause__``. The evaluation stops there: the
+        learners keep what they learned up to that event, and no result table is returned.
 
     Examples
     --------
@@ -394,13 +425,19 @@ def _fast_loop(events: Iterable[Event], tracks: list[_Track], every: int,
         x, y = event.features, event.label
         for track in tracks:
             start = perf_counter()
-            label, proba = track.predict(x)
+            try:
+                label, proba = track.predict(x)
+            except Exception as exc:
+                raise track.failed(event.id, "predict", exc) from exc
             track.predict_seconds += perf_counter() - start
             if y is None:
                 continue
             track.update(y, label, proba)
             start = perf_counter()
-            track.learner.learn_one(x, y)
+            try:
+                track.learner.learn_one(x, y)
+            except Exception as exc:
+                raise track.failed(event.id, "learn", exc) from exc
             track.learn_seconds += perf_counter() - start
         if y is not None:
             step += 1
@@ -447,7 +484,10 @@ def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, mea
                         track.learner = apply_policy(track.learner, on_drift, refit_window)
                         watch.restart()
             start = perf_counter()
-            track.learner.learn_one(x, y)
+            try:
+                track.learner.learn_one(x, y)
+            except Exception as exc:
+                raise track.failed(pending.event_id, "learn", exc) from exc
             track.learn_seconds += perf_counter() - start
         if step % every == 0:
             rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
@@ -479,21 +519,24 @@ def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, mea
         preds = []
         for track in tracks:
             start = perf_counter()
-            preds.append(track.predict(x))
+            try:
+                preds.append(track.predict(x))
+            except Exception as exc:
+                raise track.failed(event.id, "predict", exc) from exc
             track.predict_seconds += perf_counter() - start
         if y is not None:
             if queue is not None:
-                pending = _Pending(x, preds, t, y)
+                pending = _Pending(event.id, x, preds, t, y)
                 queue.push(t, event, pending)
             else:
                 if feed is not None:
                     labelled.add(event.id)
-                reveal(_Pending(x, preds, t), y, t, "on_time")
+                reveal(_Pending(event.id, x, preds, t), y, t, "on_time")
         elif feed is not None:
             if event.id in awaited or event.id in labelled:
                 counts["duplicate"] += 1
             else:
-                awaited[event.id] = _Pending(x, preds, t)
+                awaited[event.id] = _Pending(event.id, x, preds, t)
     if queue is not None:
         for due, pending in queue.drain():
             reveal(pending, pending.y, due, "at_end")

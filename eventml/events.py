@@ -141,20 +141,22 @@ def encode_event(event: Event | dict[str, Any]) -> bytes:
 
 def _load_object(raw: bytes | None, what: str) -> dict[str, Any]:
     if raw is None or len(raw) == 0:
-        raise EventFormatError("empty", f"the record has no value: an {what} must be a JSON object")
+        raise EventFormatError("empty", f"the record has no value: {what} must be a JSON object")
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray, memoryview)) else raw
     except UnicodeDecodeError as exc:
         raise EventFormatError("not_utf8", f"the value is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark: RFC 8259 lets a reader ignore it
+        text = text[1:]
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise EventFormatError("not_json", f"the value is not JSON: {exc}") from None
     if obj is None:
-        raise EventFormatError("empty", f"the value is JSON null: an {what} must be a JSON object")
+        raise EventFormatError("empty", f"the value is JSON null: {what} must be a JSON object")
     if not isinstance(obj, dict):
         raise EventFormatError(
-            "not_object", f"the value is a JSON {type(obj).__name__}, but an {what} must be a JSON object"
+            "not_object", f"the value is a JSON {type(obj).__name__}, but {what} must be a JSON object"
         )
     return obj
 
@@ -227,7 +229,7 @@ def decode_event(raw: bytes | None, default_ts: float | None = None) -> Event:
     try:
         obj = orjson.loads(raw)  # the fast path: orjson checks UTF-8 itself
     except (orjson.JSONDecodeError, TypeError):
-        obj = _load_object(raw, "event")  # raises with the precise reason
+        obj = _load_object(raw, "an event")  # raises with the precise reason
     if type(obj) is dict:
         event_id, features = obj.get("id"), obj.get("features")
         label, ts = obj.get("label"), obj.get("ts")
@@ -237,7 +239,7 @@ def decode_event(raw: bytes | None, default_ts: float | None = None) -> Event:
                 and (ts is None or (type(ts) in (int, float) and math.isfinite(ts)))):
             return Event(event_id, features, label, default_ts if ts is None else ts)
     if type(obj) is not dict:
-        obj = _load_object(raw, "event")  # raises: empty or not an object
+        obj = _load_object(raw, "an event")  # raises: empty or not an object
     validate_event(obj)  # the slow path names what is wrong
     ts = obj.get("ts")
     return Event(obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts)
@@ -250,7 +252,7 @@ def encode_label(label: Label | dict[str, Any]) -> bytes:
 
 def decode_label(raw: bytes | None, default_ts: float | None = None) -> Label:
     """Decode and validate a late label: ``{"id": ..., "label": ..., "ts": ...}``."""
-    obj = _load_object(raw, "label")
+    obj = _load_object(raw, "a label")
     _check_id(obj)
     if obj.get("label") is None:
         raise EventFormatError("missing_label", "the label record has no 'label'")
@@ -268,7 +270,7 @@ def encode_prediction(prediction: Prediction) -> bytes:
 
 def decode_prediction(raw: bytes | None) -> Prediction:
     """Decode a prediction record written by :func:`encode_prediction` or any other client."""
-    obj = _load_object(raw, "prediction")
+    obj = _load_object(raw, "a prediction")
     _check_id(obj)
     for field in ("prediction", "model", "model_version"):
         if field not in obj:

@@ -9,9 +9,12 @@ methods, in river's style:
 - ``learn_one(x, y)``,
 - ``clone()``: a fresh, unfitted learner with the same parameters.
 
-``x`` is an event's ``features`` dict. The three families are
+``x`` is an event's ``features`` dict, with any value the wire format allows: numbers,
+strings (categories), booleans (numbers) and nulls (missing). Every named learner learns from
+all of them. The three families are
 
-- :class:`RiverLearner`: a river model or pipeline, used as it is;
+- :class:`RiverLearner`: a river model or pipeline, used as it is, with nulls left out and,
+  for models that need numbers, strings one-hot encoded;
 - :class:`WindowedBatch`: a scikit-learn estimator refit every ``refit_every`` events on the
   last ``window`` events;
 - :class:`MicroBatchPartialFit`: a scikit-learn estimator with ``partial_fit``, fed in
@@ -75,32 +78,71 @@ class Learner(Protocol):
 # ----------------------------------------------------------------------------- river
 
 
-class RiverLearner:
-    """A river model or pipeline, used as it is, with a name.
+_NUMBER_TYPES = frozenset((int, float, bool))  # fast path: a set lookup per value, x passed unchanged
 
-    Every call goes straight to the river model, so evaluating a ``RiverLearner`` gives
-    exactly what river gives for the model.
+
+class RiverLearner:
+    """A river model or pipeline, with a name, fed every value the wire format allows.
+
+    Feature values reach the model as follows:
+
+    - **numbers** (``int``, ``float``) and **booleans** are passed as they are (a boolean is
+      the number 0 or 1 to river);
+    - **null** (``None``) means missing: the feature is left out of the dict the model sees,
+      river's own convention for a missing value;
+    - **strings** are categories. With ``one_hot=False`` they are passed as they are, for
+      models that take them natively (river's Hoeffding trees and forests split on them as
+      nominal attributes). With ``one_hot=True`` a string ``v`` of feature ``f`` becomes the
+      indicator ``"f=v": 1.0``, and every other category of ``f`` this learner has learned
+      from becomes ``"f=<category>": 0.0``, as river's ``OneHotEncoder`` does: a
+      standardising step and Gaussian naive Bayes need the zeros (an indicator that is always
+      1 carries no information). Only ``learn_one`` adds categories; predicting never changes
+      the learner. A category first seen while predicting is passed as its indicator (the
+      model knows nothing about it yet). When ``f`` is null or absent, none of its
+      indicators is sent: the category is missing, like any other missing feature;
+    - anything else is passed as it is.
+
+    When every value is an ``int``, ``float`` or ``bool`` (checked by type: one set look-up
+    per value, about 0.2 µs for a few features) the features dict is passed to the model
+    unchanged, so on numeric streams evaluating a ``RiverLearner`` gives exactly what river
+    gives for the model. Otherwise a new dict is built; the event's own dict is never changed.
 
     Parameters
     ----------
     model
-        A river classifier or regressor (or a pipeline ending in one).
+        A river classifier or regressor (or a pipeline ending in one); kept as it is in
+        ``model``.
     name
         Name in result tables; defaults to the model's class name.
+    one_hot
+        Turn string values into indicator features (see above), for models that need
+        numbers (linear models, Gaussian naive Bayes, the Hoeffding tree regressor's linear
+        leaves). The categories seen (``categories_``) are part of the learner's state:
+        they are pickled with it and forgotten by :meth:`clone`. Memory and time per event
+        grow with the number of categories of a feature: a feature with thousands of
+        distinct strings (an id) is better left out.
 
     Examples
     --------
     >>> from river import naive_bayes
-    >>> learner = RiverLearner(naive_bayes.GaussianNB(), name="gnb")
-    >>> for x, y in [(1.0, 0), (2.0, 0), (5.0, 1), (6.0, 1)]:
-    ...     learner.learn_one({"x": x}, y)
-    >>> print(learner.predict_one({"x": 5.5}))
-    1
+    >>> learner = RiverLearner(naive_bayes.GaussianNB(), name="gnb", one_hot=True)
+    >>> for x, color, y in [(1.0, "red", 0), (2.0, "red", 0), (5.0, "blue", 1), (6.0, None, 1)]:
+    ...     learner.learn_one({"x": x, "color": color}, y)
+    >>> print(learner.predict_one({"x": 5.5, "color": "blue"}), learner.predict_one({"x": 1.5}))
+    1 0
+    >>> print(learner.categories_)
+    {'color': {'red': 'color=red', 'blue': 'color=blue'}}
     """
 
-    def __init__(self, model: Any, name: str | None = None):
+    # Class-level defaults: a learner pickled before these options existed loads as it was.
+    one_hot = False
+    categories_: dict[Any, dict[str, str]] | None = None
+
+    def __init__(self, model: Any, name: str | None = None, *, one_hot: bool = False):
         from river import base, compose
 
+        if not isinstance(one_hot, bool):
+            raise ConfigError(f"one_hot must be True or False, got {one_hot!r}")
         self.model = model
         self.name = name or type(model).__name__
         if isinstance(model, base.Classifier):
@@ -109,6 +151,8 @@ class RiverLearner:
             self.task = REGRESSION
         else:
             raise ConfigError(f"{self.name}: expected a river classifier or regressor, got {model!r}")
+        self.one_hot = one_hot
+        self.categories_ = {} if one_hot else None  # feature -> {category: indicator name}
         final = list(model.steps.values())[-1] if isinstance(model, compose.Pipeline) else model
         # True when predict_one is river's default argmax of predict_proba_one, so an evaluator
         # that needs both can compute the probabilities once and stay exact.
@@ -116,20 +160,47 @@ class RiverLearner:
             self.task == CLASSIFICATION and type(final).predict_one is base.Classifier.predict_one
         )
 
+    def _features(self, x: dict, learn: bool = False) -> dict:
+        """``x`` without its nulls and, with ``one_hot``, with its strings as indicators."""
+        categories = self.categories_ if self.one_hot else None
+        out = {}
+        for k, v in x.items():
+            if v is None:
+                continue
+            if categories is None or not isinstance(v, str):
+                out[k] = v
+                continue
+            known = categories.get(k)
+            if learn and (known is None or v not in known):
+                if known is None:
+                    known = categories[k] = {}
+                known[v] = f"{k}={v}"
+            if known:
+                for indicator in known.values():
+                    out[indicator] = 0.0
+            out[f"{k}={v}"] = 1.0
+        return out
+
     def predict_proba_one(self, x: dict) -> dict:
         if self.task != CLASSIFICATION:
             return {}
+        if not _NUMBER_TYPES.issuperset(map(type, x.values())):
+            x = self._features(x)
         return self.model.predict_proba_one(x)
 
     def predict_one(self, x: dict) -> Any:
+        if not _NUMBER_TYPES.issuperset(map(type, x.values())):
+            x = self._features(x)
         return self.model.predict_one(x)
 
     def learn_one(self, x: dict, y: Any) -> None:
+        if not _NUMBER_TYPES.issuperset(map(type, x.values())):
+            x = self._features(x, learn=True)
         self.model.learn_one(x, y)
 
     def clone(self) -> "RiverLearner":
-        """A fresh, unfitted copy with the same parameters (river's ``clone``)."""
-        return RiverLearner(self.model.clone(), name=self.name)
+        """A fresh, unfitted copy with the same parameters (river's ``clone``; no categories)."""
+        return RiverLearner(self.model.clone(), name=self.name, one_hot=self.one_hot)
 
     @property
     def memory_bytes(self) -> int:
@@ -137,7 +208,7 @@ class RiverLearner:
         return int(self.model._raw_memory_usage)
 
     def __repr__(self) -> str:
-        return f"RiverLearner({self.model!r}, name={self.name!r})"
+        return f"RiverLearner({self.model!r}, name={self.name!r}, one_hot={self.one_hot!r})"
 
 
 # ----------------------------------------------------------------------------- scikit-learn helpers
@@ -555,13 +626,13 @@ class MicroBatchPartialFit(_SklearnLearner):
 def _river_logreg(seed):
     from river import linear_model, preprocessing
 
-    return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    return RiverLearner(preprocessing.StandardScaler() | linear_model.LogisticRegression(), one_hot=True)
 
 
 def _river_gnb(seed):
     from river import naive_bayes
 
-    return naive_bayes.GaussianNB()
+    return RiverLearner(naive_bayes.GaussianNB(), one_hot=True)
 
 
 def _river_hoeffding(seed):
@@ -579,13 +650,13 @@ def _river_arf(seed):
 def _river_linreg(seed):
     from river import linear_model, preprocessing
 
-    return preprocessing.StandardScaler() | linear_model.LinearRegression()
+    return RiverLearner(preprocessing.StandardScaler() | linear_model.LinearRegression(), one_hot=True)
 
 
 def _river_hoeffding_reg(seed):
     from river import tree
 
-    return tree.HoeffdingTreeRegressor()
+    return RiverLearner(tree.HoeffdingTreeRegressor(), one_hot=True)  # its leaves are linear models
 
 
 def _batch_logreg(seed, window):
@@ -621,13 +692,13 @@ def _sgd_linreg(seed):
 
 
 LEARNERS: dict[str, Callable[[int | None], Any]] = {
-    # river models, used as they are (wrapped in RiverLearner by make_learner)
-    "river_logreg": _river_logreg,  # StandardScaler | LogisticRegression
-    "river_gnb": _river_gnb,  # GaussianNB
-    "river_hoeffding": _river_hoeffding,  # HoeffdingTreeClassifier
-    "river_arf": _river_arf,  # ARFClassifier(seed=seed)
-    "river_linreg": _river_linreg,  # StandardScaler | LinearRegression
-    "river_hoeffding_reg": _river_hoeffding_reg,  # HoeffdingTreeRegressor
+    # river models in a RiverLearner: nulls left out; strings one-hot where the model needs numbers
+    "river_logreg": _river_logreg,  # StandardScaler | LogisticRegression, one_hot
+    "river_gnb": _river_gnb,  # GaussianNB, one_hot
+    "river_hoeffding": _river_hoeffding,  # HoeffdingTreeClassifier, strings as nominal attributes
+    "river_arf": _river_arf,  # ARFClassifier(seed=seed), strings as nominal attributes
+    "river_linreg": _river_linreg,  # StandardScaler | LinearRegression, one_hot
+    "river_hoeffding_reg": _river_hoeffding_reg,  # HoeffdingTreeRegressor, one_hot
     # scikit-learn batch estimators refit on a window
     "batch_logreg": lambda seed: _batch_logreg(seed, 1000),  # last 1000 events, refit every 200
     "batch_logreg_all": lambda seed: _batch_logreg(seed, None),  # everything so far, refit every 200
@@ -654,13 +725,24 @@ def learner_names() -> list[str]:
 def make_learner(learner: str | Any, *, seed: int | None = 42, name: str | None = None) -> Any:
     """A learner by registry name, or an object turned into one.
 
+    Every named learner accepts every feature value the wire format allows: numbers,
+    strings, booleans and nulls (see :class:`RiverLearner` and :class:`WindowedBatch` for
+    what each family does with them).
+
+    An object is judged by what it is, not by the module it comes from, so a subclass
+    defined in a notebook is as welcome as the class it extends.
+
     Parameters
     ----------
     learner
         A name from :func:`learner_names`; an eventml learner (returned as it is, renamed if
-        ``name`` is given); a river model or pipeline (wrapped in :class:`RiverLearner`, not
-        copied); or an unfitted scikit-learn estimator (wrapped in :class:`WindowedBatch`
-        with its defaults).
+        ``name`` is given); a river classifier or regressor (an instance of
+        ``river.base.Classifier`` or ``river.base.Regressor``: a model, a pipeline ending in
+        one, or one from a river-compatible package), wrapped in :class:`RiverLearner`
+        without ``one_hot`` and not copied; an object with ``predict_proba_one``,
+        ``predict_one``, ``learn_one``, ``clone``, ``name`` and ``task`` (returned as it
+        is); or an unfitted scikit-learn estimator (scikit-learn's estimator API: ``fit``
+        and ``get_params``), wrapped in :class:`WindowedBatch` with its defaults.
     seed
         Seed passed to the named learner's random parts (ignored for objects: seed them
         yourself).
@@ -678,6 +760,15 @@ def make_learner(learner: str | Any, *, seed: int | None = 42, name: str | None 
     >>> learner = make_learner("river_arf", seed=7)
     >>> print(learner.name, learner.model.seed)
     river_arf 7
+
+    A user's own model:
+
+    >>> from river import linear_model
+    >>> class Mine(linear_model.LogisticRegression):
+    ...     pass
+    >>> learner = make_learner(Mine(), name="mine")
+    >>> print(type(learner).__name__, learner.name, learner.task)
+    RiverLearner mine classification
     """
     if isinstance(learner, str):
         if learner not in LEARNERS:
@@ -688,21 +779,22 @@ def make_learner(learner: str | Any, *, seed: int | None = 42, name: str | None 
 
 
 def _as_learner(obj: Any, name: str | None) -> Any:
+    from river import base
+
     if isinstance(obj, (RiverLearner, WindowedBatch, MicroBatchPartialFit)):
         if name is not None:
             obj.name = name
         return obj
-    module = type(obj).__module__.split(".")[0]
-    if module == "river":
+    if isinstance(obj, base.Estimator):  # RiverLearner says so if it is not a classifier or regressor
         return RiverLearner(obj, name=name)
-    if module == "sklearn" or hasattr(obj, "fit") and hasattr(obj, "get_params"):
-        return WindowedBatch(obj, name=name)
     if isinstance(obj, Learner):
         if name is not None:
             obj.name = name
         return obj
+    if callable(getattr(obj, "fit", None)) and callable(getattr(obj, "get_params", None)):
+        return WindowedBatch(obj, name=name)  # _task_of says so if it is not a classifier or regressor
     raise ConfigError(
         f"cannot use {obj!r} as a learner: give a name ({', '.join(learner_names())}), "
-        "a river model, a scikit-learn estimator or an object with predict_proba_one, "
+        "a river classifier or regressor, a scikit-learn estimator or an object with predict_proba_one, "
         "predict_one, learn_one, clone, name and task"
     )

@@ -5,7 +5,12 @@ For every event the updater predicts with the current model (before learning), p
 known: in the event itself, or later from a labels topic, joined to the features kept from
 prediction time. Pending features are bounded by a time to live (seconds of event time) and a
 maximum count; the ones that expire are counted, as are labels for unknown or expired ids.
-Records that break the wire format go, unchanged, to ``<topic>.dlq`` and are counted.
+Records that break the wire format go, unchanged, to ``<topic>.dlq`` and are counted. So does an
+event the model fails on (reason ``model_error``, the message naming the learner and its exception):
+no prediction is published for it, and the run goes on. A model that raised in ``learn_one`` may
+have changed part of its state first; a restart makes the same decision for the same event, since
+it replays the same records on the same committed model. A label the model fails to learn from
+goes to the labels topic's DLQ the same way (its event's prediction was already published).
 
 Kafka client
 ------------
@@ -104,15 +109,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from kafka import KafkaConsumer
-from kafka import TopicPartition as KafkaPythonTopicPartition
 from kafka.errors import KafkaError as KafkaPythonError
 
 from eventml.checkpoint import find_snapshot, list_snapshots, load_snapshot, prune_snapshots, write_snapshot
-from eventml.config import consumer_config, rdkafka_config
-from eventml.connect import ensure_reachable, make_client
-from eventml.dlq import dead_letter_headers, dlq_topic
-from eventml.errors import ConfigError, EventFormatError, EventmlError, KafkaUnavailableError, SnapshotError
+from eventml.config import rdkafka_config
+from eventml.connect import ensure_reachable
+from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
+from eventml.errors import (ConfigError, EventFormatError, EventmlError, KafkaUnavailableError, ModelError,
+                            SnapshotError)
 from eventml.evaluate import _Track
 from eventml.events import Prediction, decode_event, decode_label, decode_prediction, encode_prediction
 from eventml.learners import CLASSIFICATION, make_learner
@@ -149,6 +153,8 @@ class LiveStats:
     classifiers, MAE for regressors. Latencies are from the time an event was written to Kafka
     (its record timestamp) to the commit that made its prediction readable, over the last
     2,000 events. ``lag`` is how many records of the events topic are not read yet.
+    ``dead_letters`` counts every record sent to a DLQ, ``model_errors`` those of them the model
+    failed on.
 
     Examples
     --------
@@ -168,6 +174,7 @@ class LiveStats:
     latency_p50_s: float | None = None
     latency_p99_s: float | None = None
     dead_letters: int = 0
+    model_errors: int = 0
     expired: int = 0
     unknown_labels: int = 0
     pending: int = 0
@@ -377,6 +384,7 @@ class LiveUpdater:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._inputs: list[_Input] = []
+        self._dlq_ready: set[str] = set()  # dead-letter topics known to exist
         self._brokers_down_at: float | None = None  # when librdkafka said every broker is down
         self._setup_timeout_s = max(self.reconnect_timeout_s, _SETUP_TIMEOUT_S)
         self._bounded = _BoundedCalls()
@@ -704,9 +712,21 @@ class LiveUpdater:
             return
         track = state.track
         x, y = event.features, event.label
-        label, proba = track.predict(x)
+        try:
+            label, proba = track.predict(x)
+        except Exception as exc:  # the learner's own failure: this event ends in the DLQ, the run goes on
+            self._dead_letter(record, ModelError(self.learner.name, event.id, "predict", exc), state)
+            return
         counts = state.counts
         prediction = Prediction(event.id, label, self.learner.name, counts["learned"], proba, event.ts, time.time())
+        if y is not None:
+            try:
+                track.learner.learn_one(x, y)
+                track.update(y, label, proba)
+            except Exception as exc:
+                self._dead_letter(record, ModelError(self.learner.name, event.id, "learn", exc), state)
+                return
+            counts["learned"] += 1
         value, key = encode_prediction(prediction), record.key() or event.id.encode()
         try:
             self._producer.produce(self.predictions_topic, value, key, self._prediction_partition)
@@ -714,11 +734,7 @@ class LiveUpdater:
             self._produce(self.predictions_topic, value, key, self._prediction_partition)
         counts["events"] += 1
         self._txn_timestamps.append(ts_ms)
-        if y is not None:
-            track.update(y, label, proba)
-            track.learner.learn_one(x, y)
-            counts["learned"] += 1
-        elif self.labels_topic is not None:
+        if y is None and self.labels_topic is not None:
             self._keep_pending(event, label, proba, state)
         if counts["events"] % self.summary_every == 0:
             state.rows.append(self._row(state))
@@ -752,16 +768,37 @@ class LiveUpdater:
             state.counts["unknown_labels"] += 1
             return
         x, predicted, proba, _ = kept
-        state.track.update(label.label, predicted, proba)
-        state.track.learner.learn_one(x, label.label)
+        try:
+            state.track.learner.learn_one(x, label.label)
+            state.track.update(label.label, predicted, proba)
+        except Exception as exc:  # the label record ends in the labels' DLQ; its prediction is published
+            self._dead_letter(record, ModelError(self.learner.name, label.id, "learn", exc), state)
+            return
         state.counts["learned"] += 1
 
-    def _dead_letter(self, record: Any, error: EventFormatError, state: _State) -> None:
+    def _dead_letter(self, record: Any, error: EventFormatError | ModelError, state: _State) -> None:
+        """Write a record, unchanged, to its topic's DLQ inside the open transaction; one too large
+        to copy with its headers leaves a shorter copy (see :mod:`eventml.dlq`)."""
         topic = record.topic()
+        target = dlq_topic(topic)
+        if target not in self._dlq_ready:  # on a cluster that does not create topics by itself too
+            self._partitions(target)
+            self._dlq_ready.add(target)
         headers = dead_letter_headers(error, topic, record.partition(), record.offset())
-        self._produce(dlq_topic(topic), record.value(), record.key(), headers=headers)
+        value, key = record.value(), record.key()
+        copies = iter(shorter_copies(value, headers) if value else ())
+        while True:
+            try:
+                self._produce(target, value, key, headers=headers)
+                break
+            except KafkaException as exc:  # librdkafka checks the size before it sends
+                if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                value, headers = next(copies)  # the last copy has no value: it always fits
         state.counts["dead_letters"] += 1
         state.dlq_reasons[error.reason] += 1
+        if error.reason == "model_error":
+            state.counts["model_errors"] += 1
 
     def _limit_reached(self) -> bool:
         return self.max_events is not None and self._state.counts["events"] >= self.max_events
@@ -867,8 +904,8 @@ class LiveUpdater:
             events_per_s=(e1 - e0) / (t1 - t0) if t1 > t0 else 0.0, lag=self._lag(),
             latency_p50_s=float(np.percentile(latencies, 50)) if latencies is not None else None,
             latency_p99_s=float(np.percentile(latencies, 99)) if latencies is not None else None,
-            dead_letters=counts["dead_letters"], expired=counts["expired"], unknown_labels=counts["unknown_labels"],
-            pending=len(state.pending), restarts=counts["restarts"], transactions=state.sequence, running=running)
+            dead_letters=counts["dead_letters"], model_errors=counts["model_errors"], expired=counts["expired"],
+            unknown_labels=counts["unknown_labels"], pending=len(state.pending), restarts=counts["restarts"], transactions=state.sequence, running=running)
 
     def _row(self, state: _State) -> dict[str, Any]:
         counts, track = state.counts, state.track
@@ -877,7 +914,7 @@ class LiveUpdater:
             row[name] = metric.get()
         for name, metric in zip(track.names, track.rolling):
             row[f"rolling_{name}"] = metric.get()
-        row.update(dead_letters=counts["dead_letters"], expired=counts["expired"],
+        row.update(dead_letters=counts["dead_letters"], model_errors=counts["model_errors"], expired=counts["expired"],
                    unknown_labels=counts["unknown_labels"], pending=len(state.pending),
                    restarts=counts["restarts"], lag=self._lag(), time=time.time())
         return row
@@ -890,7 +927,7 @@ class LiveUpdater:
         """One row every ``summary_every`` events (and one at the end of each run), across restarts.
 
         Columns: ``events``, ``labelled``, ``model_version``, the metrics (cumulative, then
-        ``rolling_`` ones), ``dead_letters``, ``expired``, ``unknown_labels``, ``pending``,
+        ``rolling_`` ones), ``dead_letters``, ``model_errors``, ``expired``, ``unknown_labels``, ``pending``,
         ``restarts``, ``lag`` and ``time`` (epoch seconds).
         """
         rows = self._state.rows if self._state is not None else []
@@ -1012,26 +1049,15 @@ def read_predictions(topic: str, *, bootstrap_servers: str | None = None, idle_t
 
     Columns: ``id``, ``prediction``, ``proba`` (a dict), ``model``, ``model_version``,
     ``event_ts``, ``ts``, ``partition``, ``offset``. Reads from the beginning to the end the
-    topic has when the read starts.
+    topic has when the read starts; a record that is not a prediction goes to ``<topic>.dlq``.
     """
-    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, isolation_level="read_committed"))
+    from eventml.consumer import replay
+
     rows = []
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [KafkaPythonTopicPartition(topic, p) for p in sorted(parts)]
-        if tps:
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            last = time.monotonic()
-            while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() - last < idle_timeout_s:
-                for records in consumer.poll(timeout_ms=200).values():
-                    last = time.monotonic()
-                    for record in records:
-                        p = decode_prediction(record.value)
-                        rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,
-                                     record.partition, record.offset])
-    finally:
-        consumer.close()
+    with replay(topic, bootstrap_servers=bootstrap_servers, idle_timeout_s=idle_timeout_s,
+                decode=lambda raw, ts: decode_prediction(raw), isolation_level="read_committed") as consumer:
+        for p, where in consumer.records():
+            rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,
+                         where.partition, where.offset])
     columns = ["id", "prediction", "proba", "model", "model_version", "event_ts", "ts", "partition", "offset"]
     return pd.DataFrame(rows, columns=columns)

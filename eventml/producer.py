@@ -11,16 +11,25 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from eventml.config import producer_config
 from eventml.connect import make_client
+from eventml.errors import TopicNotFoundError
 from eventml.events import Event, Label, encode_event, encode_label
 from eventml.progress import progress_bar
+
+#: Seconds an :class:`EventProducer` waits for a new topic's partitions before it asks the cluster
+#: whether the topic exists at all: a cluster that creates topics on first use does so well within
+#: this; one that does not gets a :class:`~eventml.errors.TopicNotFoundError` instead of a minute's wait.
+TOPIC_WAIT_S = 5.0
 
 
 @dataclasses.dataclass
@@ -58,6 +67,19 @@ class EventProducer:
     **config
         kafka-python producer settings over eventml's defaults (see :mod:`eventml.config`).
 
+    Raises
+    ------
+    TopicNotFoundError
+        If the topic does not exist and the cluster did not create it within
+        :data:`TOPIC_WAIT_S` (automatic topic creation is off): nothing was sent.
+
+    Notes
+    -----
+    On a cluster that creates topics on first use (Kafka's default, and eventml's local broker)
+    a new topic is created here, with the broker's default number of partitions. If the topic
+    exists but its partitions have no leader yet, the producer waits up to ``max_block_ms`` as
+    kafka-python does.
+
     Examples
     --------
     >>> with EventProducer("clicks") as producer:  # doctest: +SKIP
@@ -69,9 +91,15 @@ class EventProducer:
     def __init__(self, topic: str, *, bootstrap_servers: str | None = None, **config: Any):
         self.topic = topic
         self.report = ProduceReport(topic)
-        self._producer = make_client(KafkaProducer, producer_config(bootstrap_servers, **config))
+        settings = producer_config(bootstrap_servers, **config)
+        self._producer = make_client(KafkaProducer, settings)
+        try:
+            with _quiet_about(topic):
+                partitions = _partitions_for(self._producer, topic, settings)
+        except BaseException:
+            self._producer.close()
+            raise
         # With one partition there is nothing to choose: skipping the key hash saves ~10% per event.
-        partitions = self._producer.partitions_for(topic)
         self._partition = 0 if partitions == {0} else None
         self._started = time.perf_counter()
 
@@ -114,6 +142,58 @@ class EventProducer:
         self.close()
 
 
+def _partitions_for(producer: KafkaProducer, topic: str, settings: dict[str, Any]) -> set[int]:
+    """The topic's partitions, or :class:`TopicNotFoundError` after :data:`TOPIC_WAIT_S` if it does not exist.
+
+    kafka-python's ``partitions_for`` waits ``max_block_ms`` (60 s) for a topic that never comes;
+    the setting is lowered for this one call only (sends still block up to the full value), and
+    the cluster is asked whether the topic exists before giving up on it.
+    """
+    max_block_ms = producer.config["max_block_ms"]
+    wait_ms = min(max_block_ms, int(TOPIC_WAIT_S * 1000))
+    producer.config["max_block_ms"] = wait_ms
+    try:
+        return producer.partitions_for(topic)
+    except KafkaTimeoutError:
+        pass
+    finally:
+        producer.config["max_block_ms"] = max_block_ms
+    if not _topic_exists(topic, settings):
+        raise TopicNotFoundError(topic, settings["bootstrap_servers"], wait_ms / 1000)
+    return producer.partitions_for(topic)  # it exists, e.g. with its leader moving: wait as kafka-python does
+
+
+def _topic_exists(topic: str, settings: dict[str, Any]) -> bool:
+    """Whether the cluster lists ``topic``, asked with the producer's connection settings."""
+    from eventml.topics import admin_client
+
+    shared = {k: v for k, v in settings.items() if k in KafkaAdminClient.DEFAULT_CONFIG and k != "bootstrap_servers"}
+    with admin_client(settings["bootstrap_servers"], **shared) as admin:
+        return topic in admin.list_topics()
+
+
+class _DropTopicLog(logging.Filter):
+    """Drops kafka-python's per-retry log lines about one topic (ERROR "not found in cluster metadata")."""
+
+    def __init__(self, topic: str):
+        super().__init__()
+        self.topic = topic
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.args, tuple) and self.topic in record.args)
+
+
+@contextlib.contextmanager
+def _quiet_about(topic: str) -> Iterator[None]:
+    """While waiting for a topic, its missing metadata is eventml's to report, once, not a log line per retry."""
+    log, drop = logging.getLogger("kafka.cluster"), _DropTopicLog(topic)
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
 def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_servers: str | None = None,
             rate: float | None = None, progress: bool = True, total: int | None = None,
             **config: Any) -> ProduceReport:
@@ -125,7 +205,9 @@ def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_s
         Any iterable of :class:`~eventml.events.Event` or wire-format dicts (a source, a list),
         or of :class:`~eventml.events.Label` for a labels topic.
     topic
-        The topic to write to (created with one partition if it does not exist).
+        The topic to write to. If it does not exist, a cluster that creates topics on first use
+        (eventml's local broker does, with one partition) creates it; on one that does not,
+        :class:`~eventml.errors.TopicNotFoundError` says how to create it, within seconds.
     rate
         Target events per second; ``None`` sends as fast as possible.
     progress

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from river import datasets, evaluate, metrics, utils
+from river import datasets, evaluate, metrics, naive_bayes, utils
 
 import eventml as em
-from eventml.errors import ConfigError
-from eventml.evaluate import accuracy_between, metric_names, prequential
+from eventml.errors import ConfigError, EventmlError, ModelError
+from eventml.evaluate import _Track, accuracy_between, metric_names, prequential
 from eventml.events import Event
 from eventml.learners import make_learner
 
@@ -176,3 +176,69 @@ def test_accuracy_between_equals_the_share_correct_in_the_stretch():
     assert stretch["river_gnb"] == pytest.approx(sum(correct[1500:2500]) / 1000, abs=1 / 1000)
     with pytest.raises(ConfigError, match="steps of result rows"):
         accuracy_between(df, 1500, 1700)
+
+
+# ----------------------------------------------------------------------------- a learner that raises
+
+
+class BoomOnPredict(naive_bayes.GaussianNB):
+    """A user's model that cannot predict an event with the feature "boom"."""
+
+    def predict_proba_one(self, x):
+        if "boom" in x:
+            raise ZeroDivisionError("boom while predicting")
+        return super().predict_proba_one(x)
+
+
+class BoomOnLearn(naive_bayes.GaussianNB):
+    """A user's model that cannot learn from an event with the feature "boom"."""
+
+    def learn_one(self, x, y):
+        if "boom" in x:
+            raise ZeroDivisionError("boom while learning")
+        super().learn_one(x, y)
+
+
+def with_boom_at(events, index):
+    boom = dataclasses.replace(events[index], features={**events[index].features, "boom": 1.0})
+    return events[:index] + [boom] + events[index + 1:]
+
+
+PATHS = {
+    "at_once": {},
+    "delay": {"delay": 5},
+    "drift": {"drift": "adwin"},
+    "labels": "labels",
+}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("stage, model", [("predict", BoomOnPredict), ("learn", BoomOnLearn)])
+def test_a_learner_that_raises_stops_prequential_with_one_model_error(sea, path, stage, model):
+    events = with_boom_at(sea[:300], 123)
+    kwargs = PATHS[path]
+    if kwargs == "labels":  # labels joined by id, 3 s after their event
+        events = [dataclasses.replace(e, ts=float(i)) for i, e in enumerate(events)]
+        kwargs = {"labels": [em.Label(e.id, e.label, e.ts + 3.0) for e in events]}
+        events = [dataclasses.replace(e, label=None) for e in events]
+    with pytest.raises(ModelError) as info:
+        prequential(events, {"gnb": "river_gnb", "mine": model()}, metrics=("accuracy",), **kwargs)
+    error = info.value
+    assert (error.learner, error.event_id, error.stage) == ("mine", events[123].id, stage)
+    assert isinstance(error.error, ZeroDivisionError) and error.__cause__ is error.error
+    assert isinstance(error, EventmlError)
+    verb = "predict" if stage == "predict" else "learn from"
+    assert str(error) == (f"learner 'mine' failed to {verb} event {events[123].id!r}: "
+                          f"ZeroDivisionError: boom while {stage}ing")
+
+
+def test_a_track_offers_the_same_error_to_other_loops():
+    track = _Track(make_learner(BoomOnLearn(), name="mine"), ["accuracy"], 10)
+    assert track.predict_event("e-1", {"boom": 1.0}) == (None, None)
+    with pytest.raises(ModelError, match="learner 'mine' failed to learn from event 'e-1'"):
+        track.learn_event("e-1", {"boom": 1.0}, 1)
+    track.learn_event("e-2", {"x": 1.0}, 1)
+    assert track.predict_event("e-3", {"x": 1.0}) == (1, None)
+    track = _Track(make_learner(BoomOnPredict(), name="mine"), ["accuracy"], 10)
+    with pytest.raises(ModelError, match="learner 'mine' failed to predict event 'e-4': ZeroDivisionError"):
+        track.predict_event("e-4", {"boom": 1.0})

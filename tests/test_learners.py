@@ -6,7 +6,8 @@ import collections
 import pickle
 
 import pytest
-from river import datasets, naive_bayes
+from river import datasets, linear_model, naive_bayes, preprocessing
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 import eventml as em
@@ -143,6 +144,84 @@ def test_objects_are_wrapped_by_family_and_named():
     assert make_learner(partial) is partial
     with pytest.raises(ConfigError, match="cannot use"):
         make_learner(42)
+
+
+class MyLogReg(linear_model.LogisticRegression):
+    """A user's own river model, defined outside river."""
+
+
+class MyScaledRidge(linear_model.LinearRegression):
+    """A user's river regressor with its own __init__."""
+
+    def __init__(self, l2=0.1):
+        super().__init__(l2=l2)
+
+
+class MyForest(RandomForestClassifier):
+    """A user's own scikit-learn estimator."""
+
+
+class MyLearner:
+    """A learner of the eventml protocol, from nowhere in particular."""
+
+    name, task = "mine", "classification"
+
+    def predict_proba_one(self, x):
+        return {}
+
+    def predict_one(self, x):
+        return None
+
+    def learn_one(self, x, y):
+        pass
+
+    def clone(self):
+        return MyLearner()
+
+
+def test_a_river_subclass_defined_outside_river_is_a_river_learner(sea):
+    learner = make_learner(MyLogReg(), name="mine")
+    assert isinstance(learner, RiverLearner) and type(learner.model) is MyLogReg
+    assert learner.task == "classification" and learner.name == "mine"
+    _train(learner, sea[:500])
+    assert learner.predict_one(sea[600].features) in (0, 1)
+    regressor = make_learner(MyScaledRidge())
+    assert regressor.task == "regression" and regressor.name == "MyScaledRidge"
+
+
+def test_a_river_pipeline_ending_in_a_user_model_is_a_river_learner(sea):
+    pipeline = preprocessing.StandardScaler() | MyLogReg()
+    learner = make_learner(pipeline)
+    assert isinstance(learner, RiverLearner) and learner.model is pipeline
+    assert learner.task == "classification"
+    _train(learner, sea[:200])
+
+
+def test_a_scikit_learn_subclass_is_a_windowed_batch(sea):
+    learner = make_learner(MyForest(n_estimators=5, random_state=0))
+    assert isinstance(learner, WindowedBatch) and learner.name == "window_MyForest"
+    assert learner.task == "classification"
+    _train(learner, sea[:300])
+    assert learner.n_fits_ == 3
+
+
+def test_an_eventml_protocol_object_is_used_as_it_is():
+    mine = MyLearner()
+    assert make_learner(mine, name="renamed") is mine and mine.name == "renamed"
+
+
+@pytest.mark.parametrize("obj", [42, object(), {"learn_one": None}, naive_bayes.GaussianNB])
+def test_an_object_that_is_no_learner_gets_a_one_sentence_config_error(obj):
+    with pytest.raises(ConfigError) as info:
+        make_learner(obj)
+    message = str(info.value)
+    assert message.count(". ") == 0 and "\n" not in message
+    assert message.startswith("cannot use ")
+
+
+def test_a_river_estimator_that_neither_classifies_nor_regresses_is_refused_by_name():
+    with pytest.raises(ConfigError, match="expected a river classifier or regressor"):
+        make_learner(preprocessing.StandardScaler())
 
 
 def test_windowed_batch_predicts_the_majority_before_the_first_fit():
