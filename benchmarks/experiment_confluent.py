@@ -13,7 +13,7 @@ kafka-python side by side with confluent-kafka:
 2. **read_committed consume** of the events, touching every value's bytes. Per-record cost =
    wall time from subscribing to having seen every event.
 3. **A minimal live loop** (read, ``decode_event``, predict with ``make_learner("river_logreg")``
-   and ``eventml.evaluate._Track`` with accuracy and log loss over a rolling 500, encode a
+   and ``eventml.scoring.Scorer`` with accuracy and log loss over a rolling 500, encode a
    ``Prediction``, produce it, learn; transactions of up to 10,000 records closed by pickling the
    track once, ``send_offsets_to_transaction`` and a commit), written once per client with the
    same per-event work as :meth:`eventml.live.LiveUpdater._process_event`; next to
@@ -54,7 +54,7 @@ from kafka.structs import OffsetAndMetadata
 import eventml as em
 from eventml.broker import kafka_for
 from eventml.config import consumer_config, producer_config
-from eventml.evaluate import _Track
+from eventml.scoring import Scorer
 from eventml.events import Prediction, decode_event, encode_prediction
 from eventml.learners import make_learner
 from eventml.live import LiveUpdater, read_predictions
@@ -208,7 +208,7 @@ def loop_kp(servers, topic, out, n):
     tp = KTopicPartition(topic, 0)
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
-    track = _Track(learner.clone(), METRICS, ROLLING)
+    track = Scorer(learner.clone(), METRICS, ROLLING)
     events = learned = 0
     mark_at, marked = n // 10, None
     timestamps = []
@@ -253,7 +253,7 @@ def loop_ck(servers, topic, out, n):
     started, cpu = time.perf_counter(), time.process_time()
     producer = ck_producer(servers, unique("exp-ck-loop"))
     consumer = ck_consumer(servers, unique("exp-ck-loop"), topic)
-    track = _Track(learner.clone(), METRICS, ROLLING)
+    track = Scorer(learner.clone(), METRICS, ROLLING)
     events = learned = 0
     mark_at, marked = n // 10, None
     timestamps = []
@@ -311,7 +311,7 @@ def loop_ck_full(servers, topic, out, n, folder):
     producer = ck_producer(servers, unique("exp-ckfull-loop"))
     consumer = ck_consumer(servers, unique("exp-ckfull-loop"), topic)
     tp = ck.TopicPartition(topic, 0)
-    state = _State(track=_Track(learner.clone(), METRICS, ROLLING), offsets={})
+    state = _State(track=Scorer(learner.clone(), METRICS, ROLLING), offsets={})
     counts, track = state.counts, state.track
     buf = collections.deque()
     mark_at, marked = n // 10, None

@@ -24,130 +24,21 @@ Examples
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
-from river import metrics as river_metrics
-from river import utils as river_utils
 
 from eventml.delay import DelayQueue, LabelFeed, check_moment, event_ts, seconds
 from eventml.drift import DriftWatch, apply_policy, check_policy, error_of, make_detector
-from eventml.errors import ConfigError, ModelError
+from eventml.errors import ConfigError
 from eventml.events import Event, Label
-from eventml.learners import CLASSIFICATION, REGRESSION, make_learner
+from eventml.labels import LABEL_COUNTS, PendingLabels
+from eventml.learners import CLASSIFICATION, make_learner
+from eventml.scoring import DEFAULT_METRICS, METRICS, Scorer, check_metrics, metric_names
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential", "accuracy_between"]
-
-METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
-    "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
-    "f1": (CLASSIFICATION, river_metrics.F1),  # binary: positive class True (== 1)
-    "log_loss": (CLASSIFICATION, river_metrics.LogLoss),
-    "roc_auc": (CLASSIFICATION, river_metrics.ROCAUC),  # binary, river's approximation
-    "mae": (REGRESSION, river_metrics.MAE),
-    "rmse": (REGRESSION, river_metrics.RMSE),
-    "r2": (REGRESSION, river_metrics.R2),
-}
-"""Metric name -> (task, river metric class)."""
-
-DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
-    CLASSIFICATION: ("accuracy", "f1", "log_loss", "roc_auc"),
-    REGRESSION: ("mae", "rmse", "r2"),
-}
-
-
-def metric_names() -> list[str]:
-    """The metric names :func:`prequential` accepts, sorted.
-
-    Examples
-    --------
-    >>> print(", ".join(metric_names()))
-    accuracy, f1, log_loss, mae, r2, rmse, roc_auc
-    """
-    return sorted(METRICS)
-
-
-def _memory_bytes(learner: Any) -> int:
-    size = getattr(learner, "memory_bytes", None)
-    return int(size) if size is not None else len(pickle.dumps(learner))
-
-
-class _Track:
-    """One learner under evaluation: its metrics, how it predicts, and its time.
-
-    :meth:`predict` and ``learner.learn_one`` let what the learner raises through;
-    :meth:`predict_event` and :meth:`learn_event` raise :class:`~eventml.errors.ModelError`
-    naming the learner, the event and the stage instead (the hot loops below inline the same
-    ``try``, which costs nothing while nothing raises).
-    """
-
-    def __init__(self, learner: Any, metric_list: list[str], rolling_window: int):
-        self.learner = learner
-        self.names = metric_list
-        self.cumulative = [METRICS[m][1]() for m in metric_list]
-        self.rolling = [river_utils.Rolling(METRICS[m][1], window_size=rolling_window) for m in metric_list]
-        # Like river: a classifier is asked for probabilities by metrics that do not need
-        # labels, and for a label by the others; regressors always give a label (a number).
-        classifier = learner.task == CLASSIFICATION
-        self.wants_proba = [classifier and not m.requires_labels for m in self.cumulative]
-        self.need_proba = any(self.wants_proba)
-        self.need_label = not all(self.wants_proba)
-        self.derive_label = self.need_proba and self.need_label and getattr(learner, "label_from_proba", False)
-        self.predict_seconds = 0.0
-        self.learn_seconds = 0.0
-        self.watch: DriftWatch | None = None
-        self.drifts = 0
-
-    def predict(self, x: dict) -> tuple[Any, Any]:
-        learner = self.learner
-        proba = learner.predict_proba_one(x) if self.need_proba else None
-        if self.derive_label:
-            label = max(proba, key=proba.get) if proba else None
-        elif self.need_label:
-            label = learner.predict_one(x)
-        else:
-            label = None
-        return label, proba
-
-    def failed(self, event_id: str, stage: str, error: BaseException) -> ModelError:
-        """The error to raise (``from error``) when the learner raised at ``stage`` on an event."""
-        return ModelError(self.learner.name, event_id, stage, error)
-
-    def predict_event(self, event_id: str, x: dict) -> tuple[Any, Any]:
-        """:meth:`predict`, raising :class:`~eventml.errors.ModelError` if the learner raises."""
-        try:
-            return self.predict(x)
-        except Exception as exc:
-            raise self.failed(event_id, "predict", exc) from exc
-
-    def learn_event(self, event_id: str, x: dict, y: Any) -> None:
-        """``learner.learn_one(x, y)``, raising :class:`~eventml.errors.ModelError` if it raises."""
-        try:
-            self.learner.learn_one(x, y)
-        except Exception as exc:
-            raise self.failed(event_id, "learn", exc) from exc
-
-    def update(self, y: Any, label: Any, proba: Any) -> None:
-        for cumulative, rolling, wants_proba in zip(self.cumulative, self.rolling, self.wants_proba):
-            y_pred = proba if wants_proba else label
-            if y_pred is not None and y_pred != {}:  # river skips "no prediction yet" the same way
-                cumulative.update(y_true=y, y_pred=y_pred)
-                rolling.update(y_true=y, y_pred=y_pred)
-
-    def row(self, step: int, n_events: int, measure_memory: bool) -> dict[str, Any]:
-        row: dict[str, Any] = {"step": step, "events": n_events, "learner": self.learner.name}
-        for name, metric in zip(self.names, self.cumulative):
-            row[name] = metric.get()
-        for name, metric in zip(self.names, self.rolling):
-            row[f"rolling_{name}"] = metric.get()
-        row["predict_seconds"] = self.predict_seconds
-        row["learn_seconds"] = self.learn_seconds
-        row["memory_bytes"] = _memory_bytes(self.learner) if measure_memory else None
-        if self.watch is not None:
-            row["drifts"] = self.drifts
-        return row
 
 
 def _learners(learners: Any, seed: int | None) -> list[Any]:
@@ -182,28 +73,10 @@ def _task(learners: list[Any], task: str | None) -> str:
     return task
 
 
-def _metrics(metrics: Iterable[str] | None, task: str) -> list[str]:
-    chosen = list(DEFAULT_METRICS[task] if metrics is None else ([metrics] if isinstance(metrics, str) else metrics))
-    unknown = [m for m in chosen if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"unknown metric(s) {', '.join(map(repr, unknown))}; known metrics: {', '.join(metric_names())}")
-    wrong = [m for m in chosen if METRICS[m][0] != task]
-    if wrong:
-        raise ConfigError(f"metric(s) {', '.join(wrong)} do not apply to {task}; "
-                          f"use {', '.join(DEFAULT_METRICS[task])}")
-    if not chosen or len(set(chosen)) != len(chosen):
-        raise ConfigError(f"metrics must be a non-empty list without repeats, got {chosen!r}")
-    return chosen
-
-
 def _positive(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return value
-
-
-LABEL_COUNTS = ("on_time", "at_end", "late", "never", "unknown_id", "duplicate")
-"""Keys of ``df.attrs["labels"]`` (see :func:`prequential`)."""
 
 
 class _Pending(NamedTuple):
@@ -260,13 +133,15 @@ def prequential(
     delay or a delay on ``moment="ts"`` the figures for a river model equal
     ``river.evaluate.progressive_val_score(..., moment=..., delay=...)`` exactly, including
     river's reveal of the labels still waiting when the stream ends. ``df.attrs["labels"]``
-    counts what happened to labels (keys :data:`LABEL_COUNTS`):
+    counts what happened to labels (keys :data:`~eventml.labels.LABEL_COUNTS`; the join is
+    :class:`eventml.labels.PendingLabels`, the same as the live updater's):
 
     - ``on_time``: revealed during the stream (within ``max_wait``), scored and learned;
     - ``at_end``: a delayed label still waiting when the stream ended, revealed then (as
       river does), or a label of ``labels`` that arrived after the last event; scored and
       learned;
     - ``late``: arrived more than ``max_wait`` after its event: counted, not scored or learned;
+    - ``expired``: always 0 offline (nothing is dropped to save memory; see the live updater);
     - ``never``: with ``labels``, predictions whose label had not arrived at the end;
     - ``unknown_id``: with ``labels``, a label for an id not seen (yet), ignored;
     - ``duplicate``: with ``labels``, a second label for an id (the first one counts), or an
@@ -371,10 +246,10 @@ def prequential(
     """
     made = _learners(learners, seed)
     task = _task(made, task)
-    chosen = _metrics(metrics, task)
+    chosen = check_metrics(metrics, task)
     every = _positive("every", every)
     rolling_window = _positive("rolling_window", rolling_window)
-    tracks = [_Track(learner, chosen, rolling_window) for learner in made]
+    tracks = [Scorer(learner, chosen, rolling_window) for learner in made]
 
     check_policy(on_drift, drift)
     if drift is not None:
@@ -413,7 +288,7 @@ def prequential(
     return df
 
 
-def _fast_loop(events: Iterable[Event], tracks: list[_Track], every: int,
+def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
                measure_memory: bool) -> tuple[list[dict[str, Any]], int]:
     """Labels at once and no detectors: the plain test-then-train loop."""
     perf_counter = time.perf_counter
@@ -449,7 +324,7 @@ def _fast_loop(events: Iterable[Event], tracks: list[_Track], every: int,
     return rows, step
 
 
-def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, measure_memory: bool,
+def _general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, measure_memory: bool,
                   queue: DelayQueue | None, feed: LabelFeed | None, max_wait: float | None,
                   classification: bool, on_drift: str | None,
                   refit_window: int) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
@@ -457,21 +332,16 @@ def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, mea
     perf_counter = time.perf_counter
     rows: list[dict[str, Any]] = []
     drifts: list[dict[str, Any]] = []
-    counts = dict.fromkeys(LABEL_COUNTS, 0)
-    awaited: dict[str, _Pending] = {}  # labels=: event id -> its stored prediction
-    labelled: set[str] = set()  # labels=: ids whose label was used
+    pending = PendingLabels(max_wait)  # with labels=: event id -> its stored prediction
     step = n_events = 0
     last_row_step = None
 
-    def reveal(pending: _Pending, y: Any, t: float, outcome: str) -> None:
+    def reveal(stored: _Pending, y: Any) -> None:
+        """Score the stored predictions against ``y`` and learn from the stored features."""
         nonlocal step, last_row_step
-        if max_wait is not None and t - pending.t > max_wait:
-            counts["late"] += 1
-            return
-        counts[outcome] += 1
         step += 1
-        x = pending.x
-        for track, (label, proba) in zip(tracks, pending.preds):
+        x = stored.x
+        for track, (label, proba) in zip(tracks, stored.preds):
             track.update(y, label, proba)
             watch = track.watch
             if watch is not None:
@@ -487,28 +357,24 @@ def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, mea
             try:
                 track.learner.learn_one(x, y)
             except Exception as exc:
-                raise track.failed(pending.event_id, "learn", exc) from exc
+                raise track.failed(stored.event_id, "learn", exc) from exc
             track.learn_seconds += perf_counter() - start
         if step % every == 0:
             rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
             last_row_step = step
 
     def join(label: Label, outcome: str) -> None:
-        pending = awaited.pop(label.id, None)
-        if pending is not None:
-            labelled.add(label.id)
-            reveal(pending, label.label, label.ts, outcome)
-        elif label.id in labelled:
-            counts["duplicate"] += 1
-        else:
-            counts["unknown_id"] += 1
+        kept = pending.arrive(label.id, label.ts, outcome)
+        if kept is not None:
+            reveal(kept, label.label)
 
     for event in events:
         n_events += 1
         if queue is not None:
             t = queue.time(event, n_events - 1)
-            for due, pending in queue.due(t):
-                reveal(pending, pending.y, due, "on_time")
+            for due, stored in queue.due(t):
+                if pending.reveal(stored.t, due):
+                    reveal(stored, stored.y)
         elif feed is not None:
             t = event_ts(event)
             for label in feed.due(t):
@@ -526,27 +392,25 @@ def _general_loop(events: Iterable[Event], tracks: list[_Track], every: int, mea
             track.predict_seconds += perf_counter() - start
         if y is not None:
             if queue is not None:
-                pending = _Pending(event.id, x, preds, t, y)
-                queue.push(t, event, pending)
+                queue.push(t, event, _Pending(event.id, x, preds, t, y))
             else:
                 if feed is not None:
-                    labelled.add(event.id)
-                reveal(_Pending(event.id, x, preds, t), y, t, "on_time")
+                    pending.settle(event.id)
+                pending.reveal(t, t)
+                reveal(_Pending(event.id, x, preds, t), y)
         elif feed is not None:
-            if event.id in awaited or event.id in labelled:
-                counts["duplicate"] += 1
-            else:
-                awaited[event.id] = _Pending(event.id, x, preds, t)
+            pending.wait(event.id, _Pending(event.id, x, preds, t), t)
     if queue is not None:
-        for due, pending in queue.drain():
-            reveal(pending, pending.y, due, "at_end")
+        for due, stored in queue.drain():
+            if pending.reveal(stored.t, due, "at_end"):
+                reveal(stored, stored.y)
     if feed is not None:
         for label in feed.drain():
             join(label, "at_end")
-        counts["never"] = len(awaited)
+        pending.drain()
     if last_row_step != step:
         rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
-    return rows, counts, drifts
+    return rows, pending.counts, drifts
 
 
 def accuracy_between(df: pd.DataFrame, start: int, end: int) -> pd.Series:

@@ -9,7 +9,8 @@ from river import datasets, evaluate, metrics, naive_bayes, utils
 
 import eventml as em
 from eventml.errors import ConfigError, EventmlError, ModelError
-from eventml.evaluate import _Track, accuracy_between, metric_names, prequential
+from eventml.evaluate import accuracy_between, metric_names, prequential
+from eventml.scoring import Scorer
 from eventml.events import Event
 from eventml.learners import make_learner
 
@@ -232,13 +233,13 @@ def test_a_learner_that_raises_stops_prequential_with_one_model_error(sea, path,
                           f"ZeroDivisionError: boom while {stage}ing")
 
 
-def test_a_track_offers_the_same_error_to_other_loops():
-    track = _Track(make_learner(BoomOnLearn(), name="mine"), ["accuracy"], 10)
+def test_a_scorer_offers_the_same_error_to_every_loop():
+    track = Scorer(make_learner(BoomOnLearn(), name="mine"), ["accuracy"], 10)
     assert track.predict_event("e-1", {"boom": 1.0}) == (None, None)
     with pytest.raises(ModelError, match="learner 'mine' failed to learn from event 'e-1'"):
-        track.learn_event("e-1", {"boom": 1.0}, 1)
-    track.learn_event("e-2", {"x": 1.0}, 1)
+        track.learn("e-1", {"boom": 1.0}, 1)
+    track.learn("e-2", {"x": 1.0}, 1)
     assert track.predict_event("e-3", {"x": 1.0}) == (1, None)
-    track = _Track(make_learner(BoomOnPredict(), name="mine"), ["accuracy"], 10)
+    track = Scorer(make_learner(BoomOnPredict(), name="mine"), ["accuracy"], 10)
     with pytest.raises(ModelError, match="learner 'mine' failed to predict event 'e-4': ZeroDivisionError"):
         track.predict_event("e-4", {"boom": 1.0})

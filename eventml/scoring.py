@@ -1,0 +1,187 @@
+"""The per-event step shared by offline evaluation and the live updater, and its metrics.
+
+A :class:`Scorer` holds one learner and its metrics. For each event it predicts (before
+learning); when the event's label is known, the prediction made then is scored and the learner
+learns from the features kept then. :func:`eventml.evaluate.prequential` runs many scorers over
+a stream; :class:`eventml.live.LiveUpdater` runs one over Kafka, so live equals offline by
+construction. The metrics are river's metric objects, cumulative and rolling.
+
+Examples
+--------
+>>> import eventml as em
+>>> from eventml.learners import make_learner
+>>> scorer = Scorer(make_learner("river_gnb"), ["accuracy"], rolling_window=100)
+>>> for event in em.synthetic("sea", 1000, seed=1):
+...     label, proba = scorer.predict(event.features)
+...     scorer.update(event.label, label, proba)
+...     scorer.learn(event.id, event.features, event.label)
+>>> print(round(scorer.metrics()["accuracy"], 3))
+0.924
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from typing import Any, Callable
+
+from river import metrics as river_metrics
+from river import utils as river_utils
+
+from eventml.errors import ConfigError, ModelError
+from eventml.learners import CLASSIFICATION, REGRESSION
+
+__all__ = ["METRICS", "DEFAULT_METRICS", "metric_names", "check_metrics", "Scorer"]
+
+METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
+    "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
+    "f1": (CLASSIFICATION, river_metrics.F1),  # binary: positive class True (== 1)
+    "log_loss": (CLASSIFICATION, river_metrics.LogLoss),
+    "roc_auc": (CLASSIFICATION, river_metrics.ROCAUC),  # binary, river's approximation
+    "mae": (REGRESSION, river_metrics.MAE),
+    "rmse": (REGRESSION, river_metrics.RMSE),
+    "r2": (REGRESSION, river_metrics.R2),
+}
+"""Metric name -> (task, river metric class)."""
+
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    CLASSIFICATION: ("accuracy", "f1", "log_loss", "roc_auc"),
+    REGRESSION: ("mae", "rmse", "r2"),
+}
+
+
+def metric_names() -> list[str]:
+    """The metric names a :class:`Scorer` (and :func:`~eventml.evaluate.prequential`) accepts, sorted.
+
+    Examples
+    --------
+    >>> print(", ".join(metric_names()))
+    accuracy, f1, log_loss, mae, r2, rmse, roc_auc
+    """
+    return sorted(METRICS)
+
+
+def check_metrics(metrics: Iterable[str] | str | None, task: str) -> list[str]:
+    """The metric names to use for ``task``: ``metrics``, or the task's defaults when None.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown metric (listing the known ones), one that does not fit the task, an
+        empty list or a repeat.
+
+    Examples
+    --------
+    >>> check_metrics(None, "regression")
+    ['mae', 'rmse', 'r2']
+    """
+    chosen = list(DEFAULT_METRICS[task] if metrics is None else ([metrics] if isinstance(metrics, str) else metrics))
+    unknown = [m for m in chosen if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(map(repr, unknown))}; known metrics: {', '.join(metric_names())}")
+    wrong = [m for m in chosen if METRICS[m][0] != task]
+    if wrong:
+        raise ConfigError(f"metric(s) {', '.join(wrong)} do not apply to {task}; "
+                          f"use {', '.join(DEFAULT_METRICS[task])}")
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise ConfigError(f"metrics must be a non-empty list without repeats, got {chosen!r}")
+    return chosen
+
+
+def memory_bytes(learner: Any) -> int:
+    """A learner's own size estimate (``memory_bytes``), else the length of its pickle."""
+    size = getattr(learner, "memory_bytes", None)
+    return int(size) if size is not None else len(pickle.dumps(learner))
+
+
+class Scorer:
+    """One learner under evaluation: how it predicts, its metrics, and its time.
+
+    Like river, a classifier is asked for probabilities by the metrics that do not need labels
+    (log loss, ROC AUC) and for a label by the others; when both are needed and the learner's
+    ``predict_one`` is the argmax of ``predict_proba_one`` (river's default and eventml's
+    scikit-learn learners), the probabilities are computed once and the label derived from
+    them. A prediction of ``None`` (or ``{}``), before the learner has learned anything, is not
+    scored, as in river.
+
+    :meth:`predict` lets what the learner raises through (the hot loops wrap it themselves, which
+    costs nothing while nothing raises); :meth:`predict_event` and :meth:`learn` raise
+    :class:`~eventml.errors.ModelError` naming the learner, the event and the stage.
+
+    Parameters
+    ----------
+    learner
+        An eventml learner (see :func:`eventml.learners.make_learner`).
+    metrics
+        Metric names (see :func:`metric_names`), checked with :func:`check_metrics`.
+    rolling_window
+        Scored predictions in the window of the rolling metrics.
+    """
+
+    def __init__(self, learner: Any, metrics: list[str], rolling_window: int):
+        self.learner = learner
+        self.names = list(metrics)
+        self.cumulative = [METRICS[m][1]() for m in self.names]
+        self.rolling = [river_utils.Rolling(METRICS[m][1], window_size=rolling_window) for m in self.names]
+        classifier = learner.task == CLASSIFICATION
+        self.wants_proba = [classifier and not m.requires_labels for m in self.cumulative]
+        self.need_proba = any(self.wants_proba)
+        self.need_label = not all(self.wants_proba)
+        self.derive_label = self.need_proba and self.need_label and getattr(learner, "label_from_proba", False)
+        self.predict_seconds = 0.0
+        self.learn_seconds = 0.0
+        self.watch: Any = None  # an eventml.drift.DriftWatch, when prequential watches for drift
+        self.drifts = 0
+
+    def predict(self, x: dict) -> tuple[Any, Any]:
+        """``(label, proba)`` for features ``x``, each ``None`` when no metric needs it."""
+        learner = self.learner
+        proba = learner.predict_proba_one(x) if self.need_proba else None
+        if self.derive_label:
+            label = max(proba, key=proba.get) if proba else None
+        elif self.need_label:
+            label = learner.predict_one(x)
+        else:
+            label = None
+        return label, proba
+
+    def failed(self, event_id: str, stage: str, error: BaseException) -> ModelError:
+        """The error to raise (``from error``) when the learner raised at ``stage`` on an event."""
+        return ModelError(self.learner.name, event_id, stage, error)
+
+    def predict_event(self, event_id: str, x: dict) -> tuple[Any, Any]:
+        """:meth:`predict`, raising :class:`~eventml.errors.ModelError` if the learner raises."""
+        try:
+            return self.predict(x)
+        except Exception as exc:
+            raise self.failed(event_id, "predict", exc) from exc
+
+    def learn(self, event_id: str, x: dict, y: Any) -> None:
+        """``learner.learn_one(x, y)``, raising :class:`~eventml.errors.ModelError` if it raises."""
+        try:
+            self.learner.learn_one(x, y)
+        except Exception as exc:
+            raise self.failed(event_id, "learn", exc) from exc
+
+    def update(self, y: Any, label: Any, proba: Any) -> None:
+        """Score a prediction made earlier against its label ``y``."""
+        for cumulative, rolling, wants_proba in zip(self.cumulative, self.rolling, self.wants_proba):
+            y_pred = proba if wants_proba else label
+            if y_pred is not None and y_pred != {}:  # river skips "no prediction yet" the same way
+                cumulative.update(y_true=y, y_pred=y_pred)
+                rolling.update(y_true=y, y_pred=y_pred)
+
+    def metrics(self) -> dict[str, float]:
+        """The metrics now: ``{name: cumulative}`` then ``{"rolling_" + name: rolling}``."""
+        out = {name: metric.get() for name, metric in zip(self.names, self.cumulative)}
+        out.update((f"rolling_{name}", metric.get()) for name, metric in zip(self.names, self.rolling))
+        return out
+
+    def row(self, step: int, n_events: int, measure_memory: bool) -> dict[str, Any]:
+        """One row of :func:`~eventml.evaluate.prequential`'s table."""
+        row: dict[str, Any] = {"step": step, "events": n_events, "learner": self.learner.name, **self.metrics(),
+                               "predict_seconds": self.predict_seconds, "learn_seconds": self.learn_seconds,
+                               "memory_bytes": memory_bytes(self.learner) if measure_memory else None}
+        if self.watch is not None:
+            row["drifts"] = self.drifts
+        return row
