@@ -117,7 +117,7 @@ from eventml.connect import ensure_reachable
 from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
 from eventml.errors import (ConfigError, EventFormatError, EventmlError, KafkaUnavailableError, ModelError,
                             SnapshotError)
-from eventml.evaluate import _Track
+from eventml.scoring import Scorer
 from eventml.events import Prediction, decode_event, decode_label, decode_prediction, encode_prediction
 from eventml.learners import CLASSIFICATION, make_learner
 from eventml.progress import progress_bar
@@ -194,7 +194,7 @@ class LiveStats:
 class _State:
     """What a snapshot holds: everything needed to resume exactly where the commit left off."""
 
-    track: Any  # eventml.evaluate._Track: the learner and its cumulative and rolling metrics
+    track: Any  # eventml.scoring.Scorer: the learner and its cumulative and rolling metrics
     offsets: dict[str, int]
     pending: collections.OrderedDict = dataclasses.field(default_factory=collections.OrderedDict)
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -469,7 +469,7 @@ class LiveUpdater:
         return parts
 
     def _fresh_state(self, offsets: dict[str, int]) -> _State:
-        return _State(track=_Track(self.learner.clone(), self._metrics, self.rolling_window), offsets=offsets)
+        return _State(track=Scorer(self.learner.clone(), self._metrics, self.rolling_window), offsets=offsets)
 
     def _client_settings(self, **settings: Any) -> dict[str, Any]:
         # librdkafka reconnects by itself; its backoff grows to 10 s by default, 1 s here: a broker
