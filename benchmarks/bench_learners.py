@@ -57,7 +57,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.preprocessing import StandardScaler
 
 import eventml as em
-from eventml.broker import kafka_for
+from eventml.kafka import kafka_for
 
 HERE = Path(__file__).resolve().parent
 LEARNERS = ["river_logreg", "river_gnb", "river_hoeffding", "sgd_logreg", "batch_logreg"]
@@ -217,7 +217,7 @@ def run(servers: str, n: int, rounds: int) -> dict:
     return {
         "events": n, "rounds": rounds, "source": "sea", "python": platform.python_version(),
         "blas_threads": max(info["num_threads"] for info in threadpool_info()),
-        "kafka": em.broker.KAFKA_VERSION, "scikit_learn": sklearn.__version__,
+        "kafka": em.kafka.KAFKA_VERSION, "scikit_learn": sklearn.__version__,
         "replay_only_events_per_s": round(med(read)),
         "learners": learners,
         "partial_fit": {

@@ -55,7 +55,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
-from eventml.broker import kafka_for
+from eventml.kafka import kafka_for
 from eventml.live import KILL_ENV, LiveUpdater
 
 MODEL = "river_logreg"

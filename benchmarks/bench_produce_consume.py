@@ -30,8 +30,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
-from eventml.broker import kafka_for
-from eventml.config import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+from eventml.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, kafka_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -125,7 +124,7 @@ def run(servers: str, n: int, rounds: int) -> dict:
     p = {k: statistics.median(v) for k, v in produce.items()}
     c = {k: statistics.median(v) for k, v in consume.items()}
     return {
-        "events": n, "rounds": rounds, "python": platform.python_version(), "kafka": em.broker.KAFKA_VERSION,
+        "events": n, "rounds": rounds, "python": platform.python_version(), "kafka": em.kafka.KAFKA_VERSION,
         **{f"produce_{k}_events_per_s": round(v) for k, v in p.items()},
         **{f"consume_{k}_events_per_s": round(v) for k, v in c.items()},
         "produce_ratio_vs_raw_same": round(p["eventml"] / p["raw_same"], 3),

@@ -52,8 +52,8 @@ from kafka import TopicPartition as KTopicPartition
 from kafka.structs import OffsetAndMetadata
 
 import eventml as em
-from eventml.broker import kafka_for
-from eventml.config import consumer_config, producer_config
+from eventml.kafka import KafkaSettings, kafka_for
+from eventml.kafka.clients import consumer_config, producer_config
 from eventml.scoring import Scorer
 from eventml.events import Prediction, decode_event, encode_prediction
 from eventml.learners import make_learner
@@ -75,7 +75,7 @@ def unique(prefix: str) -> str:
 def kp_producer(servers: str, txn_id: str) -> KafkaProducer:
     """kafka-python, configured like LiveUpdater._connect."""
     producer = KafkaProducer(**producer_config(
-        servers, transactional_id=txn_id, acks="all", linger_ms=5, retry_backoff_ms=20, retries=2**31 - 1,
+        KafkaSettings(servers), transactional_id=txn_id, acks="all", linger_ms=5, retry_backoff_ms=20, retries=2**31 - 1,
         max_in_flight_requests_per_connection=5, reconnect_backoff_max_ms=1000))
     producer.init_transactions()
     return producer
@@ -92,7 +92,7 @@ def ck_producer(servers: str, txn_id: str) -> ck.Producer:
 
 
 def kp_consumer(servers: str, group: str | None) -> KafkaConsumer:
-    return KafkaConsumer(**consumer_config(servers, group_id=group, isolation_level="read_committed",
+    return KafkaConsumer(**consumer_config(KafkaSettings(servers), group_id=group, isolation_level="read_committed",
                                            enable_auto_commit=False, reconnect_backoff_max_ms=1000))
 
 

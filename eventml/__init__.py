@@ -7,8 +7,6 @@ Everything a notebook needs is one import away::
     df = em.read_dataframe("sea")
 """
 
-from eventml.broker import LocalKafka
-from eventml.config import bootstrap_servers
 from eventml.consumer import EventConsumer, consume, read_dataframe, read_events, read_labels, replay
 from eventml.drift import drift_table
 from eventml.errors import (
@@ -17,6 +15,7 @@ from eventml.errors import (
     DeadLetterError,
     EventFormatError,
     EventmlError,
+    KafkaAuthError,
     KafkaUnavailableError,
     ModelError,
     SnapshotError,
@@ -26,10 +25,11 @@ from eventml.errors import (
 from eventml.evaluate import accuracy_between, prequential
 from eventml.events import Event, Label, Prediction, decode_event, encode_event, events_to_dataframe
 from eventml.grid import collect_grid, run_grid
+from eventml.kafka import (KafkaSettings, LocalKafka, bootstrap_servers, create_topic, delete_topic, describe_topic,
+                           list_topics, recreate_topic, topic_offsets)
 from eventml.learners import MicroBatchPartialFit, RiverLearner, WindowedBatch, learner_names, make_learner
 from eventml.live import LiveStats, LiveUpdater, load_model, read_predictions
 from eventml.producer import EventProducer, produce, produce_dataframe, produce_in_background
 from eventml.sources import dataset, from_csv, from_dataframe, make_source, rate_limited, synthetic
-from eventml.topics import create_topic, delete_topic, describe_topic, list_topics, recreate_topic, topic_offsets
 
 __version__ = "0.1.0"

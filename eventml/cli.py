@@ -11,23 +11,69 @@ Examples
     $ eventml notebooks run
     $ eventml grid notebooks/03_compare_learners.ipynb --grid SEED=1,2,3 --grid SOURCE=sine,sea
     $ eventml live --events sea --predictions sea-predictions --state-dir runs/live --idle-timeout 5
+
+Every command that talks to Kafka takes the connection options ``--bootstrap-servers``,
+``--security-protocol``, ``--sasl-mechanism``, ``--sasl-username``, ``--sasl-password-file``,
+``--ssl-cafile``, ``--ssl-certfile``, ``--ssl-keyfile``, ``--ssl-password-file`` and
+``--no-ssl-check-hostname``; an option not given comes from its ``EVENTML_*`` environment variable
+(see :mod:`eventml.kafka.settings`). Passwords are never arguments, which ``ps`` would show: they come
+from ``EVENTML_SASL_PASSWORD`` / ``EVENTML_SSL_PASSWORD``, from a file, or from a prompt on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 from typing import Callable
 
 import orjson
 
-from eventml.errors import EventmlError
+from eventml.errors import ConfigError, EventmlError
+from eventml.kafka.settings import ENV_NAMES, MECHANISMS, PROTOCOLS, KafkaSettings
 
 Handler = Callable[[argparse.Namespace], int]
+#: the connection options that map one to one to a KafkaSettings keyword
+_OPTIONS = ("bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_username", "ssl_cafile",
+            "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
+
+
+def _secret(path: str | None, option: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file given with {option}: {exc.strerror}") from None
+
+
+def kafka_settings(args: argparse.Namespace) -> KafkaSettings:
+    """The connection settings of a command: its options, else the ``EVENTML_*`` environment; the
+    SASL password from ``--sasl-password-file``, the environment, or a prompt on a terminal."""
+    keywords = {name: getattr(args, name, None) for name in _OPTIONS}
+    keywords["sasl_password"] = _secret(args.sasl_password_file, "--sasl-password-file")
+    keywords["ssl_password"] = _secret(args.ssl_password_file, "--ssl-password-file")
+    protocol = (keywords["security_protocol"] or os.environ.get(ENV_NAMES["security_protocol"]) or "").upper()
+    if (protocol.startswith("SASL_") and keywords["sasl_password"] is None
+            and not os.environ.get(ENV_NAMES["sasl_password"]) and sys.stdin.isatty()):
+        user = keywords["sasl_username"] or os.environ.get(ENV_NAMES["sasl_username"]) or "the SASL user"
+        keywords["sasl_password"] = getpass.getpass(f"Kafka password for {user}: ") or None
+    return KafkaSettings(**keywords)
+
+
+class _NoPasswordArgument(argparse.Action):
+    """Refuses a password on the command line without echoing it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        variable = ENV_NAMES["sasl_password" if "sasl" in option_string else "ssl_password"]
+        parser.error(f"{option_string} is not accepted: a password on the command line shows in `ps`; "
+                     f"set {variable}, or give {option_string}-file PATH")
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from eventml.broker import LocalKafka
+    from eventml.kafka.local import LocalKafka
 
     kafka = LocalKafka(port=args.port, controller_port=args.controller_port, data_dir=args.data_dir)
     if args.action == "start":
@@ -49,7 +95,7 @@ def _produce(args: argparse.Namespace) -> int:
     from eventml.sources import make_source
 
     events = make_source(args.source, args.events, seed=args.seed, drift_at=args.drift_at)
-    report = produce(events, args.topic, bootstrap_servers=args.bootstrap_servers, rate=args.rate,
+    report = produce(events, args.topic, kafka=kafka_settings(args), rate=args.rate,
                      total=args.events, progress=not args.quiet)
     print(f"produced {report.delivered} of {report.sent} events to {args.topic!r} "
           f"in {report.seconds:.2f} s ({report.events_per_s:,.0f} events/s), {report.failed} failed")
@@ -62,7 +108,7 @@ def _consume(args: argparse.Namespace) -> int:
     from eventml.consumer import EventConsumer
 
     out = sys.stdout.buffer
-    with EventConsumer(args.topic, bootstrap_servers=args.bootstrap_servers,
+    with EventConsumer(args.topic, kafka=kafka_settings(args),
                        from_beginning=args.from_beginning, offset=args.offset, timestamp=args.timestamp,
                        max_events=args.max_events, idle_timeout_s=args.idle_timeout) as consumer:
         for event in consumer:
@@ -75,19 +121,19 @@ def _consume(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from eventml import topics
+    from eventml.kafka import topics
 
-    servers = args.bootstrap_servers
+    settings = kafka_settings(args)
     if args.action == "list":
-        print("\n".join(topics.list_topics(bootstrap_servers=servers)))
+        print("\n".join(topics.list_topics(kafka=settings)))
     elif args.action == "create":
-        created = topics.create_topic(args.name, args.partitions, bootstrap_servers=servers)
+        created = topics.create_topic(args.name, args.partitions, kafka=settings)
         print(f"created {args.name!r}" if created else f"{args.name!r} already exists")
     elif args.action == "delete":
-        deleted = topics.delete_topic(args.name, bootstrap_servers=servers)
+        deleted = topics.delete_topic(args.name, kafka=settings)
         print(f"deleted {args.name!r}" if deleted else f"{args.name!r} did not exist")
     else:
-        print(topics.describe_topic(args.name, bootstrap_servers=servers).to_string(index=False))
+        print(topics.describe_topic(args.name, kafka=settings).to_string(index=False))
     return 0
 
 
@@ -95,7 +141,7 @@ def _live(args: argparse.Namespace) -> int:
     from eventml.live import LiveUpdater
 
     updater = LiveUpdater(args.events, args.predictions, model=args.model, state_dir=args.state_dir,
-                          labels_topic=args.labels, bootstrap_servers=args.bootstrap_servers,
+                          labels_topic=args.labels, kafka=kafka_settings(args),
                           max_events=args.max_events, idle_timeout_s=args.idle_timeout,
                           checkpoint_every=args.checkpoint_every, checkpoint_interval_s=args.checkpoint_interval,
                           label_ttl_s=args.label_ttl, seed=args.seed, progress=not args.quiet)
@@ -112,8 +158,10 @@ def _notebooks(args: argparse.Namespace) -> int:
     from eventml.notebooks import run_notebooks
 
     parameters = dict(_parse_parameter(p) for p in args.parameter)
+    settings = kafka_settings(args)
+    os.environ.update(settings.to_env())  # the kernels inherit the connection settings
     summary = run_notebooks(args.notebooks_dir, args.output, parameters=parameters,
-                            bootstrap_servers=args.bootstrap_servers, only=args.only)
+                            bootstrap_servers=settings.bootstrap_servers, only=args.only)
     print(summary.drop(columns="output").to_string(index=False))
     print(f"executed notebooks, figures and key figures (NN_name.json) are in {summary['output'].iloc[0]}")
     return 0
@@ -126,7 +174,7 @@ def _grid(args: argparse.Namespace) -> int:
     grid = grid_from_options(args.grid)
     parameters = dict(_parse_parameter(p) for p in args.parameter)
     output = args.output or default_run_dir("runs/grid")
-    df = run_grid(args.notebook, grid, output, parameters, bootstrap_servers=args.bootstrap_servers)
+    df = run_grid(args.notebook, grid, output, parameters, kafka=kafka_settings(args))
     table = df.drop(columns="output_dir").assign(error=df["error"].fillna(""))
     print(table.to_string(index=False, max_colwidth=80))
     return 1 if df.attrs["failed"] else 0
@@ -143,19 +191,34 @@ def _parse_parameter(text: str) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from eventml.broker import DEFAULT_PORT
+    from eventml.kafka.local import DEFAULT_PORT
     from eventml.sources import source_names
 
-    parser = argparse.ArgumentParser(prog="eventml", description=__doc__.splitlines()[0])
+    # no abbreviations: "--sasl-password X" must not be read as "--sasl-password-file X"
+    parser = argparse.ArgumentParser(prog="eventml", description=__doc__.splitlines()[0], allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+        sub = commands.add_parser(name, help=help, description=help, allow_abbrev=False)
         sub.set_defaults(handler=handler)
         return sub
 
     def with_servers(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--bootstrap-servers", help="host:port (default: $EVENTML_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+        kafka = sub.add_argument_group("Kafka connection (an option not given: its EVENTML_* environment variable)")
+        kafka.add_argument("--bootstrap-servers", help="host:port[,host:port] (default: 127.0.0.1:9092)")
+        kafka.add_argument("--security-protocol", type=str.upper, choices=PROTOCOLS, help="default: PLAINTEXT")
+        kafka.add_argument("--sasl-mechanism", type=str.upper, choices=MECHANISMS, help="default: PLAIN")
+        kafka.add_argument("--sasl-username")
+        kafka.add_argument("--sasl-password-file", metavar="PATH",
+                           help="file holding the SASL password (else EVENTML_SASL_PASSWORD, else a prompt)")
+        kafka.add_argument("--ssl-cafile", metavar="PATH", help="PEM file of the CA certificates to trust")
+        kafka.add_argument("--ssl-certfile", metavar="PATH", help="PEM client certificate")
+        kafka.add_argument("--ssl-keyfile", metavar="PATH", help="PEM key of the client certificate")
+        kafka.add_argument("--ssl-password-file", metavar="PATH", help="file holding the client key's password")
+        kafka.add_argument("--no-ssl-check-hostname", dest="ssl_check_hostname", action="store_false", default=None,
+                           help="do not check that a broker's certificate names its host")
+        for refused in ("--sasl-password", "--ssl-password"):
+            kafka.add_argument(refused, nargs="?", action=_NoPasswordArgument, help=argparse.SUPPRESS)
 
     kafka = command("kafka", _kafka, "start, stop or check the local single-node Apache Kafka")
     kafka.add_argument("action", choices=["start", "stop", "status"])

@@ -24,13 +24,13 @@ import time
 from typing import Any, Callable, Iterator
 
 import pandas as pd
-from kafka import KafkaConsumer, TopicPartition
 
-from eventml.config import consumer_config
-from eventml.connect import make_client
 from eventml.dlq import DeadLetterQueue
 from eventml.errors import ConfigError, EventFormatError
 from eventml.events import Event, Label, decode_event, decode_label, events_to_dataframe
+from eventml.kafka import clients
+from eventml.kafka.clients import TopicPartition
+from eventml.kafka.settings import KafkaSettings, split_settings
 from eventml.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -101,11 +101,15 @@ class EventConsumer:
         consumer yields: :func:`~eventml.events.decode_event` (events), or
         :func:`~eventml.events.decode_label` for a labels topic. A record it rejects with an
         :class:`~eventml.errors.EventFormatError` is dead-lettered.
-    **config
-        kafka-python consumer settings over eventml's defaults, e.g. ``group_id``.
+    bootstrap_servers, kafka, **config
+        The connection settings (keywords such as ``security_protocol`` and ``sasl_username``, or
+        ``kafka=KafkaSettings(...)``, else the ``EVENTML_*`` environment; see
+        :mod:`eventml.kafka.settings`), and kafka-python consumer settings over eventml's defaults,
+        e.g. ``group_id``. The dead letters are written with the same connection settings.
     """
 
-    def __init__(self, topic: str, *, bootstrap_servers: str | None = None, from_beginning: bool = False,
+    def __init__(self, topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                 from_beginning: bool = False,
                  offset: int | dict[int, int] | None = None, timestamp: Any = None,
                  max_events: int | None = None, idle_timeout_s: float | None = 5.0, stop_at_end: bool = False,
                  dead_letters: bool = True, progress: bool = False,
@@ -126,10 +130,10 @@ class EventConsumer:
         self.progress = progress
         self.decode = decode
         self.stats = ConsumeStats()
-        self._bootstrap = bootstrap_servers
+        self.kafka, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
         self._start = (from_beginning, offset, timestamp)
-        self._consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, **config))
-        self._dlq = DeadLetterQueue(bootstrap_servers) if dead_letters else None
+        self._consumer = clients.consumer(self.kafka, **tuning)
+        self._dlq = DeadLetterQueue(self.kafka) if dead_letters else None
         self._end: dict[TopicPartition, int] = {}
         self._assigned = False
 

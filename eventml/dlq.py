@@ -32,11 +32,10 @@ import collections
 import logging
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError
-
-from eventml.config import producer_config
 from eventml.errors import DeadLetterError, EventFormatError
+from eventml.kafka import clients
+from eventml.kafka.clients import ClientError, KafkaProducer, MessageSizeTooLargeError
+from eventml.kafka.settings import KafkaSettings, split_settings
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +101,19 @@ class DeadLetterQueue:
         Dead letters sent, by reason.
     failed
         Dead letters that could not be written, even shortened (see :meth:`flush`).
+
+    Parameters
+    ----------
+    kafka, **config
+        The connection settings (a :class:`~eventml.kafka.settings.KafkaSettings`, connection
+        keywords, else the ``EVENTML_*`` environment) and kafka-python producer settings.
     """
 
-    def __init__(self, bootstrap_servers: str | None = None, **config: Any):
+    def __init__(self, kafka: KafkaSettings | None = None, **config: Any):
+        self.kafka, tuning = split_settings(kafka, config)
         # a missing topic or an unreachable broker fails a send after 10 s, not kafka-python's 60
-        self._settings = producer_config(bootstrap_servers, **{"linger_ms": 5, "max_block_ms": 10_000, **config})
+        self._tuning = {"linger_ms": 5, "max_block_ms": 10_000, **tuning}
+        clients.producer_config(self.kafka, **self._tuning)  # a bad setting fails now, not at the first dead letter
         self._producer: KafkaProducer | None = None
         self._topics: set[str] = set()
         self._errors: list[tuple] = []  # filled by the producer's I/O thread
@@ -126,7 +133,7 @@ class DeadLetterQueue:
 
     def _send(self, topic: str, value: bytes | None, key: bytes | None, headers: list, retry: list | None = None) -> None:
         if self._producer is None:
-            self._producer = KafkaProducer(**self._settings)
+            self._producer = clients.producer(self.kafka, **self._tuning)
         if topic not in self._topics:
             self._ensure_topic(topic)
         if value is None and key is None:
@@ -134,16 +141,16 @@ class DeadLetterQueue:
         letter = (topic, value, key, headers)
         try:
             future = self._producer.send(topic, value=value, key=key, headers=headers)
-        except KafkaError as exc:  # e.g. a record over max_request_size, or no metadata in time
+        except ClientError as exc:  # e.g. a record over max_request_size, or no metadata in time
             self._on_error(exc, letter, retry)
             return
         future.add_errback(lambda exc: self._on_error(exc, letter, retry))
 
     def _ensure_topic(self, topic: str) -> None:
-        from eventml.topics import create_topic
+        from eventml.kafka.topics import create_topic
 
         try:
-            create_topic(topic, bootstrap_servers=self._settings["bootstrap_servers"])
+            create_topic(topic, kafka=self.kafka)
         except Exception as exc:  # e.g. not authorized: the send then fails and says so
             log.debug("could not create %s: %s", topic, exc)
         self._topics.add(topic)
@@ -196,23 +203,23 @@ def _int(text: str | None) -> int:
     return int(text) if text is not None and text.lstrip("-").isdigit() else -1
 
 
-def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, idle_timeout_s: float = 2.0):
+def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                      idle_timeout_s: float = 2.0, **config: Any):
     """The dead letters of ``topic`` as a DataFrame: key, value, reason, message, source position.
 
     Reads ``<topic>.dlq`` from the beginning to its current end (nothing if it does not exist),
     with ``read_committed``: the dead letters of a live updater's aborted transactions are not
     there. Columns: ``key``, ``value``, ``reason``, ``message``, ``source_topic``,
     ``source_partition``, ``source_offset`` and ``truncated`` (the original value's length for a
-    shortened copy, else None).
+    shortened copy, else None). Takes the connection settings as :func:`eventml.consume` does.
     """
     import pandas as pd
-    from kafka import KafkaConsumer, TopicPartition
 
-    from eventml.config import consumer_config
-    from eventml.connect import make_client
+    from eventml.kafka.clients import TopicPartition
 
     columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated"]
-    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, isolation_level="read_committed"))
+    settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
+    consumer = clients.consumer(settings, **{"isolation_level": "read_committed", **tuning})
     rows = []
     try:
         parts = consumer.partitions_for_topic(dlq_topic(topic)) or set()

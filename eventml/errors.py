@@ -43,6 +43,32 @@ class KafkaUnavailableError(EventmlError, RuntimeError):
     """No Kafka broker answered at the configured bootstrap servers."""
 
 
+class KafkaAuthError(KafkaUnavailableError):
+    """A broker answered but the connection's security failed: credentials refused, a TLS
+    certificate not trusted, a SASL mechanism the broker does not enable, or a listener that does
+    not speak the configured protocol.
+
+    Parameters
+    ----------
+    reason
+        A short code: ``"credentials"``, ``"mechanism"``, ``"untrusted_certificate"``,
+        ``"hostname"``, ``"client_certificate"`` or ``"protocol"``.
+    message
+        A sentence that says which, and what to change. It never holds a password.
+
+    Examples
+    --------
+    >>> error = KafkaAuthError("credentials", "Kafka at broker:9093 refused the password of user 'alice'")
+    >>> error.reason, isinstance(error, KafkaUnavailableError)
+    ('credentials', True)
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 class SnapshotError(EventmlError, RuntimeError):
     """A live updater's snapshot cannot be read, or its state directory does not match Kafka's offsets."""
 

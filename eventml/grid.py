@@ -31,6 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from eventml.errors import ConfigError
+from eventml.kafka.settings import KafkaSettings, environment
 from eventml.results import load_figures
 
 __all__ = ["run_grid", "collect_grid", "grid_runs", "parse_grid_option", "grid_from_options"]
@@ -146,7 +147,8 @@ def _check_parameters(notebook: Path, grid: dict, fixed: dict) -> None:
 
 def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str | os.PathLike,
              parameters: dict[str, Any] | None = None, *, bootstrap_servers: str | None = None,
-             kernel_name: str = "python3", progress: bool = True) -> pd.DataFrame:
+             kafka: KafkaSettings | None = None, kernel_name: str = "python3", progress: bool = True,
+             **connection: Any) -> pd.DataFrame:
     """Run ``notebook`` once per combination of ``grid`` and collect every run's key figures.
 
     Parameters
@@ -165,6 +167,10 @@ def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str
     bootstrap_servers
         Passed to every run as ``BOOTSTRAP_SERVERS`` (default: ``EVENTML_BOOTSTRAP_SERVERS``
         or ``127.0.0.1:9092``).
+    kafka, **connection
+        The other connection settings (``security_protocol``, ``sasl_username``, ...; see
+        :mod:`eventml.kafka.settings`), else the ``EVENTML_*`` environment: every run's kernel gets
+        them as its ``EVENTML_*`` environment.
     kernel_name
         Jupyter kernel to run the notebook with.
     progress
@@ -192,6 +198,7 @@ def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str
     path = Path(notebook)
     if not path.is_file():
         raise ConfigError(f"notebook {str(path)!r} does not exist")
+    settings = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
     fixed = dict(parameters or {})
     runs = grid_runs(grid)
     _check_parameters(path, grid, fixed)
@@ -213,7 +220,9 @@ def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str
         passed = {**params, **fixed}
         (run_dir / PARAMS_FILE).write_bytes(orjson.dumps(passed, option=orjson.OPT_INDENT_2))
         try:
-            run_notebook(path, run_dir, passed, bootstrap_servers=bootstrap_servers, kernel_name=kernel_name)
+            with environment(settings):  # the kernel inherits the connection settings
+                run_notebook(path, run_dir, passed, bootstrap_servers=settings.bootstrap_servers,
+                             kernel_name=kernel_name)
         except Exception as exc:  # noqa: BLE001 - a failing run is recorded and the grid goes on
             failed += 1
             (run_dir / ERROR_FILE).write_text(str(exc) if str(exc) else type(exc).__name__)

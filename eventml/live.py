@@ -108,15 +108,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from kafka.errors import KafkaError as KafkaPythonError
 
 from eventml.checkpoint import find_snapshot, list_snapshots, load_snapshot, prune_snapshots, write_snapshot
-from eventml.config import rdkafka_config
-from eventml.connect import ensure_reachable
 from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
-from eventml.errors import (ConfigError, EventFormatError, EventmlError, KafkaUnavailableError, ModelError,
-                            SnapshotError)
+from eventml.errors import (ConfigError, EventFormatError, EventmlError, KafkaAuthError, KafkaUnavailableError,
+                            ModelError, SnapshotError)
+from eventml.kafka import rdkafka
+from eventml.kafka.clients import ClientError as KafkaPythonError
+from eventml.kafka.rdkafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from eventml.kafka.settings import KafkaSettings
 from eventml.scoring import Scorer
 from eventml.events import Prediction, decode_event, decode_label, decode_prediction, encode_prediction
 from eventml.learners import CLASSIFICATION, make_learner
@@ -140,7 +140,7 @@ _GRACE_S = 2.0  # for librdkafka to report its own timeout before the updater st
 _SETUP_TIMEOUT_S = 30.0  # at least this long for the calls that set up the clients (a new broker's first
 #                          transaction creates its internal topics)
 #: the errors of a Kafka client that send the updater down its restore path (kafka-python's only from
-#: eventml.topics.create_topic, which makes a missing topic)
+#: eventml.kafka.topics.create_topic, which makes a missing topic)
 _CLIENT_ERRORS = (KafkaException, KafkaPythonError)
 
 
@@ -306,6 +306,11 @@ class LiveUpdater:
         Topic of late labels ``{"id": ..., "label": ...}``, or None if labels come in events.
     bootstrap_servers
         Kafka address (default: ``$EVENTML_BOOTSTRAP_SERVERS`` or ``127.0.0.1:9092``).
+    kafka, **connection
+        The other connection settings (``security_protocol``, ``sasl_mechanism``,
+        ``sasl_username``, ``sasl_password``, ``ssl_cafile``, ...) as keywords or as one
+        :class:`~eventml.kafka.settings.KafkaSettings`, else the ``EVENTML_*`` environment; both
+        confluent-kafka clients and the topic creation use them (see :mod:`eventml.kafka.settings`).
     max_events
         Stop once this many events have been predicted *in total*, counted across restarts
         (a restarted run finishes the same job). Dead letters do not count.
@@ -346,12 +351,13 @@ class LiveUpdater:
 
     def __init__(self, events_topic: str, predictions_topic: str, *, model: Any = "river_logreg",
                  state_dir: str | os.PathLike, labels_topic: str | None = None,
-                 bootstrap_servers: str | None = None, max_events: int | None = None,
+                 bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                 max_events: int | None = None,
                  idle_timeout_s: float | None = None, checkpoint_every: int = 10_000,
                  checkpoint_interval_s: float = 0.5, label_ttl_s: float | None = None,
                  max_pending: int = 100_000, rolling_window: int = 500, reconnect_timeout_s: float = 60.0,
                  name: str | None = None, seed: int | None = 42, progress: bool = False,
-                 summary_every: int = 1000):
+                 summary_every: int = 1000, **connection: Any):
         self.learner = make_learner(model, seed=seed)
         if max_events is not None and (isinstance(max_events, bool) or not isinstance(max_events, int)
                                        or max_events < 0):
@@ -364,7 +370,8 @@ class LiveUpdater:
         self.predictions_topic = predictions_topic
         self.labels_topic = labels_topic
         self.state_dir = Path(state_dir)
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
+        self.bootstrap_servers = self.kafka.bootstrap_servers
         self.max_events = max_events
         self.idle_timeout_s = _positive("idle_timeout_s", idle_timeout_s, True, float)
         self.checkpoint_every = _positive("checkpoint_every", checkpoint_every)
@@ -450,7 +457,7 @@ class LiveUpdater:
 
     def _partitions(self, topic: str) -> list[int]:
         """The partitions of a topic, which is created (one partition) if it does not exist yet."""
-        from eventml.topics import create_topic
+        from eventml.kafka.topics import create_topic
 
         def partitions() -> list[int]:
             meta = self._consumer.list_topics(topic, timeout=self._setup_timeout_s).topics.get(topic)
@@ -459,7 +466,7 @@ class LiveUpdater:
         parts = partitions()
         if not parts:
             log.info("topic %r does not exist: creating it with one partition", topic)
-            create_topic(topic, bootstrap_servers=self.bootstrap_servers)
+            create_topic(topic, kafka=self.kafka)
             deadline = time.monotonic() + 10
             while not parts and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -471,38 +478,36 @@ class LiveUpdater:
     def _fresh_state(self, offsets: dict[str, int]) -> _State:
         return _State(track=Scorer(self.learner.clone(), self._metrics, self.rolling_window), offsets=offsets)
 
-    def _client_settings(self, **settings: Any) -> dict[str, Any]:
-        # librdkafka reconnects by itself; its backoff grows to 10 s by default, 1 s here: a broker
-        # that comes back is found within a second. When every broker is down, librdkafka 2.16 would
-        # also re-bootstrap, dropping the brokers it knew, and a transaction step can then wait
-        # forever for a dropped group coordinator (librdkafka #5511): no re-bootstrap ("none"), the
-        # updater's restore path makes new clients instead
-        return {**rdkafka_config(self.bootstrap_servers, reconnect_backoff_max_ms=1000,
-                                 metadata_recovery_strategy="none", **settings),
-                "logger": _client_log, "error_cb": self._on_client_error}
+    def _client_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        # librdkafka names. librdkafka reconnects by itself; its backoff grows to 10 s by default, 1 s
+        # here: a broker that comes back is found within a second. When every broker is down,
+        # librdkafka 2.16 would also re-bootstrap, dropping the brokers it knew, and a transaction step
+        # can then wait forever for a dropped group coordinator (librdkafka #5511): no re-bootstrap
+        # ("none"), the updater's restore path makes new clients instead
+        return {"reconnect.backoff.max.ms": 1000, "metadata.recovery.strategy": "none", **settings}
 
     def _connect(self) -> None:
         """Make the clients, fence any previous instance, and load the committed state."""
         self._close_clients()
-        ensure_reachable(self.bootstrap_servers)  # one sentence at once, rather than a timeout later
         timeout = self._setup_timeout_s
         self._brokers_down_at = None
         # murmur2_random: keyed records go to the partition Java and kafka-python clients choose, so a
         # prediction lands where its event id would; retry_backoff_ms as small as kafka-python's was
         # (the first request of a transaction that starts while the broker completes the last commit
-        # is retried)
-        self._producer = Producer(self._client_settings(
-            transactional_id=self.transactional_id, acks="all", linger_ms=5, retry_backoff_ms=20,
-            partitioner="murmur2_random"))
+        # is retried). The factory checks the connection first: one sentence at once, not a timeout later
+        self._producer = rdkafka.producer(self.kafka, self._client_settings({
+            "transactional.id": self.transactional_id, "acks": "all", "linger.ms": 5, "retry.backoff.ms": 20,
+            "partitioner": "murmur2_random"}), logger=_client_log, error_cb=self._on_client_error)
         # librdkafka retries a coordinator lookup that finds no broker metadata yet after a fixed
         # 500 ms: with the metadata fetched first, init_transactions takes ~70 ms
         self._producer.list_topics(timeout=timeout)
         # fences a zombie and aborts its open transaction; after a kill -9 mid-transaction the first
         # request meets that abort in progress and librdkafka retries it after a fixed 500 ms
         self._producer.init_transactions(timeout)
-        self._consumer = Consumer(self._client_settings(
-            group_id=self.group_id, isolation_level="read_committed", enable_auto_commit=False,
-            auto_offset_reset="earliest", enable_partition_eof=True))
+        self._consumer = rdkafka.consumer(self.kafka, self._client_settings({
+            "group.id": self.group_id, "isolation.level": "read_committed", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": True}), logger=_client_log,
+            error_cb=self._on_client_error)
         # one partition: nothing to choose, and skipping the key hash saves time per prediction
         outputs = self._partitions(self.predictions_topic)
         self._prediction_partition = 0 if outputs == [0] else -1  # -1: by key
@@ -602,6 +607,8 @@ class LiveUpdater:
             try:
                 self._connect()
                 return
+            except KafkaAuthError:  # credentials or certificates do not get better by waiting
+                raise
             except (*_CLIENT_ERRORS, KafkaUnavailableError) as exc:
                 if time.monotonic() + wait > deadline:
                     raise KafkaUnavailableError(
@@ -1044,7 +1051,8 @@ def load_model(state_dir: str | os.PathLike) -> Any:
     return load_snapshot(snapshots[-1]).state.track.learner
 
 
-def read_predictions(topic: str, *, bootstrap_servers: str | None = None, idle_timeout_s: float = 2.0) -> pd.DataFrame:
+def read_predictions(topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                     idle_timeout_s: float = 2.0, **config: Any) -> pd.DataFrame:
     """The committed predictions of a topic as a DataFrame, read with ``read_committed``.
 
     Columns: ``id``, ``prediction``, ``proba`` (a dict), ``model``, ``model_version``,
@@ -1054,7 +1062,7 @@ def read_predictions(topic: str, *, bootstrap_servers: str | None = None, idle_t
     from eventml.consumer import replay
 
     rows = []
-    with replay(topic, bootstrap_servers=bootstrap_servers, idle_timeout_s=idle_timeout_s,
+    with replay(topic, bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s, **config,
                 decode=lambda raw, ts: decode_prediction(raw), isolation_level="read_committed") as consumer:
         for p, where in consumer.records():
             rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,

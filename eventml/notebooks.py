@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from eventml.config import bootstrap_servers as resolve_bootstrap
+from eventml.kafka import bootstrap_servers as resolve_bootstrap
 from eventml.errors import ConfigError, EventmlError
 from eventml.results import load_figures
 

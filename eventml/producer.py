@@ -17,13 +17,11 @@ import logging
 import time
 from typing import Any, Iterable, Iterator
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import KafkaTimeoutError
-
-from eventml.config import producer_config
-from eventml.connect import make_client
 from eventml.errors import TopicNotFoundError
 from eventml.events import Event, Label, encode_event, encode_label
+from eventml.kafka import clients
+from eventml.kafka.clients import KafkaProducer, KafkaTimeoutError
+from eventml.kafka.settings import KafkaSettings, split_settings
 from eventml.progress import progress_bar
 
 #: Seconds an :class:`EventProducer` waits for a new topic's partitions before it asks the cluster
@@ -64,8 +62,12 @@ class EventProducer:
         The topic to write to.
     bootstrap_servers
         Overrides ``EVENTML_BOOTSTRAP_SERVERS``.
+    kafka
+        The connection settings as one object; keywords given next to it override its fields.
     **config
-        kafka-python producer settings over eventml's defaults (see :mod:`eventml.config`).
+        The other connection keywords (``security_protocol``, ``sasl_username``, ...; see
+        :mod:`eventml.kafka.settings`), and kafka-python producer settings over eventml's defaults
+        (see :mod:`eventml.kafka.clients`).
 
     Raises
     ------
@@ -88,14 +90,15 @@ class EventProducer:
     1
     """
 
-    def __init__(self, topic: str, *, bootstrap_servers: str | None = None, **config: Any):
+    def __init__(self, topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                 **config: Any):
         self.topic = topic
         self.report = ProduceReport(topic)
-        settings = producer_config(bootstrap_servers, **config)
-        self._producer = make_client(KafkaProducer, settings)
+        self.kafka, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
+        self._producer = clients.producer(self.kafka, **tuning)
         try:
             with _quiet_about(topic):
-                partitions = _partitions_for(self._producer, topic, settings)
+                partitions = _partitions_for(self._producer, topic, self.kafka, tuning)
         except BaseException:
             self._producer.close()
             raise
@@ -142,7 +145,7 @@ class EventProducer:
         self.close()
 
 
-def _partitions_for(producer: KafkaProducer, topic: str, settings: dict[str, Any]) -> set[int]:
+def _partitions_for(producer: KafkaProducer, topic: str, settings: KafkaSettings, tuning: dict[str, Any]) -> set[int]:
     """The topic's partitions, or :class:`TopicNotFoundError` after :data:`TOPIC_WAIT_S` if it does not exist.
 
     kafka-python's ``partitions_for`` waits ``max_block_ms`` (60 s) for a topic that never comes;
@@ -158,17 +161,16 @@ def _partitions_for(producer: KafkaProducer, topic: str, settings: dict[str, Any
         pass
     finally:
         producer.config["max_block_ms"] = max_block_ms
-    if not _topic_exists(topic, settings):
-        raise TopicNotFoundError(topic, settings["bootstrap_servers"], wait_ms / 1000)
+    if not _topic_exists(topic, settings, tuning):
+        raise TopicNotFoundError(topic, settings.bootstrap_servers, wait_ms / 1000)
     return producer.partitions_for(topic)  # it exists, e.g. with its leader moving: wait as kafka-python does
 
 
-def _topic_exists(topic: str, settings: dict[str, Any]) -> bool:
+def _topic_exists(topic: str, settings: KafkaSettings, tuning: dict[str, Any]) -> bool:
     """Whether the cluster lists ``topic``, asked with the producer's connection settings."""
-    from eventml.topics import admin_client
+    from eventml.kafka.topics import admin_client
 
-    shared = {k: v for k, v in settings.items() if k in KafkaAdminClient.DEFAULT_CONFIG and k != "bootstrap_servers"}
-    with admin_client(settings["bootstrap_servers"], **shared) as admin:
+    with admin_client(settings, **clients.admin_tuning(tuning)) as admin:
         return topic in admin.list_topics()
 
 
@@ -195,8 +197,8 @@ def _quiet_about(topic: str) -> Iterator[None]:
 
 
 def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_servers: str | None = None,
-            rate: float | None = None, progress: bool = True, total: int | None = None,
-            **config: Any) -> ProduceReport:
+            kafka: KafkaSettings | None = None, rate: float | None = None, progress: bool = True,
+            total: int | None = None, **config: Any) -> ProduceReport:
     """Write events to a topic and wait until all are acknowledged.
 
     Parameters
@@ -214,8 +216,10 @@ def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_s
         Show a tqdm progress bar.
     total
         Expected number of events, for the progress bar (taken from ``len(events)`` if any).
-    **config
-        kafka-python producer settings over eventml's defaults.
+    bootstrap_servers, kafka, **config
+        The connection settings (keywords, ``kafka=KafkaSettings(...)``, else the ``EVENTML_*``
+        environment; see :mod:`eventml.kafka.settings`) and kafka-python producer settings over
+        eventml's defaults.
 
     Returns
     -------
@@ -228,7 +232,7 @@ def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_s
         events = rate_limited(events, rate)
     if total is None and hasattr(events, "__len__"):
         total = len(events)
-    with EventProducer(topic, bootstrap_servers=bootstrap_servers, **config) as producer:
+    with EventProducer(topic, bootstrap_servers=bootstrap_servers, kafka=kafka, **config) as producer:
         with progress_bar(total=total, desc=f"produce {topic}", unit="ev", enabled=progress) as bar:
             for event in events:
                 producer.send(event)

@@ -11,8 +11,7 @@ import uuid
 
 import pytest
 
-from eventml.broker import kafka_for
-from eventml.config import ENV_BOOTSTRAP
+from eventml.kafka import ENV_BOOTSTRAP, kafka_for
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,7 @@ def test_recreating_a_topic_empties_it_and_its_dead_letters(kafka_bootstrap, top
     raw.send(topic, value=b'{"id": "ok", "features": {}}')
     raw.close()
     assert len(em.read_events(topic)) == 1 and len(read_dead_letters(topic)) == 1
-    em.topics.recreate_topic(topic)
+    em.recreate_topic(topic)
     assert em.describe_topic(topic)["records"].sum() == 0
     assert read_dead_letters(topic).empty
 

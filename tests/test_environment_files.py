@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from eventml.broker import KAFKA_VERSION, MIN_JAVA
+from eventml.kafka import KAFKA_VERSION, MIN_JAVA
 
 ROOT = Path(__file__).resolve().parents[1]
 

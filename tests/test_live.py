@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaProducer
 
 import eventml as em
-from eventml.broker import free_port
+from eventml.kafka import free_port
 from eventml.checkpoint import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from eventml.dlq import read_dead_letters
 from eventml.live import KILL_ENV, LiveUpdater, load_model, read_predictions

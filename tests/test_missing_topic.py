@@ -18,7 +18,7 @@ import pytest
 
 import eventml as em
 from eventml import producer
-from eventml.broker import LocalKafka, free_port
+from eventml.kafka import LocalKafka, free_port
 from eventml.errors import ConfigError
 from eventml.producer import _topic_exists
 

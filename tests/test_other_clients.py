@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import eventml as em
-from eventml.broker import resolve_jars
+from eventml.kafka import resolve_jars
 
 pytestmark = pytest.mark.integration
 

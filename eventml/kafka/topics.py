@@ -1,11 +1,16 @@
 """Create, delete and describe topics; read their offsets.
 
+Every function takes the connection keywords of :mod:`eventml.kafka.settings`
+(``bootstrap_servers``, ``security_protocol``, ``sasl_username``, ...) or ``kafka=KafkaSettings(...)``,
+else reads the ``EVENTML_*`` environment; other keywords are kafka-python admin (or, for
+:func:`topic_offsets`, consumer) settings.
+
 Examples
 --------
->>> from eventml import topics
->>> topics.create_topic("clicks", partitions=3)  # doctest: +SKIP
+>>> import eventml as em
+>>> em.create_topic("clicks", partitions=3)  # doctest: +SKIP
 True
->>> topics.describe_topic("clicks")  # doctest: +SKIP
+>>> em.describe_topic("clicks")  # doctest: +SKIP
    partition  earliest_offset  latest_offset  records
 0          0                0              0        0
 ...
@@ -18,19 +23,19 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import pandas as pd
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from eventml.config import admin_config, consumer_config
-from eventml.connect import make_client
 from eventml.errors import ConfigError
+from eventml.kafka import clients
+from eventml.kafka.settings import KafkaSettings, split_settings
 
 
 @contextmanager
-def admin_client(bootstrap_servers: str | None = None, **config: Any) -> Iterator[KafkaAdminClient]:
+def admin_client(settings: KafkaSettings, **tuning: Any) -> Iterator[KafkaAdminClient]:
     """A kafka-python admin client that is closed at the end of the block."""
-    client = make_client(KafkaAdminClient, admin_config(bootstrap_servers, **config))
+    client = clients.admin(settings, **tuning)
     try:
         yield client
     finally:
@@ -38,7 +43,7 @@ def admin_client(bootstrap_servers: str | None = None, **config: Any) -> Iterato
 
 
 def create_topic(name: str, partitions: int = 1, replication_factor: int = 1, *,
-                 bootstrap_servers: str | None = None, exists_ok: bool = True,
+                 bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None, exists_ok: bool = True,
                  topic_config: dict[str, str] | None = None, **config: Any) -> bool:
     """Create a topic; return True if it was created, False if it already existed.
 
@@ -52,53 +57,59 @@ def create_topic(name: str, partitions: int = 1, replication_factor: int = 1, *,
     """
     if partitions < 1:
         raise ConfigError(f"partitions must be at least 1, got {partitions}")
-    with admin_client(bootstrap_servers, **config) as admin:
+    settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
+    with admin_client(settings, **tuning) as admin:
         try:
             admin.create_topics([NewTopic(name, partitions, replication_factor, topic_configs=topic_config or {})])
         except TopicAlreadyExistsError:
             if not exists_ok:
                 raise
             return False
-    _wait_for_metadata(name, bootstrap_servers, present=True)
+        _wait_for_metadata(admin, name, present=True)
     return True
 
 
-def delete_topic(name: str, *, bootstrap_servers: str | None = None, missing_ok: bool = True,
-                 **config: Any) -> bool:
+def delete_topic(name: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                 missing_ok: bool = True, **config: Any) -> bool:
     """Delete a topic; return True if it existed."""
-    with admin_client(bootstrap_servers, **config) as admin:
+    settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
+    with admin_client(settings, **tuning) as admin:
         try:
             admin.delete_topics([name])
         except UnknownTopicOrPartitionError:
             if not missing_ok:
                 raise
             return False
-    _wait_for_metadata(name, bootstrap_servers, present=False)
+        _wait_for_metadata(admin, name, present=False)
     return True
 
 
-def list_topics(*, bootstrap_servers: str | None = None, include_internal: bool = False) -> list[str]:
+def list_topics(*, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                include_internal: bool = False, **config: Any) -> list[str]:
     """Names of the topics on the cluster, sorted."""
-    with admin_client(bootstrap_servers) as admin:
+    settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
+    with admin_client(settings, **tuning) as admin:
         names = admin.list_topics()
     return sorted(n for n in names if include_internal or not n.startswith("__"))
 
 
-def _wait_for_metadata(name: str, servers: str | None, present: bool, timeout_s: float = 10.0) -> None:
+def _wait_for_metadata(admin: KafkaAdminClient, name: str, present: bool, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if (name in list_topics(bootstrap_servers=servers)) == present:
+        if (name in admin.list_topics()) == present:
             return
         time.sleep(0.1)
 
 
-def topic_offsets(name: str, *, bootstrap_servers: str | None = None, **config: Any) -> dict[int, tuple[int, int]]:
+def topic_offsets(name: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                  **config: Any) -> dict[int, tuple[int, int]]:
     """For each partition, the earliest and the next (latest) offset: ``{p: (earliest, latest)}``.
 
     With ``isolation_level="read_committed"`` the latest offset is the last stable one: records
     of transactions still open (or aborted) after it are not counted.
     """
-    consumer = make_client(KafkaConsumer, consumer_config(bootstrap_servers, **config))
+    settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
+    consumer = clients.consumer(settings, **tuning)
     try:
         parts = consumer.partitions_for_topic(name)
         if not parts:
@@ -110,9 +121,10 @@ def topic_offsets(name: str, *, bootstrap_servers: str | None = None, **config: 
         consumer.close()
 
 
-def describe_topic(name: str, *, bootstrap_servers: str | None = None) -> pd.DataFrame:
+def describe_topic(name: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                   **config: Any) -> pd.DataFrame:
     """One row per partition: earliest and latest offsets and how many records it holds."""
-    offsets = topic_offsets(name, bootstrap_servers=bootstrap_servers)
+    offsets = topic_offsets(name, bootstrap_servers=bootstrap_servers, kafka=kafka, **config)
     rows = [
         {"partition": p, "earliest_offset": lo, "latest_offset": hi, "records": hi - lo}
         for p, (lo, hi) in offsets.items()
@@ -120,13 +132,15 @@ def describe_topic(name: str, *, bootstrap_servers: str | None = None) -> pd.Dat
     return pd.DataFrame(rows, columns=["partition", "earliest_offset", "latest_offset", "records"])
 
 
-def recreate_topic(name: str, partitions: int = 1, *, bootstrap_servers: str | None = None, **config: Any) -> None:
+def recreate_topic(name: str, partitions: int = 1, *, bootstrap_servers: str | None = None,
+                   kafka: KafkaSettings | None = None, **config: Any) -> None:
     """Delete a topic and its dead-letter topic if they exist, then create the topic empty.
 
     A notebook that starts with this counts only what its own run wrote.
     """
     from eventml.dlq import dlq_topic
 
+    settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
     for topic in (name, dlq_topic(name)):
-        delete_topic(topic, bootstrap_servers=bootstrap_servers, **config)
-    create_topic(name, partitions, bootstrap_servers=bootstrap_servers, **config)
+        delete_topic(topic, kafka=settings, **tuning)
+    create_topic(name, partitions, kafka=settings, **tuning)

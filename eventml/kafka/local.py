@@ -1,8 +1,7 @@
 """The local Apache Kafka: a single-node KRaft broker from the official jars.
 
-The first start resolves ``org.apache.kafka:kafka_2.13`` (pinned to :data:`KAFKA_VERSION`) and
-its dependencies with Maven into a cache (``~/.cache/eventml`` or ``$EVENTML_CACHE_DIR``), then
-formats storage under a data directory and runs the broker with the local JDK (17+) in the
+The first start resolves the Kafka jars with Maven into a cache (see :mod:`eventml.kafka.jars`),
+then formats storage under a data directory and runs the broker with the local JDK (17+) in the
 background. Nothing is faked: it is the same broker a cluster runs.
 
 Examples
@@ -10,7 +9,7 @@ Examples
 From a notebook or a test, as a context manager (the broker stops at the end only if this
 block started it):
 
->>> from eventml.broker import LocalKafka
+>>> from eventml.kafka.local import LocalKafka
 >>> with LocalKafka(port=19092, data_dir="/tmp/eventml-doc-kafka") as kafka:  # doctest: +SKIP
 ...     print(kafka.bootstrap_servers)
 127.0.0.1:19092
@@ -22,8 +21,6 @@ import base64
 import contextlib
 import dataclasses
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,30 +31,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from eventml.errors import BrokerError, ConfigError
+from eventml.kafka.jars import KAFKA_VERSION, check_java, resolve_jars
+from eventml.kafka.settings import KafkaSettings
 
-KAFKA_VERSION = "4.1.1"
-SCALA_VERSION = "2.13"
-LOG4J_VERSION = "2.25.3"
-SLF4J_VERSION = "2.0.17"
-MIN_JAVA = 17
 DEFAULT_PORT = 9092
-
-_POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>eventml</groupId><artifactId>local-kafka</artifactId><version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_{SCALA_VERSION}</artifactId>
-      <version>{KAFKA_VERSION}</version></dependency>
-    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>
-      <version>{SLF4J_VERSION}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
-      <version>{LOG4J_VERSION}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
-      <version>{LOG4J_VERSION}</version></dependency>
-  </dependencies>
-</project>
-"""
 
 _LOG4J2 = """status = warn
 appender.file.type = File
@@ -72,67 +49,10 @@ logger.kafka.level = WARN
 """
 
 
-def cache_dir() -> Path:
-    """Where the Kafka jars are cached: ``$EVENTML_CACHE_DIR`` or ``~/.cache/eventml``."""
-    return Path(os.environ.get("EVENTML_CACHE_DIR") or Path.home() / ".cache" / "eventml")
-
-
 def default_data_dir(port: int = DEFAULT_PORT) -> Path:
     """Where a broker keeps its logs and pid file: ``$EVENTML_KAFKA_DIR`` or a per-port folder."""
     env = os.environ.get("EVENTML_KAFKA_DIR")
     return Path(env) if env else Path.home() / ".local" / "share" / "eventml" / f"kafka-{port}"
-
-
-def java_major_version(java: str = "java") -> int:
-    """The major version of the ``java`` on PATH; :class:`BrokerError` if there is none."""
-    if shutil.which(java) is None:
-        raise BrokerError(
-            f"Java was not found on PATH; install a JDK {MIN_JAVA} or newer "
-            "(e.g. `apt install openjdk-17-jdk-headless`) or run Kafka with `docker compose up -d`."
-        )
-    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if not match:
-        raise BrokerError(f"could not read the Java version from `{java} -version`: {out.strip()[:200]}")
-    major = int(match.group(1))
-    return int(match.group(2)) if major == 1 else major  # "1.8.0" means Java 8
-
-
-def check_java(java: str = "java") -> int:
-    """Raise :class:`BrokerError` unless ``java`` is version 17 or newer; return the version."""
-    major = java_major_version(java)
-    if major < MIN_JAVA:
-        raise BrokerError(
-            f"Kafka {KAFKA_VERSION} needs Java {MIN_JAVA} or newer but `{java}` is Java {major}; "
-            f"install a newer JDK or put it first on PATH (or set JAVA_HOME)."
-        )
-    return major
-
-
-def resolve_jars(mvn: str = "mvn", quiet: bool = True) -> Path:
-    """Resolve the Kafka broker jars with Maven into the cache once; return their folder."""
-    home = cache_dir() / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}"
-    lib = home / "lib"
-    done = home / ".resolved"
-    if done.exists():
-        return lib
-    if shutil.which(mvn) is None:
-        raise BrokerError(
-            "Maven (mvn) was not found on PATH; it is needed once to download the Kafka jars: "
-            "install it (e.g. `apt install maven`) or run Kafka with `docker compose up -d`."
-        )
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(_POM)
-    cmd = [mvn, "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
-           f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]
-    if quiet:
-        cmd.insert(1, "-q")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise BrokerError(f"Maven could not resolve Apache Kafka {KAFKA_VERSION}:\n{tail}")
-    done.write_text(KAFKA_VERSION)
-    return lib
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -257,6 +177,15 @@ class LocalKafka:
         return f"{self.host}:{self.port}"
 
     @property
+    def settings(self) -> KafkaSettings:
+        """How clients connect to this broker (its PLAINTEXT listener), whatever the environment says.
+
+        >>> LocalKafka(port=19096).settings
+        KafkaSettings(bootstrap_servers='127.0.0.1:19096', security_protocol='PLAINTEXT')
+        """
+        return KafkaSettings(self.bootstrap_servers, security_protocol="PLAINTEXT", environ={})
+
+    @property
     def pid_file(self) -> Path:
         return self.data_dir / "broker.pid"
 
@@ -352,7 +281,7 @@ class LocalKafka:
         return self.status()
 
     def _wait_until_ready(self, proc: subprocess.Popen) -> None:
-        from kafka import KafkaAdminClient  # imported late: `eventml kafka status` stays quick
+        from eventml.kafka.clients import admin
 
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
@@ -361,9 +290,9 @@ class LocalKafka:
                 raise BrokerError(f"Kafka exited during start (code {proc.returncode}); last lines of "
                                   f"{self.data_dir / 'stdout.log'} and {self.log_file}:\n{self._log_tail()}")
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000)
-                admin.list_topics()
-                admin.close()
+                client = admin(self.settings, request_timeout_ms=3000)
+                client.list_topics()
+                client.close()
                 return
             except Exception:  # not answering yet
                 time.sleep(0.5)

@@ -1,0 +1,39 @@
+"""eventml's one Kafka boundary: the only code of eventml that imports a Kafka client.
+
+==================  ==========================================================================
+module              job
+==================  ==========================================================================
+``settings``        :class:`KafkaSettings`: bootstrap servers and security, from keywords, the
+                    ``EVENTML_*`` environment or defaults; rendered for both clients; secrets masked
+``connection``      the fail-fast check before any client: reach (TCP), trust (TLS), log in
+                    (SASL), each failure one sentence
+``clients``         kafka-python producers, consumers and admin clients (the notebook-facing
+                    helpers' client), with eventml's tuned defaults
+``rdkafka``         confluent-kafka (librdkafka) producers and consumers (the live updater's)
+``topics``          create, delete, list and describe topics; their offsets
+``local``           :class:`LocalKafka`, the local single-node broker, and ``kafka_for``
+``jars``            the Kafka jars (Maven) and the JDK that runs them
+``logs``            the filter that masks passwords in Kafka clients' log lines
+==================  ==========================================================================
+
+Examples
+--------
+>>> from eventml.kafka import KafkaSettings
+>>> KafkaSettings("broker:9092", environ={}).for_librdkafka()["bootstrap.servers"]
+'broker:9092'
+"""
+
+from eventml.kafka.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+from eventml.kafka.connection import check_connection
+from eventml.kafka.jars import KAFKA_VERSION, MIN_JAVA, check_java, resolve_jars
+from eventml.kafka.local import DEFAULT_PORT, BrokerStatus, LocalKafka, free_port, kafka_for
+from eventml.kafka.settings import ENV_BOOTSTRAP, MECHANISMS, PROTOCOLS, KafkaSettings, bootstrap_servers
+from eventml.kafka.topics import (create_topic, delete_topic, describe_topic, list_topics, recreate_topic,
+                                  topic_offsets)
+
+__all__ = [
+    "KafkaSettings", "bootstrap_servers", "ENV_BOOTSTRAP", "PROTOCOLS", "MECHANISMS", "check_connection",
+    "PRODUCER_DEFAULTS", "CONSUMER_DEFAULTS", "LocalKafka", "BrokerStatus", "kafka_for", "free_port",
+    "DEFAULT_PORT", "KAFKA_VERSION", "MIN_JAVA", "check_java", "resolve_jars", "create_topic", "delete_topic",
+    "describe_topic", "list_topics", "recreate_topic", "topic_offsets",
+]

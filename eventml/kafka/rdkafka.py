@@ -1,0 +1,86 @@
+"""confluent-kafka (librdkafka) clients for the live loop, made from :class:`KafkaSettings`.
+
+The live updater runs on librdkafka, whose produce and fetch run in C threads outside Python's
+GIL (see :mod:`eventml.live`). Its clients come from here: the connection settings rendered in
+librdkafka's dialect (:meth:`KafkaSettings.for_librdkafka`), then the client's tuning given under
+librdkafka's own names (``"linger.ms"``, ``"isolation.level"``, ...), which librdkafka checks
+itself: an unknown name or a bad value is a :class:`~eventml.errors.ConfigError` with its
+message. Connection names (``bootstrap.servers``, ``security.protocol``, ``sasl.*``, ``ssl.*``) are
+refused in the tuning: they come from the settings only, so the two clients never disagree.
+
+A client is made after :func:`~eventml.kafka.connection.check_connection`, so an unreachable
+broker, a refused login or an untrusted certificate is one sentence, not a timeout. librdkafka's
+log lines go to the ``logger`` given, with passwords masked.
+
+The librdkafka types the live updater handles are re-exported here (``KafkaError``,
+``KafkaException``, ``TopicPartition``, ``Producer``, ``Consumer``), so that no module outside
+:mod:`eventml.kafka` imports a Kafka client.
+
+Examples
+--------
+>>> from eventml.kafka.settings import KafkaSettings
+>>> rdkafka_config(KafkaSettings("broker:9092", environ={}), {"linger.ms": 5})
+{'linger.ms': 5, 'bootstrap.servers': 'broker:9092', 'security.protocol': 'PLAINTEXT'}
+>>> rdkafka_config(KafkaSettings("broker:9092", environ={}), {"sasl.username": "alice"})
+Traceback (most recent call last):
+...
+eventml.errors.ConfigError: 'sasl.username' is a connection setting: give it in KafkaSettings (sasl_username, ssl_cafile, ...) or the EVENTML_* environment variables
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from eventml.errors import ConfigError
+from eventml.kafka import logs
+from eventml.kafka.connection import check_connection
+from eventml.kafka.settings import KafkaSettings
+
+__all__ = ["producer", "consumer", "rdkafka_config", "Consumer", "KafkaError", "KafkaException", "Producer",
+           "TopicPartition"]
+
+_CONNECTION = ("bootstrap.servers", "metadata.broker.list", "security.protocol")
+_CONNECTION_PREFIXES = ("sasl.", "ssl.", "ssl_")
+
+
+def rdkafka_config(settings: KafkaSettings, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """librdkafka settings: ``config`` (librdkafka names), then the connection settings."""
+    config = dict(config or {})
+    owned = [name for name in config if name in _CONNECTION or name.startswith(_CONNECTION_PREFIXES)]
+    if owned:
+        raise ConfigError(f"{owned[0]!r} is a connection setting: give it in KafkaSettings (sasl_username, "
+                          "ssl_cafile, ...) or the EVENTML_* environment variables")
+    return {**config, **settings.for_librdkafka()}
+
+
+def producer(settings: KafkaSettings, config: Mapping[str, Any] | None = None, *,
+             logger: logging.Logger | None = None, error_cb: Callable[[KafkaError], None] | None = None) -> Producer:
+    """A confluent-kafka producer with ``config`` (librdkafka names), after the connection check."""
+    return _make(Producer, settings, config, logger, error_cb)
+
+
+def consumer(settings: KafkaSettings, config: Mapping[str, Any] | None = None, *,
+             logger: logging.Logger | None = None, error_cb: Callable[[KafkaError], None] | None = None) -> Consumer:
+    """A confluent-kafka consumer with ``config`` (librdkafka names, ``group.id`` among them), after
+    the connection check."""
+    return _make(Consumer, settings, config, logger, error_cb)
+
+
+def _make(factory: Callable[[dict], Any], settings: KafkaSettings, config: Mapping[str, Any] | None,
+          logger: logging.Logger | None, error_cb: Callable[[KafkaError], None] | None) -> Any:
+    conf = rdkafka_config(settings, config)
+    check_connection(settings)
+    if logger is not None:
+        logs.protect(logger)
+        conf["logger"] = logger
+    if error_cb is not None:
+        conf["error_cb"] = error_cb
+    try:
+        return factory(conf)
+    except KafkaException as exc:  # a setting librdkafka does not take (its message names it, never a value)
+        error = exc.args[0] if exc.args else exc
+        raise ConfigError(f"librdkafka refused the client's settings: {getattr(error, 'str', lambda: error)()}") from None
