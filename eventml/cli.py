@@ -149,7 +149,7 @@ def _live(args: argparse.Namespace) -> int:
     score = "n/a" if s.score is None else f"{s.score:.4f}"
     print(f"live: {s.events} events predicted, {s.labelled} learned (model {updater.learner.name} "
           f"v{s.model_version}), {s.metric} {score}, {s.dead_letters} dead letters, {s.expired} expired, "
-          f"{s.unknown_labels} unknown labels, {s.restarts} restarts, {s.transactions} transactions; "
+          f"{s.late} late and {s.unknown_id} unknown labels, {s.restarts} restarts, {s.transactions} transactions; "
           f"state in {args.state_dir}")
     return 0
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from eventml.dlq import DeadLetterQueue
 from eventml.errors import ConfigError, EventFormatError
-from eventml.events import Event, Label, decode_event, decode_label, events_to_dataframe
+from eventml.events import Event, Label, decode_event, decode_label, decode_prediction, events_to_dataframe
 from eventml.kafka import clients
 from eventml.kafka.clients import TopicPartition
 from eventml.kafka.settings import KafkaSettings, split_settings
@@ -300,3 +300,21 @@ def read_dataframe(topic: str, **kwargs: Any) -> pd.DataFrame:
     """
     with replay(topic, **kwargs) as consumer:
         return consumer.to_dataframe()
+
+
+def read_predictions(topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                     idle_timeout_s: float = 2.0, **config: Any) -> pd.DataFrame:
+    """The committed predictions of a topic as a DataFrame, read with ``read_committed``.
+
+    Columns: ``id``, ``prediction``, ``proba`` (a dict), ``model``, ``model_version``,
+    ``event_ts``, ``ts``, ``partition``, ``offset``. Reads from the beginning to the end the
+    topic has when the read starts; a record that is not a prediction goes to ``<topic>.dlq``.
+    """
+    rows = []
+    with replay(topic, bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s, **config,
+                decode=lambda raw, ts: decode_prediction(raw), isolation_level="read_committed") as consumer:
+        for p, where in consumer.records():
+            rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,
+                         where.partition, where.offset])
+    columns = ["id", "prediction", "proba", "model", "model_version", "event_ts", "ts", "partition", "offset"]
+    return pd.DataFrame(rows, columns=columns)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime as dt
 import heapq
 import itertools
 import random
@@ -38,24 +37,17 @@ from typing import Any
 
 from eventml.errors import ConfigError
 from eventml.events import Label
+from eventml.validation import fraction, is_int, is_number, non_negative_seconds, one_of
 
-__all__ = ["DelayQueue", "LabelFeed", "seconds", "split_labels"]
+__all__ = ["DelayQueue", "LabelFeed", "split_labels"]
 
 MOMENTS = (None, "ts")
-
-
-def seconds(name: str, value: Any) -> float:
-    """A non-negative duration in seconds from a number or a ``timedelta``."""
-    if isinstance(value, dt.timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"{name} must be a number >= 0 or a datetime.timedelta, got {value!r}")
-    return value
+"""The clocks of a delay: ``None``, the event's position in the stream; ``"ts"``, its event time."""
 
 
 def check_moment(moment: Any) -> None:
-    if moment not in MOMENTS:
-        raise ConfigError(f"unknown moment {moment!r}; accepted: None (position in the stream) or 'ts' (event time)")
+    """Raise a ConfigError unless ``moment`` is one of :data:`MOMENTS`."""
+    one_of("moment", moment, MOMENTS, note=" (None: the event's position in the stream; 'ts': its event time)")
 
 
 def event_ts(event: Any) -> float:
@@ -101,17 +93,15 @@ class DelayQueue:
 
     def _constant(self, delay: Any) -> Any:
         if self.moment is None:
-            if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+            if not is_int(delay) or delay < 0:
                 raise ConfigError(f"delay must be an int >= 0 (events later), a (low, high) tuple, a callable, "
                                   f"or seconds / a timedelta with moment='ts', got {delay!r}")
             return lambda event: delay
-        d = seconds("delay", delay)
+        d = non_negative_seconds("delay", delay)
         return lambda event: d
 
     def _random(self, bounds: tuple, seed: int | None) -> Any:
-        ok = len(bounds) == 2 and all(not isinstance(b, bool) and isinstance(b, (int, float)) for b in bounds)
-        if self.moment is None:
-            ok = ok and all(isinstance(b, int) for b in bounds)
+        ok = len(bounds) == 2 and all(map(is_int if self.moment is None else is_number, bounds))
         if not ok or not 0 <= bounds[0] <= bounds[1]:
             kind = "integers" if self.moment is None else "seconds"
             raise ConfigError(f"delay as a tuple must be (low, high) {kind} with 0 <= low <= high, got {bounds!r}")
@@ -124,12 +114,12 @@ class DelayQueue:
         if self.moment is None:
             def delay(event: Any) -> int:
                 d = function(event)
-                if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+                if not is_int(d) or d < 0:
                     raise ConfigError(f"the delay callable must return an int >= 0 for moment=None, "
                                       f"got {d!r} for event {event.id!r}")
                 return d
             return delay
-        return lambda event: seconds(f"the delay for event {event.id!r}", function(event))
+        return lambda event: non_negative_seconds(f"the delay for event {event.id!r}", function(event))
 
     def time(self, event: Any, position: int) -> float:
         """The clock at ``event``, which is the ``position``-th event (from 0) of the stream."""
@@ -231,11 +221,10 @@ def split_labels(events: Iterable[Any], delay_s: float | tuple[float, float], *,
     1000 None 900 True
     """
     low, high = delay_s if isinstance(delay_s, tuple) else (delay_s, delay_s)
-    seconds("delay_s", low), seconds("delay_s", high)
+    low, high = non_negative_seconds("delay_s", low), non_negative_seconds("delay_s", high)
     if low > high:
         raise ConfigError(f"delay_s must be (low, high) with low <= high, got {delay_s!r}")
-    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss <= 1:
-        raise ConfigError(f"loss must be a share from 0 to 1, got {loss!r}")
+    fraction("loss", loss)
     rng = random.Random(seed)
     unlabelled, labels = [], []
     for event in events:

@@ -37,6 +37,7 @@ import pandas as pd
 from river import drift as river_drift
 
 from eventml.errors import ConfigError
+from eventml.validation import one_of
 
 __all__ = ["DETECTORS", "POLICIES", "make_detector", "DriftWatch", "apply_policy", "error_of", "drift_table"]
 
@@ -61,9 +62,8 @@ def make_detector(detector: Any) -> Any:
     PageHinkley
     """
     if isinstance(detector, str):
-        if detector not in DETECTORS:
-            raise ConfigError(f"unknown drift detector {detector!r}; known detectors: {', '.join(sorted(DETECTORS))} "
-                              "(or pass a river drift detector object)")
+        one_of("drift detector", detector, DETECTORS, plural="detectors",
+               note=" (or pass a river drift detector object)")
         return DETECTORS[detector]()
     if not (callable(getattr(detector, "update", None)) and hasattr(detector, "drift_detected")):
         raise ConfigError(f"drift must be one of {', '.join(sorted(DETECTORS))}, None, or a detector with "
@@ -78,8 +78,7 @@ def _fresh(detector: Any) -> Any:
 
 def check_policy(on_drift: Any, drift: Any) -> None:
     """Raise a ConfigError for an unknown policy, or a policy without a detector."""
-    if on_drift is not None and on_drift not in POLICIES:
-        raise ConfigError(f"unknown on_drift policy {on_drift!r}; accepted: None, {', '.join(map(repr, POLICIES))}")
+    one_of("on_drift policy", on_drift, (None, *POLICIES))
     if on_drift is not None and drift is None:
         raise ConfigError(f"on_drift={on_drift!r} needs a drift detector: set drift= to one of "
                           f"{', '.join(sorted(DETECTORS))} or a river detector")

@@ -30,13 +30,14 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from eventml.delay import DelayQueue, LabelFeed, check_moment, event_ts, seconds
+from eventml.delay import DelayQueue, LabelFeed, check_moment, event_ts
 from eventml.drift import DriftWatch, apply_policy, check_policy, error_of, make_detector
 from eventml.errors import ConfigError
 from eventml.events import Event, Label
 from eventml.labels import LABEL_COUNTS, PendingLabels
 from eventml.learners import CLASSIFICATION, make_learner
 from eventml.scoring import DEFAULT_METRICS, METRICS, Scorer, check_metrics, metric_names
+from eventml.validation import is_int, non_negative_seconds, one_of, positive_int
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential", "accuracy_between"]
 
@@ -65,18 +66,11 @@ def _task(learners: list[Any], task: str | None) -> str:
             raise ConfigError("learners mix classification and regression: "
                               + ", ".join(f"{lr.name}={lr.task}" for lr in learners))
         return tasks.pop()
-    if task not in DEFAULT_METRICS:
-        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(sorted(DEFAULT_METRICS))}")
+    one_of("task", task, DEFAULT_METRICS)
     wrong = [lr.name for lr in learners if lr.task != task]
     if wrong:
         raise ConfigError(f"task is {task!r} but these learners are not: {', '.join(wrong)}")
     return task
-
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class _Pending(NamedTuple):
@@ -174,12 +168,12 @@ def prequential(
         Metric names (see :func:`metric_names`); ``None`` for all of the task's metrics:
         accuracy, f1, log_loss, roc_auc or mae, rmse, r2. They are river's metric objects.
     every
-        A checkpoint row is written every ``every`` labelled events, and at the end.
+        A result row per learner is written every ``every`` labelled events, and at the end.
     rolling_window
         Window, in scored predictions, of the ``rolling_<metric>`` columns
         (``river.utils.Rolling``).
     measure_memory
-        Measure each learner's memory at each checkpoint: river's ``_raw_memory_usage`` for
+        Measure each learner's memory at each result row: river's ``_raw_memory_usage`` for
         river models, the length of the pickle for other learners.
     seed
         Seed for learners given by name, and for random delays.
@@ -209,12 +203,13 @@ def prequential(
     Returns
     -------
     pandas.DataFrame
-        One row per learner per checkpoint, in that order, with columns ``step`` (labelled
-        events so far), ``events`` (all events so far), ``learner``, one column per metric
-        (cumulative), one ``rolling_<metric>`` column per metric, ``predict_seconds`` and
-        ``learn_seconds`` (cumulative) and ``memory_bytes``, and ``drifts`` (cumulative
-        detections) when ``drift`` is set. ``df.attrs`` holds ``"task"``, ``"labels"``
-        (the counts above) and ``"drifts"`` (the detections; empty without ``drift``).
+        The result rows: one per learner every ``every`` labelled events and at the end, in
+        that order, with columns ``step`` (labelled events so far), ``events`` (all events so
+        far), ``learner``, one column per metric (cumulative), one ``rolling_<metric>`` column
+        per metric, ``predict_seconds`` and ``learn_seconds`` (cumulative) and
+        ``memory_bytes``, and ``drifts`` (cumulative detections) when ``drift`` is set.
+        ``df.attrs`` holds ``"task"``, ``"labels"`` (the counts above) and ``"drifts"`` (the
+        detections; empty without ``drift``).
 
     Raises
     ------
@@ -247,8 +242,8 @@ def prequential(
     made = _learners(learners, seed)
     task = _task(made, task)
     chosen = check_metrics(metrics, task)
-    every = _positive("every", every)
-    rolling_window = _positive("rolling_window", rolling_window)
+    every = positive_int("every", every)
+    rolling_window = positive_int("rolling_window", rolling_window)
     tracks = [Scorer(learner, chosen, rolling_window) for learner in made]
 
     check_policy(on_drift, drift)
@@ -258,14 +253,14 @@ def prequential(
         for track in tracks:
             track.watch = DriftWatch(prototype, name)
     if on_drift == "refit":
-        refit_window = _positive("refit_window", refit_window)
+        refit_window = positive_int("refit_window", refit_window)
     check_moment(moment)
     if labels is not None and delay is not None:
         raise ConfigError("give either delay= (labels held back from the events) or labels= (a stream of "
                           "labels joined by id), not both")
     if max_wait is not None:
-        max_wait = seconds("max_wait", max_wait)
-        if moment is None and labels is None and not isinstance(max_wait, int):
+        max_wait = non_negative_seconds("max_wait", max_wait)
+        if moment is None and labels is None and not is_int(max_wait):
             raise ConfigError(f"max_wait counts events with moment=None: give an int, got {max_wait!r}")
 
     if delay is None and labels is None and drift is None:

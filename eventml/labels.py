@@ -33,6 +33,8 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+from eventml.validation import non_negative_seconds, positive_int
+
 __all__ = ["LABEL_COUNTS", "PendingLabels"]
 
 LABEL_COUNTS = ("on_time", "at_end", "late", "expired", "never", "unknown_id", "duplicate")
@@ -47,15 +49,22 @@ class PendingLabels:
     Parameters
     ----------
     max_wait
-        A label later than this after its prediction is late; None: never late.
+        A label later than this after its prediction is late, in the clock's units (a number
+        >= 0, or a ``datetime.timedelta`` for seconds); None: never late.
     max_pending
-        At most this many predictions wait (None: no limit). Also bounds how many finished ids
-        are remembered to tell a duplicate or late label from an unknown one.
+        At most this many predictions wait (a positive integer; None: no limit). Also bounds
+        how many finished ids are remembered to tell a duplicate or late label from an unknown
+        one.
+
+    Raises
+    ------
+    ConfigError
+        For a ``max_wait`` or ``max_pending`` outside those values.
     """
 
     def __init__(self, max_wait: float | None = None, max_pending: int | None = None):
-        self.max_wait = max_wait
-        self.max_pending = max_pending
+        self.max_wait = non_negative_seconds("max_wait", max_wait, allow_none=True)
+        self.max_pending = positive_int("max_pending", max_pending, allow_none=True)
         self.counts: dict[str, int] = dict.fromkeys(LABEL_COUNTS, 0)
         self._waiting: collections.OrderedDict[str, tuple[Any, float | None]] = collections.OrderedDict()
         self._finished: collections.OrderedDict[str, str] = collections.OrderedDict()

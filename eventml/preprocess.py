@@ -37,6 +37,7 @@ import pandas as pd
 
 from eventml.errors import ConfigError
 from eventml.events import Event, events_to_dataframe
+from eventml.validation import fraction, positive_int
 
 __all__ = [
     "META_COLUMNS",
@@ -150,8 +151,7 @@ def inject_missing(df: pd.DataFrame, share: float, columns: Sequence[str] | None
     >>> round(float(out["x"].isna().mean()), 1), int(out["label"].isna().sum()), int(df["x"].isna().sum())
     (0.2, 0, 0)
     """
-    if not 0.0 <= share <= 1.0:
-        raise ConfigError(f"share must be from 0 to 1, got {share!r}")
+    fraction("share", share, what="a probability")
     columns = feature_columns(df) if columns is None else list(columns)
     rng = np.random.default_rng(seed)
     out = df.copy()
@@ -180,7 +180,7 @@ def online_vs_batch_stats(events: pd.DataFrame | Iterable[Event], features: Sequ
     features
         Numeric features to follow; all numeric features by default.
     every
-        Compare every this many events.
+        Compare every this many events (a positive integer).
 
     Returns
     -------
@@ -205,8 +205,7 @@ def online_vs_batch_stats(events: pd.DataFrame | Iterable[Event], features: Sequ
     """
     from river import stats
 
-    if every < 1:
-        raise ConfigError(f"every must be at least 1, got {every!r}")
+    every = positive_int("every", every)
     df = _frame(events)
     features = _split(df, features, ())[0]
     columns = {f: df[f].to_numpy(dtype=float) for f in features}

@@ -30,6 +30,7 @@ from river import utils as river_utils
 
 from eventml.errors import ConfigError, ModelError
 from eventml.learners import CLASSIFICATION, REGRESSION
+from eventml.validation import positive_int, subset_of
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "metric_names", "check_metrics", "Scorer"]
 
@@ -76,9 +77,7 @@ def check_metrics(metrics: Iterable[str] | str | None, task: str) -> list[str]:
     ['mae', 'rmse', 'r2']
     """
     chosen = list(DEFAULT_METRICS[task] if metrics is None else ([metrics] if isinstance(metrics, str) else metrics))
-    unknown = [m for m in chosen if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"unknown metric(s) {', '.join(map(repr, unknown))}; known metrics: {', '.join(metric_names())}")
+    subset_of("metric", chosen, METRICS)
     wrong = [m for m in chosen if METRICS[m][0] != task]
     if wrong:
         raise ConfigError(f"metric(s) {', '.join(wrong)} do not apply to {task}; "
@@ -115,12 +114,18 @@ class Scorer:
     metrics
         Metric names (see :func:`metric_names`), checked with :func:`check_metrics`.
     rolling_window
-        Scored predictions in the window of the rolling metrics.
+        Scored predictions in the window of the rolling metrics (a positive integer).
+
+    Raises
+    ------
+    ConfigError
+        For a ``rolling_window`` that is not a positive integer.
     """
 
     def __init__(self, learner: Any, metrics: list[str], rolling_window: int):
         self.learner = learner
         self.names = list(metrics)
+        rolling_window = positive_int("rolling_window", rolling_window)
         self.cumulative = [METRICS[m][1]() for m in self.names]
         self.rolling = [river_utils.Rolling(METRICS[m][1], window_size=rolling_window) for m in self.names]
         classifier = learner.task == CLASSIFICATION
@@ -178,7 +183,7 @@ class Scorer:
         return out
 
     def row(self, step: int, n_events: int, measure_memory: bool) -> dict[str, Any]:
-        """One row of :func:`~eventml.evaluate.prequential`'s table."""
+        """One result row of :func:`~eventml.evaluate.prequential`'s table."""
         row: dict[str, Any] = {"step": step, "events": n_events, "learner": self.learner.name, **self.metrics(),
                                "predict_seconds": self.predict_seconds, "learn_seconds": self.learn_seconds,
                                "memory_bytes": memory_bytes(self.learner) if measure_memory else None}

@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 
 import eventml as em
 from eventml.kafka import free_port
-from eventml.checkpoint import SnapshotError, list_snapshots, load_snapshot, write_snapshot
+from eventml.live.snapshots import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from eventml.dlq import read_dead_letters
 from eventml.live import KILL_ENV, LiveUpdater, load_model, read_predictions
 from eventml.learners import make_learner
@@ -103,7 +103,7 @@ def test_a_snapshot_round_trips_and_pruning_keeps_only_the_committed_one(tmp_pat
     second = write_snapshot(tmp_path, 2, {"events:0": 20}, {"n": 2})
     assert list_snapshots(tmp_path) == [first, second]
     assert load_snapshot(second).offsets == {"events:0": 20} and load_snapshot(second).state == {"n": 2}
-    from eventml.checkpoint import prune_snapshots
+    from eventml.live.snapshots import prune_snapshots
 
     assert prune_snapshots(tmp_path, keep=second) == 1
     assert list_snapshots(tmp_path) == [second]
@@ -113,13 +113,13 @@ def test_a_transaction_step_that_outlives_its_bound_is_a_timeout_and_the_next_st
     # librdkafka's send_offsets_to_transaction can ignore its own timeout: the updater bounds it itself
     from confluent_kafka import KafkaError, KafkaException
 
-    from eventml.live import _BoundedCalls
+    from eventml.live.commit import BoundedCalls
 
     def helpers():
         return {t for t in threading.enumerate() if t.name == "eventml-live-commit"}
 
     before = helpers()
-    calls, release = _BoundedCalls(), threading.Event()
+    calls, release = BoundedCalls(), threading.Event()
     started = time.monotonic()
     with pytest.raises(KafkaException) as info:
         calls.call(lambda: release.wait(30), timeout_s=0.2)
@@ -225,7 +225,7 @@ def test_late_labels_join_the_features_kept_at_prediction_time(kafka_bootstrap, 
 
     # an event expires once an event more than `ttl` seconds newer was predicted
     expired = {e.id for i, e in enumerate(events) if e.id in withheld and i + ttl + 1 <= n - 1}
-    assert stats.expired == len(expired) and stats.unknown_labels == len(expired)
+    assert stats.expired == len(expired) and stats.late == len(expired)  # their labels come too late
     assert stats.labelled == n - len(expired) and stats.pending == 0
 
     # offline: the same merge by record time, learning from the features of each labelled event
@@ -271,7 +271,7 @@ def test_malformed_events_and_labels_go_to_the_dead_letter_topics(kafka_bootstra
     updater = LiveUpdater(topic, f"{topic}.pred", labels_topic=f"{topic}.labels", state_dir=tmp_path,
                           bootstrap_servers=kafka_bootstrap, checkpoint_every=100).start()
     deadline = time.monotonic() + 60
-    while updater.stats.unknown_labels == 0 and time.monotonic() < deadline:
+    while updater.stats.unknown_id == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     updater.stop()
     stats = updater.join(30)
@@ -284,7 +284,7 @@ def test_malformed_events_and_labels_go_to_the_dead_letter_topics(kafka_bootstra
     dead_labels = read_dead_letters(f"{topic}.labels", bootstrap_servers=kafka_bootstrap)
     assert sorted(dead_labels["reason"]) == sorted(bad_labels.values())
     assert stats.dead_letters == n_bad_events + len(bad_labels)
-    assert stats.unknown_labels == 1 and stats.events == len(good) and stats.labelled == len(good)
+    assert stats.unknown_id == 1 and stats.events == len(good) and stats.labelled == len(good)
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     assert count == len(good) and set(got) == {e.id for e in good}
 

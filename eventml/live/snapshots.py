@@ -1,4 +1,4 @@
-"""The state directory of a live updater: snapshots named by the consumer offsets they follow.
+"""The snapshots of a live updater's state directory, named by the consumer offsets they follow.
 
 A snapshot is everything a live updater needs to resume (the model, the pending features, the
 metrics, the counters) together with the *next* offset of every input partition it has read.
@@ -7,7 +7,10 @@ folder), so a ``kill -9`` leaves either the old file or the new one, never half 
 
 Its file name holds a sequence number and a digest of its offsets, so the snapshot that
 matches the offsets Kafka committed is found without opening the others:
-``snapshot-00000042-3f2a9c1b7d0e.pkl``. Snapshots are pickles, so only load the ones you wrote.
+``snapshot-00000042-3f2a9c1b7d0e.pkl``. A snapshot starts with a line naming its format
+(``eventml-snapshot 2``), then a pickle of public, stable eventml types
+(:class:`~eventml.live.state.UpdaterState`); a file of another format is refused with a sentence
+before anything is unpickled. Snapshots are pickles, so only load the ones you wrote.
 
 Examples
 --------
@@ -38,7 +41,9 @@ __all__ = ["SnapshotError", "Snapshot", "offsets_digest", "write_snapshot", "fin
            "list_snapshots", "prune_snapshots"]
 
 _NAME = re.compile(r"^snapshot-(\d{8})-([0-9a-f]{12})\.pkl$")
-_FORMAT = 1
+FORMAT = 2
+"""The snapshot format this eventml writes and reads (format 1, a bare pickle of private types, is refused)."""
+_HEADER = f"eventml-snapshot {FORMAT}\n".encode()
 
 
 @dataclasses.dataclass
@@ -87,8 +92,9 @@ def write_snapshot(folder: str | os.PathLike, sequence: int, offsets: dict[str, 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"snapshot-{sequence:08d}-{offsets_digest(offsets)}.pkl"
     tmp = folder / f".{path.name}.tmp"
-    payload = {"format": _FORMAT, "sequence": sequence, "offsets": dict(offsets), "state": state}
+    payload = {"sequence": sequence, "offsets": dict(offsets), "state": state}
     with open(tmp, "wb") as out:
+        out.write(_HEADER)
         pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
         os.fsync(out.fileno())
@@ -124,15 +130,32 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
     path = Path(path)
     try:
         with open(path, "rb") as src:
+            header = src.readline(64)
+            if header != _HEADER:
+                raise SnapshotError(_wrong_format(path, header))
             payload = pickle.load(src)
     except FileNotFoundError:
         raise SnapshotError(f"snapshot {path} does not exist") from None
+    except SnapshotError:
+        raise
     except Exception as exc:  # unpickling can fail in many ways; all mean "unreadable"
         raise SnapshotError(f"snapshot {path} is unreadable ({type(exc).__name__}: {exc}); "
                             "it is not a complete eventml snapshot") from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT or "state" not in payload:
-        raise SnapshotError(f"snapshot {path} is not an eventml snapshot of format {_FORMAT}")
+    if not isinstance(payload, dict) or "state" not in payload:
+        raise SnapshotError(f"snapshot {path} is not an eventml snapshot of format {FORMAT}")
     return Snapshot(payload["sequence"], payload["offsets"], payload["state"], path)
+
+
+def _wrong_format(path: Path, header: bytes) -> str:
+    if header.startswith(b"eventml-snapshot "):
+        found = header.decode("ascii", "replace").split()[-1]
+        return (f"snapshot {path} has format {found}, and this eventml reads format {FORMAT}; "
+                "use the eventml that wrote it, or a new state_dir to start over")
+    if header.startswith(b"\x80"):  # a bare pickle: format 1
+        return (f"snapshot {path} was written by an earlier eventml (snapshot format 1), whose state this one "
+                "cannot read; finish that run with the eventml that wrote it, or start over with a new state_dir "
+                "(the predictions already committed stay in Kafka)")
+    return f"snapshot {path} is not an eventml snapshot (format {FORMAT})"
 
 
 def prune_snapshots(folder: str | os.PathLike, keep: Path) -> int:

@@ -1,0 +1,220 @@
+"""A live updater's two Kafka clients: a transactional producer and a ``read_committed`` consumer.
+
+Both are confluent-kafka (librdkafka) clients made by :mod:`eventml.kafka.rdkafka` from the
+updater's :class:`~eventml.kafka.settings.KafkaSettings` (security included). Making them fences any
+earlier instance with the same transactional id and aborts what it left open
+(``init_transactions``). librdkafka details that matter here:
+
+- "read to the end" compares the offset after the last fetched record with the high watermark
+  the last fetch brought (librdkafka's end-of-partition event only comes with the next, empty,
+  fetch, up to 500 ms later; it still covers a partition held below its high watermark by an open
+  transaction upstream);
+- librdkafka reconnects by itself; re-bootstrap is off (``metadata.recovery.strategy=none``):
+  after one, librdkafka 2.16 can wait forever for a group coordinator it dropped (#5511), so the
+  updater's restore path makes new clients instead;
+- a Producer has no ``close()``: after the last commit nothing is queued, and records of a
+  transaction that failed are purged; that transaction is aborted by the next
+  ``init_transactions`` with this transactional id (or by the broker's transaction timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from eventml.errors import KafkaUnavailableError
+from eventml.kafka import rdkafka
+from eventml.kafka.clients import ClientError as KafkaPythonError
+from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
+from eventml.kafka.settings import KafkaSettings
+from eventml.live.merge import InputPartition
+
+__all__ = ["CLIENT_ERRORS", "LiveClients"]
+
+log = logging.getLogger("eventml.live")
+client_log = logging.getLogger("eventml.live.librdkafka")  # librdkafka's own lines, instead of stderr
+
+#: the errors of a Kafka client that send the updater down its restore path (kafka-python's only from
+#: eventml.kafka.topics.create_topic, which makes a missing topic)
+CLIENT_ERRORS = (KafkaException, KafkaPythonError)
+_BATCH = 5000  # messages taken from the consumer's local queue at a time
+
+
+def _quiet_retries(record: logging.LogRecord) -> bool:
+    """librdkafka's warnings and notices are retries it makes by itself (e.g. "Failed to acquire
+    transactional PID ... retrying" after a kill): debug lines; its errors stay errors."""
+    if record.levelno < logging.ERROR:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return client_log.isEnabledFor(logging.DEBUG)
+    return True
+
+
+client_log.addFilter(_quiet_retries)
+
+
+def end_of_partition(error: KafkaError) -> bool:
+    """For an error the consumer delivers in place of a record: True at the end of a partition, False
+    for one librdkafka recovers from by itself (e.g. a broker that went away); a fatal one is raised."""
+    if error.code() == KafkaError._PARTITION_EOF:
+        return True
+    if error.fatal():
+        raise KafkaException(error)
+    log.debug("consumer: %s", error)
+    return False
+
+
+class LiveClients:
+    """The producer and consumer of one live updater, made, fenced and closed together.
+
+    Parameters
+    ----------
+    kafka
+        Where the cluster is and how to log in.
+    transactional_id, group_id
+        The updater's ids, stable across restarts.
+    setup_timeout_s
+        How long the calls that set the clients up may take.
+    """
+
+    def __init__(self, kafka: KafkaSettings, transactional_id: str, group_id: str, setup_timeout_s: float):
+        self.kafka = kafka
+        self.setup_timeout_s = setup_timeout_s
+        self.brokers_down_at: float | None = None  # when librdkafka said every broker is down
+        tuning = {"reconnect.backoff.max.ms": 1000, "metadata.recovery.strategy": "none"}
+        # murmur2_random: keyed records go to the partition Java and kafka-python clients choose, so a
+        # prediction lands where its event id would; retry.backoff.ms small: the first request of a
+        # transaction that starts while the broker completes the last commit is retried
+        self.producer = rdkafka.producer(kafka, {
+            **tuning, "transactional.id": transactional_id, "acks": "all", "linger.ms": 5, "retry.backoff.ms": 20,
+            "partitioner": "murmur2_random"}, logger=client_log, error_cb=self._on_error)
+        self.consumer = None
+        try:
+            # librdkafka retries a coordinator lookup that finds no broker metadata yet after a fixed
+            # 500 ms: with the metadata fetched first, init_transactions takes ~70 ms
+            self.producer.list_topics(timeout=setup_timeout_s)
+            # fences a zombie and aborts its open transaction; after a kill -9 mid-transaction the first
+            # request meets that abort in progress and librdkafka retries it after a fixed 500 ms
+            self.producer.init_transactions(setup_timeout_s)
+            self.consumer = rdkafka.consumer(kafka, {
+                **tuning, "group.id": group_id, "isolation.level": "read_committed", "enable.auto.commit": False,
+                "auto.offset.reset": "earliest", "enable.partition.eof": True}, logger=client_log,
+                error_cb=self._on_error)
+            self.group_metadata = self.consumer.consumer_group_metadata()
+        except BaseException:
+            self.close()
+            raise
+        self._topics_ready: set[str] = set()
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback (called inside consume() and the producer's calls)."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self.brokers_down_at is None:
+            self.brokers_down_at = time.monotonic()
+        log.debug("Kafka client error: %s", error)
+
+    # ------------------------------------------------------------------ topics and offsets
+
+    def partitions(self, topic: str) -> list[int]:
+        """The partitions of a topic, which is created (one partition) if it does not exist yet."""
+        from eventml.kafka.topics import create_topic
+
+        def partitions() -> list[int]:
+            meta = self.consumer.list_topics(topic, timeout=self.setup_timeout_s).topics.get(topic)
+            return sorted(meta.partitions) if meta is not None and meta.error is None else []
+
+        parts = partitions()
+        if not parts:
+            log.info("topic %r does not exist: creating it with one partition", topic)
+            create_topic(topic, kafka=self.kafka)
+            deadline = time.monotonic() + 10
+            while not parts and time.monotonic() < deadline:
+                time.sleep(0.1)
+                parts = partitions()
+            if not parts:
+                raise KafkaUnavailableError(f"topic {topic!r} was created but has no partitions yet")
+        self._topics_ready.add(topic)
+        return parts
+
+    def committed(self, inputs: list[InputPartition]) -> dict[str, int]:
+        """The offsets the updater's consumer group committed, ``{"topic:partition": offset}``."""
+        tps = [TopicPartition(i.topic, i.partition) for i in inputs]
+        committed = {}
+        for tp in self.consumer.committed(tps, timeout=self.setup_timeout_s):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            if tp.offset >= 0:  # OFFSET_INVALID (-1001): nothing committed
+                committed[f"{tp.topic}:{tp.partition}"] = tp.offset
+        return committed
+
+    def earliest(self, where: InputPartition) -> int:
+        """The first offset the partition still holds."""
+        tp = TopicPartition(where.topic, where.partition)
+        return self.consumer.get_watermark_offsets(tp, timeout=self.setup_timeout_s, cached=False)[0]
+
+    def assign(self, inputs: list[InputPartition]) -> None:
+        """Read each input partition from its ``fetched`` offset."""
+        self.consumer.assign([TopicPartition(i.topic, i.partition, i.fetched) for i in inputs])
+
+    def high_watermark(self, where: InputPartition) -> int:
+        """The partition's high watermark as the last fetch brought it (-1001 before the first)."""
+        return self.consumer.get_watermark_offsets(TopicPartition(where.topic, where.partition), cached=True)[1]
+
+    # ------------------------------------------------------------------ reading and writing
+
+    def poll(self, timeout_s: float) -> list:
+        """The messages the consumer has now, or, if none, the first within ``timeout_s`` and what came
+        with it (``consume(n, timeout)`` would wait for n messages)."""
+        consume = self.consumer.consume
+        messages = consume(_BATCH, 0)
+        if not messages:
+            messages = consume(1, timeout_s)
+            if messages:
+                messages.extend(consume(_BATCH, 0))
+        return messages
+
+    def send(self, topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
+             headers: list | None = None) -> bool:
+        """Produce one record in the open transaction; False if it is too large for the producer.
+
+        Waits while the producer's local queue is full (a very large transaction); a dead-letter
+        topic is created first if it does not exist (on a cluster that does not create topics).
+        """
+        if topic not in self._topics_ready and topic.endswith(".dlq"):
+            self.partitions(topic)
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition, headers=headers)
+                return True
+            except BufferError:
+                self.producer.poll(0.05)
+            except KafkaException as exc:  # librdkafka checks the size before it sends
+                if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                return False
+
+    def check_brokers(self, topic: str, timeout_s: float) -> None:
+        """After librdkafka said every broker is down: is one back? (Raises if none answers.)"""
+        self.consumer.list_topics(topic, timeout=timeout_s)
+        self.brokers_down_at = None
+
+    def abort_if_needed(self, error: BaseException, timeout_s: float) -> None:
+        """Abort the open transaction at once if ``error`` requires it (``init_transactions`` would
+        abort it too, later)."""
+        err = error.args[0] if isinstance(error, KafkaException) and error.args else None
+        if isinstance(err, KafkaError) and err.txn_requires_abort():
+            try:
+                self.producer.abort_transaction(timeout_s)
+            except KafkaException:
+                log.debug("aborting the failed transaction failed", exc_info=True)
+
+    def close(self) -> None:
+        consumer, producer = self.consumer, self.producer
+        self.consumer = self.producer = None
+        if consumer is not None:
+            try:
+                consumer.close()
+            except Exception:  # a client of a dead broker may fail to close: it is dropped anyway
+                log.debug("closing the consumer failed", exc_info=True)
+        if producer is not None:
+            try:
+                producer.purge()
+            except Exception:
+                log.debug("purging the producer failed", exc_info=True)

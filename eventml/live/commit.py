@@ -1,0 +1,158 @@
+"""Closing a live updater's transaction: snapshot, then offsets and commit, bounded in time.
+
+:class:`TransactionCommit` closes the open transaction in numbered steps:
+
+1. write the snapshot of the state, named after the input offsets it follows (durably, before
+   anything commits, so the snapshot that goes with committed offsets is always on disk);
+2. add the input offsets to the transaction and commit it, in a helper thread that the updater
+   stops waiting for after ``timeout_s`` + 2 s (:class:`BoundedCalls`);
+3. delete the older snapshots.
+
+A crash between 1 and 2 leaves a snapshot ahead of the committed offsets, which a restart ignores;
+a crash after 2 leaves the old snapshots too, which a restart also ignores. The test hook
+``EVENTML_LIVE_KILL_AT=before_commit:N`` (or ``after_commit:N``) makes the process SIGKILL itself
+at the N-th commit of the process, right before step 2 (or after it).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from eventml.errors import ConfigError
+from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
+from eventml.live.snapshots import prune_snapshots, write_snapshot
+
+__all__ = ["KILL_ENV", "BoundedCalls", "TransactionCommit", "fenced"]
+
+#: Test hook: ``"before_commit:N"`` or ``"after_commit:N"`` makes the process SIGKILL itself
+#: between writing the N-th snapshot of this process and committing it, or right after the commit.
+KILL_ENV = "EVENTML_LIVE_KILL_AT"
+GRACE_S = 2.0  # for librdkafka to report its own timeout before the updater stops waiting for it
+
+
+class BoundedCalls:
+    """Runs calls in a daemon thread and waits for each at most a given time.
+
+    librdkafka 2.16's ``send_offsets_to_transaction`` can block past its own timeout: its request
+    to the group coordinator never checks it (librdkafka issue #5456), and after a broker restart
+    it may wait for a coordinator that librdkafka has dropped (#5511). A call that does not return
+    in time is left to its thread, which keeps the client it uses alive (destroying a client
+    inside a call would crash), and the next call gets a new thread.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue | None = None
+
+    @staticmethod
+    def _serve(requests: queue.SimpleQueue) -> None:
+        while (request := requests.get()) is not None:
+            function, done, result = request
+            try:
+                result.append((True, function()))
+            except BaseException as exc:  # handed to the waiting thread
+                result.append((False, exc))
+            del function, request  # a stuck call's client is released once it returns
+            done.set()
+
+    def call(self, function: Any, timeout_s: float) -> Any:
+        """``function()``, or a KafkaException (_TIMED_OUT) if it takes longer than ``timeout_s``."""
+        if self._requests is None:
+            self._requests = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(self._requests,), name="eventml-live-commit",
+                             daemon=True).start()
+        done, result = threading.Event(), []
+        self._requests.put((function, done, result))
+        if not done.wait(timeout_s):
+            self._requests.put(None)  # the stuck thread ends once its call returns
+            self._requests = None
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                            f"a transaction step did not finish within {timeout_s:g} s"))
+        ok, value = result[0]
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Let the thread end (after its call, if one is still running); a next call starts another."""
+        if self._requests is not None:
+            self._requests.put(None)
+            self._requests = None
+
+
+def fenced(error: KafkaException) -> bool:
+    """True when another producer with the same transactional id took over (a fatal error)."""
+    err = error.args[0] if error.args else None
+    if not isinstance(err, KafkaError):
+        return False
+    code = err.code()
+    return code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED) or (
+        code == KafkaError.INVALID_PRODUCER_EPOCH and err.fatal())
+
+
+def _kill_hook() -> tuple[str, int] | None:
+    value = os.environ.get(KILL_ENV)
+    if not value:
+        return None
+    where, _, n = value.partition(":")
+    if where not in ("before_commit", "after_commit") or not n.isdigit():
+        raise ConfigError(f"{KILL_ENV} must be before_commit:N or after_commit:N, got {value!r}")
+    return where, int(n)
+
+
+class TransactionCommit:
+    """Closes transactions of one producer (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    state_dir
+        Where the snapshots go.
+    timeout_s
+        How long step 2 may take (the updater's ``reconnect_timeout_s``).
+    """
+
+    def __init__(self, state_dir: Path, timeout_s: float):
+        self.state_dir = state_dir
+        self.timeout_s = timeout_s
+        self.commits = 0  # commits of this process, for the kill hook
+        self.snapshot_s = 0.0  # how long the last snapshot took to write
+        self._bounded = BoundedCalls()
+        self._kill_at = _kill_hook()
+
+    def _maybe_die(self, where: str) -> None:
+        if self._kill_at == (where, self.commits):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def __call__(self, producer: Any, group_metadata: Any, state: Any, partitions: dict[str, tuple[str, int]]) -> None:
+        """Commit the open transaction of ``producer`` with the state and its input offsets.
+
+        ``partitions`` maps each offsets key (``"topic:partition"``) to ``(topic, partition)``.
+        Raises a ``KafkaException`` (``_TIMED_OUT`` if step 2 outlived ``timeout_s``).
+        """
+        state.sequence += 1
+        self.commits += 1
+        started = time.monotonic()
+        path = write_snapshot(self.state_dir, state.sequence, state.offsets, state)  # 1
+        self.snapshot_s = time.monotonic() - started
+        self._maybe_die("before_commit")
+        offsets = [TopicPartition(*partitions[key], offset) for key, offset in state.offsets.items()]
+        timeout = self.timeout_s
+
+        def commit() -> None:  # 2
+            ends = time.monotonic() + timeout
+            producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+            producer.commit_transaction(max(0.1, ends - time.monotonic()))
+
+        # a broker that does not come back within timeout_s is a KafkaException (_TIMED_OUT), from
+        # librdkafka or, if one of its waits ignores the timeout, from here; the run then restores
+        self._bounded.call(commit, timeout + GRACE_S)
+        self._maybe_die("after_commit")
+        prune_snapshots(self.state_dir, keep=path)  # 3
+
+    def close(self) -> None:
+        self._bounded.close()

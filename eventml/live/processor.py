@@ -1,0 +1,150 @@
+"""The per-record work of a live updater: one input record in, exactly one outcome out.
+
+An event is decoded, predicted (before learning), learned from if it carries its label (else its
+features wait for the label in the :class:`~eventml.labels.PendingLabels` join), and its
+prediction published; a label is joined to the features kept at prediction time and learned
+from. A record that breaks the wire format, or that the model fails on (reason ``model_error``),
+is dead-lettered, unchanged, instead, and counted; no prediction is published for such an event.
+All of it happens inside the updater's open transaction, through the ``send`` function it is given,
+so the processor needs no Kafka client and is tested without one.
+
+Examples
+--------
+>>> from types import SimpleNamespace
+>>> from eventml.learners import make_learner
+>>> from eventml.live.state import UpdaterState
+>>> sent = []
+>>> def send(topic, value, key, partition=-1, headers=None):
+...     sent.append((topic, value))
+...     return True
+>>> processor = RecordProcessor(UpdaterState.fresh(make_learner("river_gnb"), ["accuracy"], 100), "gnb",
+...                             "predictions", send)
+>>> def record(value, offset):
+...     return SimpleNamespace(value=lambda: value, key=lambda: None, topic=lambda: "events",
+...                            partition=lambda: 0, offset=lambda: offset, timestamp=lambda: (1, 1_000))
+>>> processor.event(record(b'{"id": "a", "features": {"x": 1.0}, "label": 1}', 0))
+1000
+>>> processor.event(record(b"not json", 1)) is None
+True
+>>> [topic for topic, _ in sent], dict(processor.state.counts)
+(['predictions', 'events.dlq'], {'learned': 1, 'events': 1, 'dead_letters': 1})
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
+from eventml.errors import EventFormatError, ModelError
+from eventml.events import Prediction, decode_event, decode_label, encode_prediction
+
+__all__ = ["RecordProcessor"]
+
+
+class RecordProcessor:
+    """Processes input records into predictions, learned labels and dead letters.
+
+    Parameters
+    ----------
+    state
+        The :class:`~eventml.live.state.UpdaterState` it updates.
+    model_name
+        The model's name in every prediction.
+    predictions_topic
+        Where predictions go, keyed by event id.
+    send
+        ``send(topic, value, key, partition=-1, headers=None) -> bool``: produce one record in the
+        open transaction; False if it is too large for the producer (nothing was sent).
+    prediction_partition
+        The partition of every prediction, or -1 to choose by key.
+    keep_unlabelled
+        Keep the features of events without a label for a label that comes later (there is a
+        labels topic).
+    """
+
+    def __init__(self, state: Any, model_name: str, predictions_topic: str, send: Callable[..., bool],
+                 prediction_partition: int = -1, keep_unlabelled: bool = False):
+        self.state = state
+        self.model_name = model_name
+        self.predictions_topic = predictions_topic
+        self.send = send
+        self.prediction_partition = prediction_partition
+        self.keep_unlabelled = keep_unlabelled
+
+    def event(self, record: Any) -> int | None:
+        """Process an event record; return its timestamp (ms) if a prediction was published."""
+        state = self.state
+        ts_ms = record.timestamp()[1]
+        try:
+            event = decode_event(record.value(), ts_ms / 1000.0)
+        except EventFormatError as error:
+            self.dead_letter(record, error)
+            return None
+        scorer, counts = state.scorer, state.counts
+        x, y = event.features, event.label
+        try:
+            label, proba = scorer.predict(x)
+        except Exception as exc:  # the model's own failure: this event ends in the DLQ, the run goes on
+            self.dead_letter(record, scorer.failed(event.id, "predict", exc))
+            return None
+        prediction = Prediction(event.id, label, self.model_name, counts["learned"], proba, event.ts, time.time())
+        if y is not None:
+            try:
+                scorer.learner.learn_one(x, y)
+                scorer.update(y, label, proba)
+            except Exception as exc:
+                self.dead_letter(record, scorer.failed(event.id, "learn", exc))
+                return None
+            counts["learned"] += 1
+        elif self.keep_unlabelled:
+            self._keep(event, label, proba)
+        self.send(self.predictions_topic, encode_prediction(prediction), record.key() or event.id.encode(),
+                  self.prediction_partition)
+        counts["events"] += 1
+        return ts_ms
+
+    def _keep(self, event: Any, label: Any, proba: Any) -> None:
+        state = self.state
+        state.pending.wait(event.id, (event.features, label, proba), event.ts)
+        if event.ts is not None and event.ts > state.newest_ts:
+            state.newest_ts = event.ts
+        state.pending.expire(state.newest_ts)
+
+    def label(self, record: Any) -> None:
+        """Process a label record: score the prediction kept for its id and learn from its features."""
+        state = self.state
+        try:
+            label = decode_label(record.value(), record.timestamp()[1] / 1000.0)
+        except EventFormatError as error:
+            self.dead_letter(record, error)
+            return
+        # late is judged on the updater's event-time clock, not the label's own (a record timestamp,
+        # often): a prediction that waited longer than max_wait has expired, and its label counts as late
+        kept = state.pending.arrive(label.id, None)
+        if kept is None:
+            return  # late, a duplicate or an unknown id: counted by the join
+        x, predicted, proba = kept
+        try:
+            state.scorer.learner.learn_one(x, label.label)
+            state.scorer.update(label.label, predicted, proba)
+        except Exception as exc:  # the label ends in the labels' DLQ; its event's prediction was published
+            self.dead_letter(record, state.scorer.failed(label.id, "learn", exc))
+            return
+        state.counts["learned"] += 1
+
+    def dead_letter(self, record: Any, error: EventFormatError | ModelError) -> None:
+        """Send a record, unchanged, to its topic's DLQ with the headers that explain it; one too large
+        to copy with its headers leaves a shorter copy (see :mod:`eventml.dlq`)."""
+        topic = record.topic()
+        headers = dead_letter_headers(error, topic, record.partition(), record.offset())
+        value, key = record.value(), record.key()
+        if not self.send(dlq_topic(topic), value, key, -1, headers):
+            for short, marked in shorter_copies(value, headers):  # the last has no value: it always fits
+                if self.send(dlq_topic(topic), short, key, -1, marked):
+                    break
+        counts = self.state.counts
+        counts["dead_letters"] += 1
+        self.state.dlq_reasons[error.reason] += 1
+        if error.reason == "model_error":
+            counts["model_errors"] += 1

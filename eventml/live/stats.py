@@ -1,0 +1,109 @@
+"""A live updater's figures: the latest (:class:`LiveStats`) and the summary rows over time.
+
+Examples
+--------
+>>> stats = LiveStats(events=1000, labelled=900, model_version=900, score=0.95)
+>>> print(stats.to_dict()["accuracy"], stats.to_dict()["model_version"])
+0.95 900
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LiveStats", "StatsMeter", "summary_row"]
+
+#: what happened to late labels (see eventml.labels), in the stats and the summary rows
+LABEL_FIGURES = ("late", "expired", "unknown_id", "duplicate")
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveStats:
+    """The live figures of an updater, as of its last committed transaction.
+
+    ``score`` and ``rolling_score`` are the cumulative and rolling value (river
+    ``utils.Rolling`` over ``rolling_window`` scored predictions) of ``metric``: accuracy for
+    classifiers, MAE for regressors. Latencies are from the time an event was written to Kafka
+    (its record timestamp) to the commit that made its prediction readable, over the last
+    2,000 events. ``lag`` is how many records of the events topic are not read yet.
+    ``dead_letters`` counts every record sent to a DLQ, ``model_errors`` those of them the model
+    failed on. ``late``, ``expired``, ``unknown_id`` and ``duplicate`` are the counters of the
+    pending-label join (:mod:`eventml.labels`); ``pending`` is how many predictions wait for a label.
+    """
+
+    events: int = 0
+    labelled: int = 0
+    model_version: int = 0
+    metric: str = "accuracy"
+    score: float | None = None
+    rolling_score: float | None = None
+    events_per_s: float = 0.0
+    lag: int | None = None
+    latency_p50_s: float | None = None
+    latency_p99_s: float | None = None
+    dead_letters: int = 0
+    model_errors: int = 0
+    late: int = 0
+    expired: int = 0
+    unknown_id: int = 0
+    duplicate: int = 0
+    pending: int = 0
+    restarts: int = 0
+    transactions: int = 0
+    running: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as a flat dict (``score`` named after the metric, e.g. ``accuracy``)."""
+        out = dataclasses.asdict(self)
+        out[self.metric] = out.pop("score")
+        out[f"rolling_{self.metric}"] = out.pop("rolling_score")
+        return out
+
+
+def _counters(state: Any) -> dict[str, int]:
+    counts, labels = state.counts, state.pending.counts
+    return {"dead_letters": counts["dead_letters"], "model_errors": counts["model_errors"],
+            **{name: labels[name] for name in LABEL_FIGURES}, "pending": len(state.pending),
+            "restarts": counts["restarts"]}
+
+
+def summary_row(state: Any, lag: int | None) -> dict[str, Any]:
+    """One row of :meth:`LiveUpdater.summary`: counts, every metric (cumulative, then rolling), the
+    counters, the lag and the time (epoch seconds)."""
+    counts = state.counts
+    return {"events": counts["events"], "labelled": counts["learned"], "model_version": counts["learned"],
+            **state.scorer.metrics(), **_counters(state), "lag": lag, "time": time.time()}
+
+
+class StatsMeter:
+    """Turns the state into :class:`LiveStats`: the event rate over the last 20 commits and the
+    latency percentiles over the last 2,000 predictions."""
+
+    def __init__(self, metric: str):
+        self.metric = metric
+        self.latencies: collections.deque = collections.deque(maxlen=2000)
+        self._rates: collections.deque = collections.deque(maxlen=20)
+
+    def restart(self) -> None:
+        """A new run: rates start over (latencies are kept)."""
+        self._rates.clear()
+
+    def stats(self, state: Any, lag: int | None, running: bool) -> LiveStats:
+        counts, scorer = state.counts, state.scorer
+        self._rates.append((time.monotonic(), counts["events"]))
+        (t0, e0), (t1, e1) = self._rates[0], self._rates[-1]
+        latencies = np.fromiter(self.latencies, float) if self.latencies else None
+        learned = counts["learned"]
+        return LiveStats(
+            events=counts["events"], labelled=learned, model_version=learned, metric=self.metric,
+            score=scorer.cumulative[0].get() if learned else None,
+            rolling_score=scorer.rolling[0].get() if learned else None,
+            events_per_s=(e1 - e0) / (t1 - t0) if t1 > t0 else 0.0, lag=lag,
+            latency_p50_s=float(np.percentile(latencies, 50)) if latencies is not None else None,
+            latency_p99_s=float(np.percentile(latencies, 99)) if latencies is not None else None,
+            **_counters(state), transactions=state.sequence, running=running)

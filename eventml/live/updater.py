@@ -1,0 +1,458 @@
+"""The live updater: the orchestrator that reads top to bottom.
+
+:class:`LiveUpdater` connects (:class:`~eventml.live.clients.LiveClients`), restores the state
+that goes with the committed offsets (:mod:`eventml.live.snapshots`), then runs transactions: it
+takes records in merge order (:class:`~eventml.live.merge.PartitionMerge`), hands each to the
+:class:`~eventml.live.processor.RecordProcessor`, and closes each transaction with
+:class:`~eventml.live.commit.TransactionCommit`. A Kafka failure drops the clients and restores
+again. See :mod:`eventml.live` for what is guaranteed.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from eventml.errors import ConfigError, EventmlError, KafkaAuthError, KafkaUnavailableError, SnapshotError
+from eventml.kafka.rdkafka import KafkaException
+from eventml.kafka.settings import KafkaSettings
+from eventml.learners import CLASSIFICATION, make_learner
+from eventml.live.clients import CLIENT_ERRORS, LiveClients, end_of_partition
+from eventml.live.commit import TransactionCommit, fenced
+from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
+from eventml.live.processor import RecordProcessor
+from eventml.live.snapshots import find_snapshot, list_snapshots, load_snapshot
+from eventml.live.state import UpdaterState, read_identity
+from eventml.live.stats import LiveStats, StatsMeter, summary_row
+from eventml.progress import progress_bar
+from eventml.validation import int_in_range, positive_int, positive_number
+
+__all__ = ["LiveUpdater"]
+
+log = logging.getLogger("eventml.live")
+
+_SNAPSHOT_SHARE = 0.25  # commits for being caught up spend at most this share of the time on snapshots
+_SETUP_TIMEOUT_S = 30.0  # at least this long for the calls that set up the clients (a new broker's first
+#                          transaction creates its internal topics)
+_SILENT_POLLS = 3  # a partition that stays silent this many polls (e.g. an open transaction upstream) is skipped
+
+
+class LiveUpdater:
+    """Consume events, predict, publish predictions, learn, and snapshot, exactly once.
+
+    Parameters
+    ----------
+    events_topic
+        Topic of the events (wire format; ``label`` optional).
+    predictions_topic
+        Topic the predictions are published to, keyed by event id.
+    model
+        A learner name (see :func:`eventml.learners.learner_names`) or a learner object. On a
+        restart the model comes from the snapshot; the name must match the state directory's.
+    state_dir
+        Folder of the snapshots and ``updater.json`` (the ids of this updater). Restart with
+        the same folder to resume; use a new folder to start over.
+    labels_topic
+        Topic of late labels ``{"id": ..., "label": ...}``, or None if labels come in events.
+    bootstrap_servers
+        Kafka address (default: ``$EVENTML_BOOTSTRAP_SERVERS`` or ``127.0.0.1:9092``).
+    kafka, **connection
+        The other connection settings (``security_protocol``, ``sasl_mechanism``,
+        ``sasl_username``, ``sasl_password``, ``ssl_cafile``, ...) as keywords or as one
+        :class:`~eventml.kafka.settings.KafkaSettings`, else the ``EVENTML_*`` environment; both
+        confluent-kafka clients and the topic creation use them (see :mod:`eventml.kafka.settings`).
+    max_events
+        Stop once this many events have been predicted *in total*, counted across restarts
+        (a restarted run finishes the same job). Dead letters do not count.
+    idle_timeout_s
+        Stop when no input record arrived for this long. With neither limit, :meth:`run`
+        goes on until :meth:`stop`.
+    checkpoint_every
+        Input records (events, labels, dead letters) per transaction at most.
+    checkpoint_interval_s
+        Seconds a transaction stays open at most: predictions become readable by then (sooner
+        when the updater has read everything there is).
+    label_ttl_s
+        Features of an unlabelled event wait this long, in event time, for their label (None:
+        no limit); a label later than that is late. Only kept when there is a ``labels_topic``
+        (the join is :class:`~eventml.labels.PendingLabels`, the same as offline).
+    max_pending
+        At most this many unlabelled events wait; the oldest expire first.
+    rolling_window
+        Window of the rolling metric, in scored predictions.
+    reconnect_timeout_s
+        How long to wait for a broker that went away before giving up.
+    name
+        Name of this updater; its consumer group and transactional id derive from it. Default:
+        the state directory's name plus a random suffix, fixed in ``updater.json``.
+    seed
+        Seed for a learner given by name.
+    progress
+        Show a tqdm progress bar of the events.
+    summary_every
+        A row of :meth:`summary` every this many events (and at the end of a run).
+
+    Examples
+    --------
+    >>> updater = LiveUpdater("sea", "sea-predictions", model="no_such_model", state_dir="s")
+    Traceback (most recent call last):
+    ...
+    eventml.errors.ConfigError: unknown learner 'no_such_model'; known learners: batch_forest, ...
+    """
+
+    def __init__(self, events_topic: str, predictions_topic: str, *, model: Any = "river_logreg",
+                 state_dir: str | os.PathLike, labels_topic: str | None = None,
+                 bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                 max_events: int | None = None,
+                 idle_timeout_s: float | None = None, checkpoint_every: int = 10_000,
+                 checkpoint_interval_s: float = 0.5, label_ttl_s: float | None = None,
+                 max_pending: int = 100_000, rolling_window: int = 500, reconnect_timeout_s: float = 60.0,
+                 name: str | None = None, seed: int | None = 42, progress: bool = False,
+                 summary_every: int = 1000, **connection: Any):
+        self.learner = make_learner(model, seed=seed)
+        if labels_topic is not None and labels_topic == events_topic:
+            raise ConfigError("labels_topic must differ from events_topic (labels inside events need no topic)")
+        if predictions_topic in (events_topic, labels_topic):
+            raise ConfigError("predictions_topic must differ from the input topics")
+        self.events_topic = events_topic
+        self.predictions_topic = predictions_topic
+        self.labels_topic = labels_topic
+        self.state_dir = Path(state_dir)
+        self.kafka = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
+        self.bootstrap_servers = self.kafka.bootstrap_servers
+        self.max_events = int_in_range("max_events", max_events, 0, allow_none=True)
+        self.idle_timeout_s = positive_number("idle_timeout_s", idle_timeout_s, allow_none=True)
+        self.checkpoint_every = positive_int("checkpoint_every", checkpoint_every)
+        self.checkpoint_interval_s = positive_number("checkpoint_interval_s", checkpoint_interval_s)
+        self.label_ttl_s = positive_number("label_ttl_s", label_ttl_s, allow_none=True)
+        self.max_pending = positive_int("max_pending", max_pending)
+        self.rolling_window = positive_int("rolling_window", rolling_window)
+        self.reconnect_timeout_s = positive_number("reconnect_timeout_s", reconnect_timeout_s)
+        self.summary_every = positive_int("summary_every", summary_every)
+        self.progress = progress
+        classifier = self.learner.task == CLASSIFICATION
+        self.metric = "accuracy" if classifier else "mae"
+        self._metrics = ["accuracy", "log_loss"] if classifier else ["mae"]
+        self.name = read_identity(self.state_dir, {
+            "events_topic": events_topic, "labels_topic": labels_topic, "predictions_topic": predictions_topic,
+            "model": self.learner.name}, name)
+
+        self.stats = LiveStats(metric=self.metric)
+        self._meter = StatsMeter(self.metric)
+        self._state: UpdaterState | None = None
+        self._clients: LiveClients | None = None
+        self._commit = TransactionCommit(self.state_dir, self.reconnect_timeout_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group whose committed offsets say how far the updater got."""
+        return f"eventml-live-{self.name}"
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable across restarts, so a restart fences the previous instance."""
+        return f"eventml-live-{self.name}"
+
+    # ------------------------------------------------------------------ connecting and restoring
+
+    def _connect(self) -> None:
+        """Make the clients, fence any previous instance, and load the committed state."""
+        self._close_clients()
+        self._clients = clients = LiveClients(self.kafka, self.transactional_id, self.group_id,
+                                              max(self.reconnect_timeout_s, _SETUP_TIMEOUT_S))
+        # one partition: nothing to choose, and skipping the key hash saves time per prediction
+        prediction_partition = 0 if clients.partitions(self.predictions_topic) == [0] else -1  # -1: by key
+        inputs = [InputPartition(topic, p, rank)
+                  for rank, topic in ((EVENTS, self.events_topic), (LABELS, self.labels_topic)) if topic is not None
+                  for p in clients.partitions(topic)]  # its metadata now known: no 500 ms wait at the first fetch
+        state = self._restore(clients.committed(inputs))
+        for where in inputs:
+            if where.key not in state.offsets:  # a partition this state never read: from its beginning
+                state.offsets[where.key] = clients.earliest(where)
+            where.fetched = state.offsets[where.key]
+        clients.assign(inputs)
+        self._merge = PartitionMerge(inputs, clients.high_watermark, end_of_partition)
+        self._partitions = {where.key: (where.topic, where.partition) for where in inputs}
+        self._processor = RecordProcessor(state, self.learner.name, self.predictions_topic, clients.send,
+                                          prediction_partition, keep_unlabelled=self.labels_topic is not None)
+        self._empty_polls = 0
+        self._state = state
+
+    def _restore(self, committed: dict[str, int]) -> UpdaterState:
+        if not committed:
+            later = [p for p in list_snapshots(self.state_dir) if int(p.name.split("-")[1]) > 1]
+            if later:
+                raise SnapshotError(
+                    f"consumer group {self.group_id!r} has no committed offsets, but {self.state_dir} holds "
+                    f"snapshot {later[-1].name} of a later transaction: the offsets were deleted or expired. "
+                    "Resuming would repeat predictions; use a new state_dir to start over.")
+            return UpdaterState.fresh(self.learner, self._metrics, self.rolling_window, self.label_ttl_s,
+                                      self.max_pending)
+        path = find_snapshot(self.state_dir, committed)
+        if path is None:
+            raise SnapshotError(
+                f"consumer group {self.group_id!r} committed offsets {committed}, but {self.state_dir} has no "
+                "snapshot for them; the state directory is not the one this updater wrote")
+        snapshot = load_snapshot(path)
+        if snapshot.offsets != committed:
+            raise SnapshotError(f"snapshot {path} is for offsets {snapshot.offsets}, not the committed {committed}")
+        state: UpdaterState = snapshot.state
+        state.counts["restarts"] += 1
+        log.info("restored %s: %d events, model version %d", path.name, state.counts["events"],
+                 state.counts["learned"])
+        return state
+
+    def _close_clients(self) -> None:
+        if self._clients is not None:
+            self._clients.close()
+            self._clients = None
+
+    def _reconnect(self, error: BaseException) -> None:
+        """After a Kafka failure: drop the clients and restore the committed state, with backoff."""
+        log.warning("Kafka failed (%s); restoring the last committed state", error)
+        if self._clients is not None:
+            self._clients.abort_if_needed(error, min(self.reconnect_timeout_s, 5.0))
+        self._close_clients()
+        deadline = time.monotonic() + self.reconnect_timeout_s
+        wait = 0.2
+        while True:
+            try:
+                self._connect()
+                return
+            except KafkaAuthError:  # credentials or certificates do not get better by waiting
+                raise
+            except (*CLIENT_ERRORS, KafkaUnavailableError) as exc:
+                if time.monotonic() + wait > deadline:
+                    raise KafkaUnavailableError(
+                        f"Kafka at {self.bootstrap_servers or 'the default address'} did not come back within "
+                        f"{self.reconnect_timeout_s:g} s (last error: {exc}); restart the updater with the "
+                        f"same state_dir ({self.state_dir}) to resume") from None
+                self._close_clients()
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
+
+    # ------------------------------------------------------------------ one transaction
+
+    def _next_record(self, timeout_s: float) -> Any:
+        """The next ``(partition, record)`` in merge order, polling if needed; None if there is none yet."""
+        merge = self._merge
+        picked = merge.pick(force=False)
+        if picked is None or picked is WAIT:
+            if merge.fill(self._clients.poll(timeout_s)):
+                self._empty_polls = 0
+            else:
+                self._empty_polls += 1
+            picked = merge.pick(force=self._empty_polls >= _SILENT_POLLS)
+        return None if picked is WAIT else picked
+
+    def _limit_reached(self) -> bool:
+        return self.max_events is not None and self._state.counts["events"] >= self.max_events
+
+    def _transaction(self) -> bool:
+        """Process one transaction; False when the run should end (stop, limit or idle).
+
+        A transaction begins with its first record and closes after ``checkpoint_every`` records,
+        after ``checkpoint_interval_s``, or soon after everything there is has been read (spaced so
+        that snapshots take at most a quarter of the time).
+        """
+        state, clients, processor = self._state, self._clients, self._processor
+        offsets, counts = state.offsets, state.counts
+        timestamps = []  # of the events predicted in this transaction, for the latency figures
+        began, deadline, n = False, 0.0, 0
+        keep_going = True
+        while n < self.checkpoint_every:
+            if self._stop.is_set() or self._limit_reached():
+                keep_going = False
+                break
+            now = time.monotonic()
+            if began and now >= deadline:
+                break
+            picked = self._next_record(0.1 if not began else max(0.005, min(0.1, deadline - now)))
+            if picked is None:
+                if not began and clients.brokers_down_at is not None:
+                    clients.check_brokers(self.events_topic, min(self.reconnect_timeout_s, 5.0))
+                if self.idle_timeout_s is not None and time.monotonic() - self._last_record_at >= self.idle_timeout_s:
+                    keep_going = False
+                    break
+                continue
+            where, record = picked
+            self._last_record_at = time.monotonic()
+            if not began:
+                clients.producer.begin_transaction()
+                began, deadline = True, self._last_record_at + self.checkpoint_interval_s
+            offsets[where.key] = record.offset() + 1
+            if where.rank == EVENTS:
+                ts_ms = processor.event(record)
+                if ts_ms is not None:
+                    timestamps.append(ts_ms)
+                    if counts["events"] % self.summary_every == 0:
+                        state.rows.append(summary_row(state, self._lag()))
+            else:
+                processor.label(record)
+            n += 1
+            if self._merge.caught_up():  # nothing left to read now: commit soon, so predictions become readable
+                deadline = min(deadline, self._earliest_early_commit)
+                if time.monotonic() >= deadline:
+                    break
+        if began:
+            self._commit(clients.producer, clients.group_metadata, state, self._partitions)
+            committed_at = time.time()
+            clients.brokers_down_at = None
+            # the next commit for being caught up comes no sooner than this, so snapshots take at most
+            # _SNAPSHOT_SHARE of the time at any produce rate, even for a big model
+            self._earliest_early_commit = time.monotonic() + self._commit.snapshot_s / _SNAPSHOT_SHARE
+            self._meter.latencies.extend(committed_at - ts / 1000.0 for ts in timestamps)
+            self._bar.tick(len(timestamps))
+            self._publish_stats(running=True)
+        return keep_going
+
+    # ------------------------------------------------------------------ figures
+
+    def _lag(self) -> int | None:
+        """Records of the events topic not read yet, as of the last fetch (None before the first)."""
+        if self._clients is None:
+            return None
+        total = 0
+        for where in self._merge.inputs:
+            if where.rank == EVENTS:
+                high = self._clients.high_watermark(where)
+                if high < 0:
+                    return None
+                total += max(0, high - self._state.offsets.get(where.key, 0))
+        return total
+
+    def _publish_stats(self, running: bool) -> None:
+        self.stats = self._meter.stats(self._state, self._lag(), running)
+
+    def figures(self) -> dict[str, Any]:
+        """The live figures as a flat dict (see :class:`LiveStats`), e.g. for a results JSON."""
+        return self.stats.to_dict()
+
+    def summary(self) -> pd.DataFrame:
+        """One row every ``summary_every`` events (and one at the end of each run), across restarts.
+
+        Columns: ``events``, ``labelled``, ``model_version``, the metrics (cumulative, then
+        ``rolling_`` ones), ``dead_letters``, ``model_errors``, ``late``, ``expired``, ``unknown_id``,
+        ``duplicate``, ``pending``, ``restarts``, ``lag`` and ``time`` (epoch seconds).
+        """
+        return pd.DataFrame(self._state.rows if self._state is not None else [])
+
+    @property
+    def model(self) -> Any:
+        """The learner as of the last processed record (the one a restart would resume from
+        after the next commit)."""
+        return self._state.scorer.learner if self._state is not None else self.learner
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> LiveStats:
+        """Run until ``max_events``, ``idle_timeout_s`` or :meth:`stop`; return the final figures.
+
+        Raises
+        ------
+        KafkaUnavailableError
+            If no broker answers at the start, or one that went away does not come back within
+            ``reconnect_timeout_s``.
+        SnapshotError
+            If the state directory does not match the offsets committed in Kafka, or its
+            snapshot is unreadable.
+        """
+        self._error = None
+        self._earliest_early_commit = 0.0
+        froze = False
+        try:
+            try:
+                self._connect()
+            except CLIENT_ERRORS as error:  # e.g. a cluster that refuses transactions or topic creation
+                raise KafkaUnavailableError(f"the live updater could not set up its Kafka clients at "
+                                            f"{self.bootstrap_servers or 'the default address'}: {error}") from None
+            self._last_record_at = time.monotonic()
+            self._meter.restart()
+            self._publish_stats(running=True)
+            # Every record allocates a few dozen objects, so Python's full collections come often, and
+            # each one walks every object of the process (river, pandas, the Kafka clients): ~9% of
+            # the loop. Objects frozen now are left out of them until the run ends.
+            froze = gc.get_freeze_count() == 0  # a freeze made by someone else is left alone
+            if froze:
+                gc.freeze()
+            with progress_bar(total=self.max_events, desc=f"live {self.events_topic}",
+                              enabled=self.progress) as self._bar:
+                self._bar.tick(self._state.counts["events"])
+                while True:
+                    try:
+                        if not self._transaction():
+                            break
+                    except (*CLIENT_ERRORS, KafkaUnavailableError) as error:
+                        if isinstance(error, KafkaException) and fenced(error):
+                            raise EventmlError(
+                                f"Kafka fenced this live updater (transactional id {self.transactional_id!r}): "
+                                f"another one with state_dir {self.state_dir} took over, or the broker timed out "
+                                "its open transaction; nothing committed is lost: run it again to resume") from None
+                        self._reconnect(error)
+            state = self._state
+            if not state.rows or state.rows[-1]["events"] != state.counts["events"]:
+                state.rows.append(summary_row(state, self._lag()))  # a closing row: in memory, not in the snapshot
+            self._publish_stats(running=False)
+        finally:
+            if froze:
+                gc.unfreeze()
+            self._close_clients()
+            self._commit.close()
+        return self.stats
+
+    def start(self) -> "LiveUpdater":
+        """Run in a background thread; see :meth:`stop` and :meth:`join`."""
+        if self._thread is not None and self._thread.is_alive():
+            raise EventmlError("this live updater is already running")
+        self._stop.clear()
+
+        def target() -> None:
+            try:
+                self.run()
+            except BaseException as exc:  # handed to join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name=f"eventml-live-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the run to end after the current record; the open transaction is committed."""
+        self._stop.set()
+
+    def join(self, timeout_s: float | None = None) -> LiveStats:
+        """Wait for a background run to end; re-raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.stats
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def load_model(state_dir: str | os.PathLike) -> Any:
+    """The learner of the newest snapshot in a state directory (e.g. to use it offline).
+
+    Raises
+    ------
+    SnapshotError
+        If the folder holds no snapshot or the newest one is unreadable.
+    """
+    snapshots = list_snapshots(state_dir)
+    if not snapshots:
+        raise SnapshotError(f"{state_dir} holds no snapshot")
+    return load_snapshot(snapshots[-1]).state.scorer.learner

@@ -1,0 +1,213 @@
+"""The live updater's parts, each without a broker: the merge order of input partitions, the per-record
+processor (predictions, dead letters, model errors, label expiry, max_pending), the state's snapshots."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import eventml as em
+from eventml.dlq import read_headers
+from eventml.errors import SnapshotError
+from eventml.learners import make_learner
+from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
+from eventml.live.processor import RecordProcessor
+from eventml.live.snapshots import FORMAT, find_snapshot, load_snapshot, write_snapshot
+from eventml.live.state import UpdaterState
+from eventml.scoring import Scorer
+
+
+class Record:
+    """What the consumer hands over: a confluent-kafka Message's accessors (a data object, no client)."""
+
+    def __init__(self, topic, offset, ts_ms, value=b"", key=None, partition=0, error=None):
+        self._topic, self._offset, self._ts, self._value = topic, offset, ts_ms, value
+        self._key, self._partition, self._error = key, partition, error
+
+    def topic(self):
+        return self._topic
+
+    def partition(self):
+        return self._partition
+
+    def offset(self):
+        return self._offset
+
+    def timestamp(self):
+        return (1, self._ts)
+
+    def value(self):
+        return self._value
+
+    def key(self):
+        return self._key
+
+    def error(self):
+        return self._error
+
+
+def drain(merge, force=False):
+    out = []
+    while (picked := merge.pick(force)) not in (None, WAIT):
+        where, record = picked
+        out.append((where.topic, where.partition, record.offset()))
+    return out, picked
+
+
+# ----------------------------------------------------------------------------- merge
+
+
+def test_partitions_merge_by_record_time_events_before_labels_on_a_tie_then_lower_partition():
+    inputs = [InputPartition("e", 0, EVENTS), InputPartition("e", 1, EVENTS), InputPartition("l", 0, LABELS)]
+    merge = PartitionMerge(inputs, high_watermark=lambda where: where.fetched)
+    merge.fill([Record("e", 0, 100), Record("e", 1, 300), Record("l", 0, 100, partition=0),
+                Record("e", 0, 100, partition=1), Record("e", 2, 50), Record("l", 1, 400)])
+    order, last = drain(merge)
+    assert order == [("e", 0, 0), ("e", 1, 0), ("l", 0, 0), ("e", 0, 1), ("e", 0, 2), ("l", 0, 1)]
+    assert last is None and merge.caught_up()
+
+
+def test_the_merge_waits_for_a_partition_that_may_still_bring_an_earlier_record():
+    inputs = [InputPartition("e", 0, EVENTS), InputPartition("l", 0, LABELS)]
+    highs = {"e:0": 5, "l:0": 5}  # both partitions have records not fetched yet
+    merge = PartitionMerge(inputs, high_watermark=lambda where: highs[where.key])
+    merge.fill([Record("e", 0, 100)])
+    assert merge.pick(force=False) is WAIT  # the labels partition may hold an older record
+    assert not merge.caught_up()
+    where, record = merge.pick(force=True)  # after a few empty polls the silent partition is skipped
+    assert (where.key, record.offset()) == ("e:0", 0)
+
+
+def test_an_end_of_partition_event_marks_the_partition_read_to_its_end():
+    inputs = [InputPartition("e", 0, EVENTS), InputPartition("l", 0, LABELS)]
+    merge = PartitionMerge(inputs, high_watermark=lambda where: -1, end_of_partition=lambda error: error == "eof")
+    merge.fill([Record("e", 0, 10), Record("l", 0, 0, error="eof")])
+    assert [o for o in drain(merge)[0]] == [("e", 0, 0)]
+    assert not merge.caught_up()  # the events partition has no end event and no watermark
+
+
+# ----------------------------------------------------------------------------- processor
+
+
+def processor(name="river_logreg", labels_topic=False, max_wait=None, max_pending=None, too_large=None):
+    state = UpdaterState.fresh(make_learner(name), ["accuracy", "log_loss"], 100, max_wait=max_wait,
+                               max_pending=max_pending)
+    sent = []
+
+    def send(topic, value, key, partition=-1, headers=None):
+        if too_large is not None and value is not None and len(value) > too_large:
+            return False
+        sent.append((topic, value, key, headers))
+        return True
+
+    return RecordProcessor(state, name, "preds", send, keep_unlabelled=labels_topic), sent
+
+
+def event_record(offset, features, label=None, ts=None, event_id=None):
+    value = em.encode_event(em.Event(event_id or f"e-{offset}", features, label, ts))
+    return Record("events", offset, 1_000 * offset, value)
+
+
+def test_an_event_is_predicted_published_and_learned_exactly_as_offline():
+    proc, sent = processor()
+    events = list(em.synthetic("sea", 50, seed=2))
+    offline = make_learner("river_logreg")
+    for i, event in enumerate(events):
+        assert proc.event(Record("events", i, 1000 + i, em.encode_event(event))) == 1000 + i
+        proba = offline.predict_proba_one(event.features)
+        prediction = em.events.decode_prediction(sent[-1][1])
+        assert (prediction.model_version, prediction.proba) == (i, {str(k): v for k, v in proba.items()} or None)
+        offline.learn_one(event.features, event.label)
+    assert proc.state.counts == {"events": 50, "learned": 50}
+
+
+def test_a_model_error_dead_letters_the_event_without_a_prediction():
+    class Fails:
+        name, task, label_from_proba = "fails", "classification", True
+
+        def predict_proba_one(self, x):
+            if "boom" in x:
+                raise ValueError("no")
+            return {0: 1.0}
+
+        def predict_one(self, x):
+            return 0
+
+        def learn_one(self, x, y):
+            pass
+
+        def clone(self):
+            return self
+
+    proc, sent = processor()
+    proc.state.scorer = Scorer(Fails(), ["accuracy", "log_loss"], 10)
+    record = event_record(0, {"boom": 1.0}, label=1)
+    assert proc.event(record) is None
+    ((topic, value, key, headers),) = sent
+    headers = read_headers(headers)
+    assert topic == "events.dlq" and value == record.value()
+    assert headers["eventml.error.reason"] == "model_error"
+    assert headers["eventml.error.message"] == "learner 'fails' failed to predict event 'e-0': ValueError: no"
+    assert proc.state.counts == {"dead_letters": 1, "model_errors": 1}
+
+
+def test_a_dead_letter_too_large_for_the_producer_leaves_a_shorter_copy():
+    proc, sent = processor(too_large=50_000)
+    record = Record("events", 7, 0, b"x" * 100_000)
+    proc.event(record)
+    ((topic, value, _, headers),) = sent  # neither the value less 16 KiB nor its first 64 KiB fit
+    assert topic == "events.dlq" and value is None
+    assert read_headers(headers)["eventml.value.truncated"] == "100000"
+    proc, sent = processor(too_large=70_000)
+    proc.event(record)
+    assert sent[0][1] == b"x" * (64 << 10) and proc.state.counts["dead_letters"] == 1
+
+
+def test_late_labels_join_the_features_kept_then_and_expire_after_max_wait():
+    proc, sent = processor(labels_topic=True, max_wait=10.0)
+    proc.event(event_record(0, {"x": 1.0}, ts=100.0))
+    proc.event(event_record(1, {"x": 2.0}, ts=105.0))
+    proc.event(event_record(2, {"x": 3.0}, ts=120.0))  # e-0 and e-1 have waited more than 10 s: expired
+    assert len(proc.state.pending) == 1 and proc.state.pending.counts["expired"] == 2
+    label = em.events.encode_label(em.Label("e-2", 1, ts=121.0))
+    proc.label(Record("labels", 0, 0, label))
+    proc.label(Record("labels", 1, 0, em.events.encode_label(em.Label("e-0", 0, ts=122.0))))
+    proc.label(Record("labels", 2, 0, em.events.encode_label(em.Label("nobody", 0, ts=122.0))))
+    counts = proc.state.pending.counts
+    assert (counts["on_time"], counts["late"], counts["unknown_id"]) == (1, 1, 1)
+    assert proc.state.counts["learned"] == 1 and len(proc.state.pending) == 0
+
+
+def test_at_most_max_pending_predictions_wait_the_oldest_expire_first():
+    proc, _ = processor(labels_topic=True, max_pending=3)
+    for i in range(5):
+        proc.event(event_record(i, {"x": float(i)}, ts=float(i)))
+    assert len(proc.state.pending) == 3 and proc.state.pending.counts["expired"] == 2
+    proc.label(Record("labels", 0, 0, em.events.encode_label(em.Label("e-0", 1, ts=9.0))))
+    proc.label(Record("labels", 1, 0, em.events.encode_label(em.Label("e-4", 1, ts=9.0))))
+    assert proc.state.pending.counts["late"] == 1 and proc.state.counts["learned"] == 1
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+def test_a_snapshot_round_trips_the_state_with_public_types_only(tmp_path):
+    proc, _ = processor(labels_topic=True)
+    for i in range(20):
+        proc.event(event_record(i, {"x": float(i)}, ts=float(i), label=i % 2 if i % 3 else None))
+    path = write_snapshot(tmp_path, 3, {"events:0": 20}, proc.state)
+    assert find_snapshot(tmp_path, {"events:0": 20}) == path
+    loaded = load_snapshot(path).state
+    assert loaded.counts == proc.state.counts and len(loaded.pending) == len(proc.state.pending)
+    modules = {type(obj).__module__.split(".")[0] for obj in (loaded, loaded.scorer, loaded.pending)}
+    assert modules == {"eventml"} and not any(n.startswith("_") for n in
+                                               (type(loaded).__name__, type(loaded.scorer).__name__))
+    assert path.read_bytes().startswith(f"eventml-snapshot {FORMAT}\n".encode())
+
+
+def test_a_snapshot_of_the_previous_format_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "snapshot-00000001-9733cf97202b.pkl"
+    path.write_bytes(pickle.dumps({"format": 1, "sequence": 1, "offsets": {}, "state": None}))
+    with pytest.raises(SnapshotError, match="earlier eventml .snapshot format 1.*new state_dir"):
+        load_snapshot(path)
