@@ -32,6 +32,7 @@ from eventml.kafka import clients
 from eventml.kafka.clients import TopicPartition
 from eventml.kafka.settings import KafkaSettings, split_settings
 from eventml.progress import progress_bar
+from eventml.validation import int_in_range, positive_number
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,9 @@ class EventConsumer:
             raise ConfigError(f"choose one start position, got {' and '.join(starts)}")
         if max_events is None and idle_timeout_s is None and not stop_at_end:
             raise ConfigError("a read must end: set max_events, idle_timeout_s or stop_at_end=True")
-        if max_events is not None and max_events < 0:
-            raise ConfigError(f"max_events must be 0 or more, got {max_events}")
         self.topic = topic
-        self.max_events = max_events
-        self.idle_timeout_s = idle_timeout_s
+        self.max_events = int_in_range("max_events", max_events, 0, allow_none=True)
+        self.idle_timeout_s = positive_number("idle_timeout_s", idle_timeout_s, allow_none=True)
         self.stop_at_end = stop_at_end
         self.progress = progress
         self.decode = decode

@@ -27,9 +27,9 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from eventml.errors import ConfigError
 from eventml.kafka import clients
 from eventml.kafka.settings import KafkaSettings, split_settings
+from eventml.validation import positive_int
 
 
 @contextmanager
@@ -55,8 +55,7 @@ def create_topic(name: str, partitions: int = 1, replication_factor: int = 1, *,
     topic_config
         Topic-level settings such as ``{"retention.ms": "-1"}``.
     """
-    if partitions < 1:
-        raise ConfigError(f"partitions must be at least 1, got {partitions}")
+    positive_int("partitions", partitions)
     settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
     with admin_client(settings, **tuning) as admin:
         try:
