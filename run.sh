@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# eventml's two commands, on a fresh machine with Python 3.11+, a JDK 17+ and Maven:
+# eventml's three commands, on a fresh machine with Python 3.11+, a JDK 17+ and Maven:
 #   ./run.sh notebooks   set up, start the local Kafka, run notebooks/ with papermill into runs/<timestamp>/
-#   ./run.sh test        set up and run the whole test suite (notebooks included) against a real broker
-# Extra arguments go to `eventml notebooks run` or to pytest.
+#   ./run.sh lab         set up, start the local Kafka, open JupyterLab on notebooks/ (URL and token printed)
+#   ./run.sh test        set up (Debian's chromium too, for the browser test) and run every test against a real broker
+# Extra arguments go to `eventml notebooks run`, to `jupyter lab` or to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,26 +13,79 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
-    echo "==> installing eventml and its dependencies into .venv (a few minutes the first time)"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[dev]"
+    echo "==> installing eventml, JupyterLab and the test tools into .venv (a few minutes the first time)"
+    log=$(mktemp)
+    if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
+           .venv/bin/python -m pip install --quiet -e ".[dev,lab]"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
     touch .venv/.installed
 fi
+
+start_kafka() {  # the local broker on 127.0.0.1:9092, unless EVENTML_BOOTSTRAP_SERVERS names another
+    if [ -z "${EVENTML_BOOTSTRAP_SERVERS:-}" ]; then
+        .venv/bin/eventml kafka start
+    fi
+}
+
+# The browser test drives JupyterLab with Playwright in Debian's chromium (/usr/bin/chromium):
+# Playwright's own browser downloads are never used.
+install_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "==> no /usr/bin/chromium: the browser test is skipped (on Debian: sudo apt-get install chromium)" >&2
+        return
+    fi
+    echo "==> installing Debian's chromium for the browser test"
+    log=$(mktemp)
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+            >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+}
 
 command=${1:-}
 shift || true
 case "$command" in
     notebooks)
-        if [ -z "${EVENTML_BOOTSTRAP_SERVERS:-}" ]; then
-            .venv/bin/eventml kafka start
-        fi
+        start_kafka
         .venv/bin/eventml notebooks run "$@"
         ;;
+    lab)
+        start_kafka
+        port=${EVENTML_LAB_PORT:-8888}
+        token=${EVENTML_LAB_TOKEN:-$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')}
+        root=()
+        if [ "$(id -u)" = 0 ]; then
+            root=(--allow-root)
+        fi
+        if ! .venv/bin/python -c "import socket, sys; socket.create_server(('127.0.0.1', int(sys.argv[1]))).close()" \
+                "$port" 2>/dev/null; then
+            echo "port $port is in use: choose another, e.g. EVENTML_LAB_PORT=$((port + 1)) ./run.sh lab" >&2
+            exit 1
+        fi
+        mkdir -p runs
+        echo "==> JupyterLab on notebooks/ (runs by hand write to runs/manual; saving keeps no outputs in notebooks/)"
+        echo "==> open http://127.0.0.1:$port/lab?token=$token   (Ctrl+C stops JupyterLab; the broker keeps running)"
+        exec .venv/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port="$port" \
+            --ServerApp.port_retries=0 --IdentityProvider.token="$token" --ServerApp.root_dir=notebooks \
+            --ContentsManager.pre_save_hook=eventml.notebooks.strip_outputs "${root[@]}" "$@"
+        ;;
     test)
+        install_chromium
         .venv/bin/python -m pytest "$@"
         ;;
     *)
-        echo "usage: ./run.sh notebooks [eventml notebooks run options] | ./run.sh test [pytest options]" >&2
+        echo "usage: ./run.sh notebooks [eventml notebooks run options] | ./run.sh lab [jupyter lab options]" \
+             "| ./run.sh test [pytest options]" >&2
         exit 2
         ;;
 esac

@@ -1,8 +1,14 @@
-"""Run the notebook sequence with papermill and collect each notebook's key figures.
+"""Run the notebook sequence with papermill and collect each notebook's key figures; keep the
+tracked notebooks clean when they run in JupyterLab.
 
 Every notebook gets two parameters on top of the ones given: ``BOOTSTRAP_SERVERS`` and
 ``OUTPUT_DIR`` (the run folder). It writes its figures and ``<notebook>.json`` there; the
 executed notebook is saved next to them.
+
+In JupyterLab (``./run.sh lab``, ``docker compose up``) :func:`strip_outputs` is the server's
+pre-save hook: what JupyterLab saves of a notebook is its cells, never their outputs, so running
+the tracked notebooks by hand leaves nothing for git to see (their figures and key figures go to
+``runs/``).
 
 Examples
 --------
@@ -27,6 +33,15 @@ from eventml.errors import ConfigError, EventmlError
 from eventml.results import load_figures
 
 
+#: What :func:`clean_notebook` keeps of a notebook's ``language_info`` (not the kernel's version details).
+_KEPT_LANGUAGE_INFO = ("name",)
+#: Cell metadata that only records how a cell looked or ran in one session.
+_SESSION_CELL_METADATA = ("execution", "collapsed", "scrolled")
+
+#: The command-line setting that makes a Jupyter server save notebooks without their outputs.
+LAB_PRE_SAVE_HOOK = "--ContentsManager.pre_save_hook=eventml.notebooks.strip_outputs"
+
+
 class NotebookError(EventmlError):
     """A notebook failed under papermill; the executed copy shows the failing cell."""
 
@@ -43,6 +58,53 @@ def _local_kernel_manager():
             self.ip = os.path.join(tempfile.gettempdir(), f"eventml-kernel-{uuid.uuid4().hex}")
 
     return LocalKernelManager
+
+
+def clean_notebook(nb: dict[str, Any]) -> dict[str, Any]:
+    """Remove in place, and return, what running a notebook adds to it: outputs, execution counts,
+    widget state, the kernel's version details and per-session cell metadata (timings, collapsed
+    or scrolled outputs). Sources, cell ids, tags and the kernel's name are kept.
+
+    Examples
+    --------
+    >>> nb = {"metadata": {"kernelspec": {"name": "python3"}, "widgets": {},
+    ...                    "language_info": {"name": "python", "version": "3.11.7"}},
+    ...       "cells": [{"cell_type": "code", "source": "1 + 1", "execution_count": 3,
+    ...                  "metadata": {"tags": ["parameters"], "execution": {}},
+    ...                  "outputs": [{"output_type": "execute_result"}]}]}
+    >>> clean_notebook(nb)["metadata"]
+    {'kernelspec': {'name': 'python3'}, 'language_info': {'name': 'python'}}
+    >>> nb["cells"][0]["outputs"], nb["cells"][0]["execution_count"], nb["cells"][0]["metadata"]
+    ([], None, {'tags': ['parameters']})
+    """
+    metadata = nb.setdefault("metadata", {})
+    metadata.pop("widgets", None)
+    if isinstance(metadata.get("language_info"), dict):
+        metadata["language_info"] = {k: v for k, v in metadata["language_info"].items() if k in _KEPT_LANGUAGE_INFO}
+    for cell in nb.get("cells", []):
+        cell_metadata = cell.setdefault("metadata", {})
+        for key in _SESSION_CELL_METADATA:
+            cell_metadata.pop(key, None)
+        jupyter = cell_metadata.get("jupyter")
+        if isinstance(jupyter, dict):
+            jupyter.pop("outputs_hidden", None)
+            if not jupyter:
+                del cell_metadata["jupyter"]
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    return nb
+
+
+def strip_outputs(model: dict[str, Any], **_: Any) -> None:
+    """A Jupyter server pre-save hook: a notebook is saved as :func:`clean_notebook` leaves it.
+
+    Pass it to JupyterLab as :data:`LAB_PRE_SAVE_HOOK`
+    (``--ContentsManager.pre_save_hook=eventml.notebooks.strip_outputs``); ``./run.sh lab`` and
+    docker-compose.yml do. The open notebook keeps showing its outputs; the file does not get them.
+    """
+    if model.get("type") == "notebook" and isinstance(model.get("content"), dict):
+        clean_notebook(model["content"])
 
 
 def notebook_paths(notebooks_dir: str | os.PathLike = "notebooks", only: list[str] | None = None) -> list[Path]:

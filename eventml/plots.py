@@ -43,6 +43,7 @@ __all__ = [
     "plot_time_per_event",
     "plot_grid",
     "plot_live",
+    "streaming_rate",
 ]
 
 
@@ -355,9 +356,35 @@ def plot_grid(df: pd.DataFrame, x: str, y: str, *, hue: str | None = None, ax: A
     return ax
 
 
-def _live_title(stats: Any) -> str:
+def streaming_rate(summary: pd.DataFrame) -> float | None:
+    """Events per second of a live updater's last run while events came, from its summary rows
+    (:meth:`eventml.live.LiveUpdater.summary`): between the run's first row and its last but one,
+    since the last may be the closing row, written after the wait that ended the run. ``None``
+    with fewer than three rows in the run.
+
+    Examples
+    --------
+    >>> summary = pd.DataFrame({"events": [100, 200, 300, 310], "restarts": [1, 1, 1, 1],
+    ...                         "time": [10.0, 10.1, 10.2, 15.0]})  # then 5 s idle before the end
+    >>> streaming_rate(summary)
+    1000.0
+    """
+    if not {"events", "time", "restarts"} <= set(summary.columns):
+        return None
+    run = summary[summary["restarts"] == summary["restarts"].iloc[-1]] if len(summary) else summary
+    if len(run) < 3:
+        return None
+    first, last = run.iloc[0], run.iloc[-2]
+    seconds = float(last["time"] - first["time"])
+    return round(float(last["events"] - first["events"]) / seconds, 6) if seconds > 0 else None
+
+
+def _live_title(stats: Any, summary: pd.DataFrame) -> str:
     f = stats if isinstance(stats, dict) else stats.to_dict()
-    parts = [f"{f['events']:,} events", f"{f['events_per_s']:,.0f} ev/s", f"model v{f['model_version']:,}"]
+    rate = f["events_per_s"]
+    if not f.get("running", True):  # a finished run's recent rate includes the wait that ended it
+        rate = streaming_rate(summary) or rate
+    parts = [f"{f['events']:,} events", f"{rate:,.0f} ev/s", f"model v{f['model_version']:,}"]
     if f.get("lag") is not None:
         parts.append(f"lag {f['lag']:,}")
     if f.get("latency_p50_s") is not None:
@@ -371,7 +398,8 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
     """A live updater's metric along the events it predicted (from
     :meth:`eventml.live.LiveUpdater.summary`): rolling (solid) and cumulative (dotted), the true
     drift position, a dotted vertical line at the first row after each restart, and the updater's figures
-    (:class:`eventml.live.LiveStats` or its dict) in the title.
+    (:class:`eventml.live.LiveStats` or its dict) in the title; a finished run's events per second
+    are those while events came (:func:`streaming_rate`).
 
     Examples
     --------
@@ -393,7 +421,7 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
         restarted = summary["events"][summary["restarts"].diff().fillna(0) > 0]
         for i, events in enumerate(restarted):
             ax.axvline(events, color="C3", linestyle=":", label="restart" if i == 0 else None)
-    ax.set(xlabel="events predicted", ylabel=metric, title=_live_title(stats) if stats is not None else "Live updater")
+    ax.set(xlabel="events predicted", ylabel=metric, title=_live_title(stats, summary) if stats is not None else "Live updater")
     ax.title.set_fontsize("small")
     ax.legend(loc="lower right", fontsize="small")
     return ax

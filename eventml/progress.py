@@ -2,7 +2,8 @@
 
 tqdm's own ``update`` per event would cost more than encoding the event, so :class:`progress_bar`
 counts locally and updates the bar every ``every`` events. ``tqdm.auto`` draws a widget in
-JupyterLab and text in a terminal.
+JupyterLab and text in a terminal. A finished bar stays, showing its final count, rate and time, as
+a record of what ran; give ``total`` whenever it is known, so the bar shows how far along it is.
 
 Examples
 --------
@@ -26,7 +27,7 @@ class progress_bar:
         self.count = 0
         self._every = every
         self._shown = 0
-        self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False) if enabled else None
+        self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=True) if enabled else None
 
     def tick(self, n: int = 1) -> None:
         self.count += n

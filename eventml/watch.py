@@ -38,6 +38,17 @@ def _in_ipython() -> bool:
     return get_ipython() is not None
 
 
+def _summary(updater: Any, attempts: int = 5) -> pd.DataFrame:
+    """The updater's summary, read while its thread may be appending a row: a read that meets one
+    (pandas then sees columns of different lengths) is made again."""
+    for _ in range(attempts - 1):
+        try:
+            return updater.summary()
+        except ValueError:
+            pass
+    return updater.summary()
+
+
 def watch(updater: Any, *, every_s: float = 1.0, until_events: int | None = None, timeout_s: float | None = None,
           drift_at: int | None = None, metric: str | None = None) -> pd.DataFrame:
     """Redraw the updater's figure in place until it stops; return its summary DataFrame.
@@ -73,7 +84,7 @@ def watch(updater: Any, *, every_s: float = 1.0, until_events: int | None = None
         if handle is None:
             log.info("live %s: %s", updater.events_topic, stats.to_dict())
             return
-        ax = plot_live(updater.summary(), stats, metric=metric, drift_at=drift_at)
+        ax = plot_live(_summary(updater), stats, metric=metric, drift_at=drift_at)
         handle.update(ax.figure)
         plt.close(ax.figure)
 
