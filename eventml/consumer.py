@@ -185,8 +185,11 @@ class EventConsumer:
         stats = self.stats
         started = time.perf_counter()
         last_record = time.monotonic()
-        limit = self.max_events
-        with progress_bar(total=limit, desc=f"consume {self.topic}", enabled=self.progress) as bar:
+        limit = total = self.max_events
+        if self._end:  # a replay knows how many records it will read
+            remaining = sum(max(0, end - self._consumer.position(tp)) for tp, end in self._end.items())
+            total = remaining if limit is None else min(limit, remaining)
+        with progress_bar(total=total, desc=f"consume {self.topic}", enabled=self.progress) as bar:
             try:
                 while limit is None or stats.events < limit:
                     if self.stop_at_end and self._at_end():

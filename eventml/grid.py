@@ -213,7 +213,7 @@ def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str
     from eventml.notebooks import run_notebook
 
     failed = 0
-    bar = tqdm(runs, desc=path.stem, unit="run", disable=not progress, leave=False)
+    bar = tqdm(runs, desc=path.stem, unit="run", disable=not progress)
     for number, params in enumerate(bar, start=1):
         run_dir = out / _run_name(number, len(runs))
         run_dir.mkdir()

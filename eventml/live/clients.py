@@ -37,6 +37,8 @@ client_log = logging.getLogger("eventml.live.librdkafka")  # librdkafka's own li
 #: eventml.kafka.topics.create_topic, which makes a missing topic)
 CLIENT_ERRORS = (KafkaException, KafkaPythonError)
 _BATCH = 5000  # messages taken from the consumer's local queue at a time
+_COORDINATOR_NOT_READY = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                          KafkaError.COORDINATOR_NOT_AVAILABLE)
 
 
 def _quiet_retries(record: logging.LogRecord) -> bool:
@@ -136,13 +138,23 @@ class LiveClients:
     def committed(self, inputs: list[InputPartition]) -> dict[str, int]:
         """The offsets the updater's consumer group committed, ``{"topic:partition": offset}``."""
         tps = [TopicPartition(i.topic, i.partition) for i in inputs]
-        committed = {}
-        for tp in self.consumer.committed(tps, timeout=self.setup_timeout_s):
-            if tp.error is not None:
-                raise KafkaException(tp.error)
-            if tp.offset >= 0:  # OFFSET_INVALID (-1001): nothing committed
-                committed[f"{tp.topic}:{tp.partition}"] = tp.offset
-        return committed
+        deadline = time.monotonic() + self.setup_timeout_s
+        while True:
+            try:
+                found = self.consumer.committed(tps, timeout=max(0.1, deadline - time.monotonic()))
+                errors = [tp.error for tp in found if tp.error is not None]
+                if errors:
+                    raise KafkaException(errors[0])
+                break
+            except KafkaException as exc:
+                # a new broker's group coordinator may not be ready yet: librdkafka says so, and asking
+                # again a moment later works
+                code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if code not in _COORDINATOR_NOT_READY or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+        # OFFSET_INVALID (-1001): nothing committed
+        return {f"{tp.topic}:{tp.partition}": tp.offset for tp in found if tp.offset >= 0}
 
     def earliest(self, where: InputPartition) -> int:
         """The first offset the partition still holds."""

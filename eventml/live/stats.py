@@ -81,7 +81,8 @@ def summary_row(state: Any, lag: int | None) -> dict[str, Any]:
 
 
 class StatsMeter:
-    """Turns the state into :class:`LiveStats`: the event rate over the last 20 commits and the
+    """Turns the state into :class:`LiveStats`: the event rate over the last 20 commits that
+    predicted something (so a run that ends after an idle wait reports the rate it ran at) and the
     latency percentiles over the last 2,000 predictions."""
 
     def __init__(self, metric: str):
@@ -95,7 +96,8 @@ class StatsMeter:
 
     def stats(self, state: Any, lag: int | None, running: bool) -> LiveStats:
         counts, scorer = state.counts, state.scorer
-        self._rates.append((time.monotonic(), counts["events"]))
+        if not self._rates or self._rates[-1][1] != counts["events"]:  # an idle wait does not lower the rate
+            self._rates.append((time.monotonic(), counts["events"]))
         (t0, e0), (t1, e1) = self._rates[0], self._rates[-1]
         latencies = np.fromiter(self.latencies, float) if self.latencies else None
         learned = counts["learned"]

@@ -345,7 +345,8 @@ class LiveUpdater:
         ``rolling_`` ones), ``dead_letters``, ``model_errors``, ``late``, ``expired``, ``unknown_id``,
         ``duplicate``, ``pending``, ``restarts``, ``lag`` and ``time`` (epoch seconds).
         """
-        return pd.DataFrame(self._state.rows if self._state is not None else [])
+        # a copy: the updater's thread may append a row meanwhile
+        return pd.DataFrame(list(self._state.rows) if self._state is not None else [])
 
     @property
     def model(self) -> Any:
