@@ -59,11 +59,13 @@ class ConsumeStats:
 
 @dataclasses.dataclass(slots=True)
 class Position:
-    """Where an event came from."""
+    """Where a record came from, and its key and headers."""
 
     partition: int
     offset: int
     timestamp_ms: int
+    key: bytes | None = None
+    headers: list | None = None
 
 
 def _to_ms(timestamp: float | dt.datetime | pd.Timestamp | str) -> int:
@@ -234,7 +236,7 @@ class EventConsumer:
         """Yield ``(event, position)`` pairs; dead-letter the records that are not events."""
         for batch in self._decoded_batches():
             for event, record in batch:
-                yield event, Position(record.partition, record.offset, record.timestamp)
+                yield event, Position(record.partition, record.offset, record.timestamp, record.key, record.headers)
 
     def __iter__(self) -> Iterator[Event]:
         for batch in self._decoded_batches():

@@ -215,30 +215,15 @@ def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, kafka
     """
     import pandas as pd
 
-    from eventml.kafka.clients import TopicPartition
+    from eventml.consumer import replay
 
     columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated"]
-    settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
-    consumer = clients.consumer(settings, **{"isolation_level": "read_committed", **tuning})
     rows = []
-    try:
-        parts = consumer.partitions_for_topic(dlq_topic(topic)) or set()
-        tps = [TopicPartition(dlq_topic(topic), p) for p in sorted(parts)]
-        if tps:
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            while any(consumer.position(tp) < end[tp] for tp in tps):
-                batches = consumer.poll(timeout_ms=int(idle_timeout_s * 1000))
-                if not batches:
-                    break
-                for records in batches.values():
-                    for record in records:
-                        headers = read_headers(record.headers)
-                        rows.append([record.key, record.value, headers.get(REASON), headers.get(MESSAGE),
-                                     headers.get(SOURCE_TOPIC), _int(headers.get(SOURCE_PARTITION)),
-                                     _int(headers.get(SOURCE_OFFSET)),
-                                     _int(headers[TRUNCATED]) if TRUNCATED in headers else None])
-    finally:
-        consumer.close()
+    with replay(dlq_topic(topic), bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s,
+                decode=lambda raw, ts: raw, dead_letters=False, isolation_level="read_committed", **config) as consumer:
+        for value, where in consumer.records():
+            headers = read_headers(where.headers)
+            rows.append([where.key, value, headers.get(REASON), headers.get(MESSAGE), headers.get(SOURCE_TOPIC),
+                         _int(headers.get(SOURCE_PARTITION)), _int(headers.get(SOURCE_OFFSET)),
+                         _int(headers[TRUNCATED]) if TRUNCATED in headers else None])
     return pd.DataFrame(rows, columns=columns)
