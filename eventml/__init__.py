@@ -40,6 +40,7 @@ from eventml.labels import PendingLabels
 from eventml.live import LiveStats, LiveUpdater, load_model
 from eventml.producer import EventProducer, produce, produce_dataframe, produce_in_background
 from eventml.scoring import Scorer, metric_names
+from eventml.serve import serve, served_scores
 from eventml.sources import dataset, from_csv, from_dataframe, make_source, rate_limited, synthetic
 from eventml.watch import watch
 

@@ -11,6 +11,7 @@ Examples
     $ eventml notebooks run
     $ eventml grid notebooks/03_compare_learners.ipynb --grid SEED=1,2,3 --grid SOURCE=sine,sea
     $ eventml live --events sea --predictions sea-predictions --state-dir runs/live --idle-timeout 5
+    $ eventml serve --state-dir runs/live --port 8000
 
 Every command that talks to Kafka takes the connection options ``--bootstrap-servers``,
 ``--security-protocol``, ``--sasl-mechanism``, ``--sasl-username``, ``--sasl-password-file``,
@@ -154,6 +155,16 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from eventml.serve.server import run_in_foreground
+
+    run_in_foreground(args.state_dir, kafka_settings(args), host=args.host, port=args.port,
+                      close_loop=args.close_loop, events_topic=args.events_topic,
+                      predictions_topic=args.predictions_topic, poll_interval_s=args.poll_interval,
+                      log_level=args.log_level)
+    return 0
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     from eventml.notebooks import run_notebooks
 
@@ -269,6 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--seed", type=int, default=42)
     live.add_argument("--quiet", action="store_true", help="no progress bar")
     with_servers(live)
+
+    serve = command("serve", _serve, "serve predictions over HTTP from the model a live updater committed")
+    serve.add_argument("--state-dir", required=True, help="the live updater's state directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
+    serve.add_argument("--close-loop", action="store_true",
+                       help="write served events (without label) and predictions back to Kafka")
+    serve.add_argument("--events-topic", help="with --close-loop: where served events go (default: the updater's)")
+    serve.add_argument("--predictions-topic",
+                       help="with --close-loop: where served predictions go (default: <updater's predictions>.served)")
+    serve.add_argument("--poll-interval", type=float, default=0.2,
+                       help="seconds between looks for a newly committed model (default %(default)s)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    with_servers(serve)
 
     notebooks = command("notebooks", _notebooks, "run the notebook sequence with papermill")
     notebooks.add_argument("action", choices=["run"])

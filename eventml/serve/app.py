@@ -1,0 +1,154 @@
+"""The HTTP application: ``POST /predict``, ``GET /model``, ``GET /healthz`` (FastAPI; docs at ``/docs``).
+
+Every request reads the served :class:`~eventml.serve.watcher.CommittedModel` once and uses it to
+the end, so the watcher's swap never reaches a request half-way. Predicting runs on the event
+loop: a prediction of an eventml learner takes microseconds, far less than a hop to a worker
+thread would, and the model is only read (river and scikit-learn predictions do not change it).
+
+Answers: 200 with the wire format's prediction (one, or a list for a list); 422 for a body that is
+not the wire format, ``detail[0].loc`` naming the field; 500 with one sentence when the model
+raises (the service stays up); 503 with one sentence while no committed model exists.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from eventml import __version__
+from eventml.errors import ModelError
+from eventml.events import Prediction
+from eventml.learners import CLASSIFICATION
+from eventml.serve.bodies import BadRequest, parse_events
+
+__all__ = ["create_app", "predict_one"]
+
+JSON = "application/json"
+
+
+# ------------------------------------------------------------------ schemas, for the OpenAPI docs only
+# (bodies are parsed by eventml.serve.bodies, which applies the wire format's own rules)
+
+class EventIn(BaseModel):
+    """One event of the wire format; ``label`` is ignored for the prediction."""
+
+    id: str = Field(min_length=1, examples=["e-42"])
+    features: dict[str, float | int | str | bool | None] = Field(examples=[{"x1": 0.3, "color": "red"}])
+    label: float | int | str | bool | None = None
+    ts: float | None = Field(None, description="event time, epoch seconds")
+
+
+class PredictionOut(BaseModel):
+    """A prediction of the wire format."""
+
+    id: str
+    prediction: Any
+    proba: dict[str, float] | None = None
+    model: str
+    model_version: int
+    event_ts: float | None = None
+    ts: float
+
+
+class Problem(BaseModel):
+    detail: Any
+
+
+def predict_one(learner: Any, event_id: str, x: dict) -> tuple[Any, Any]:
+    """``(label, proba)`` as the live updater computes them (proba None for a regressor).
+
+    Raises :class:`~eventml.errors.ModelError` if the learner raises.
+    """
+    try:
+        if learner.task == CLASSIFICATION:
+            proba = learner.predict_proba_one(x)
+            if getattr(learner, "label_from_proba", False):
+                return (max(proba, key=proba.get) if proba else None), proba
+            return learner.predict_one(x), proba
+        return learner.predict_one(x), None
+    except Exception as exc:
+        raise ModelError(learner.name, event_id, "predict", exc) from exc
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type=JSON)
+
+
+def create_app(service: Any) -> FastAPI:
+    """The FastAPI app of a :class:`~eventml.serve.server.PredictionService`."""
+    app = FastAPI(title="eventml prediction service", version=__version__,
+                  description="Predictions from the model a live updater committed. Only committed states are "
+                              "served; a new commit is swapped in without a restart.")
+    watcher = service.watcher
+
+    @app.post("/predict", summary="predict one event or a list of events",
+              responses={200: {"model": PredictionOut | list[PredictionOut]}, 422: {"model": Problem},
+                         500: {"model": Problem}, 503: {"model": Problem}},
+              openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": {
+                  "anyOf": [{"$ref": "#/components/schemas/EventIn"},
+                            {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}]}}}}})
+    async def predict(request: Request) -> Response:
+        try:
+            events, many = parse_events(await request.body())
+        except BadRequest as error:
+            return _json({"detail": error.detail()}, 422)
+        model = watcher.current  # read once: a swap from here on does not affect this request
+        if model is None:
+            return _json({"detail": service.no_model_sentence()}, 503)
+        learner, name, version, now = model.learner, model.model, model.model_version, time.time()
+        out = []
+        try:
+            for event in events:
+                label, proba = predict_one(learner, event.id, event.features)
+                out.append(Prediction(event.id, label, name, version, proba, event.ts, now))
+        except ModelError as error:
+            service.model_errors += 1
+            return _json({"detail": f"{error.message}; the service is still up, other requests are answered"}, 500)
+        if service.loop is not None:
+            service.loop.write(events, out)
+        service.served += len(out)
+        answers = [p.to_dict() for p in out]
+        return _json(answers if many else answers[0])
+
+    @app.get("/model", summary="the committed state being served",
+             responses={503: {"model": Problem}})
+    async def model_info() -> Response:
+        model = watcher.current
+        if model is None:
+            return _json({"detail": service.no_model_sentence()}, 503)
+        return _json(model.describe())
+
+    @app.get("/healthz", summary="liveness, and whether a model is served")
+    async def healthz() -> Response:
+        model = watcher.current
+        return _json({"status": "ok", "model_ready": model is not None,
+                      "sequence": model.sequence if model else None,
+                      "model_version": model.model_version if model else None,
+                      "served": service.served, "model_errors": service.model_errors,
+                      "watcher": watcher.status(),
+                      "loop": service.loop.status() if service.loop is not None else None})
+
+    app.openapi_schema = None
+    _add_schemas(app)
+    return app
+
+
+def _add_schemas(app: FastAPI) -> None:
+    """Put EventIn into the OpenAPI components (the request body refers to it)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.setdefault("EventIn", EventIn.model_json_schema(ref_template="#/components/schemas/{model}"))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi

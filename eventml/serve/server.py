@@ -1,0 +1,244 @@
+"""The prediction service: the watcher, the optional loop writer and the app, on uvicorn.
+
+:func:`serve` starts it in a background thread (a notebook, a test) and returns a
+:class:`ServerHandle` with ``.url`` and ``.stop()``; ``eventml serve`` runs it in the foreground.
+It binds ``127.0.0.1`` unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from eventml.errors import ConfigError, EventmlError
+from eventml.kafka.settings import KafkaSettings
+from eventml.serve.watcher import ModelWatcher, read_updater_identity
+from eventml.validation import positive_number
+
+__all__ = ["PredictionService", "ServerHandle", "serve", "DEFAULT_PORT"]
+
+log = logging.getLogger("eventml.serve")
+DEFAULT_PORT = 8000
+_START_TIMEOUT_S = 30.0
+
+
+class PredictionService:
+    """What the HTTP app serves from: the committed model (:class:`ModelWatcher`) and, with
+    ``close_loop``, the :class:`~eventml.serve.loop.LoopWriter`.
+
+    Parameters
+    ----------
+    state_dir
+        The live updater's state directory.
+    kafka
+        The updater's cluster (:class:`~eventml.kafka.settings.KafkaSettings`).
+    close_loop
+        Write every served event (without label) and prediction back to Kafka.
+    events_topic
+        Where served events go; default: the updater's events topic (from ``updater.json``).
+    predictions_topic
+        Where served predictions go; default: ``<the updater's predictions topic>.served``. It must
+        differ from the updater's own predictions topic, which holds one prediction per event.
+    poll_interval_s
+        How often the watcher looks for a new commit.
+    """
+
+    def __init__(self, state_dir: str | os.PathLike, kafka: KafkaSettings, *, close_loop: bool = False,
+                 events_topic: str | None = None, predictions_topic: str | None = None,
+                 poll_interval_s: float = 0.2):
+        self.state_dir = Path(state_dir)
+        self.kafka = kafka
+        self.poll_interval_s = positive_number("poll_interval_s", poll_interval_s)
+        self.served = 0
+        self.model_errors = 0
+        self.loop = None
+        self.close_loop = close_loop
+        self.events_topic, self.predictions_topic = events_topic, predictions_topic
+        if not close_loop and (events_topic or predictions_topic):
+            raise ConfigError("events_topic and predictions_topic are for close_loop=True; "
+                              "add close_loop=True (--close-loop) or leave them out")
+        if close_loop:
+            self.events_topic, self.predictions_topic = self._loop_topics(events_topic, predictions_topic)
+        self.watcher = ModelWatcher(self.state_dir, kafka, self.poll_interval_s)
+
+    def _loop_topics(self, events_topic: str | None, predictions_topic: str | None) -> tuple[str, str]:
+        identity = read_updater_identity(self.state_dir) or {}
+        events_topic = events_topic or identity.get("events_topic")
+        own = identity.get("predictions_topic")
+        predictions_topic = predictions_topic or (f"{own}.served" if own else None)
+        if not events_topic or not predictions_topic:
+            raise ConfigError(f"{self.state_dir} has no updater.json yet to take the topics from: give "
+                              "events_topic and predictions_topic (--events-topic, --predictions-topic)")
+        if predictions_topic == own or predictions_topic == events_topic:
+            raise ConfigError(f"predictions_topic {predictions_topic!r} is the updater's own "
+                              f"{'predictions' if predictions_topic == own else 'events'} topic; served predictions "
+                              f"go to a topic of their own, e.g. {(own or events_topic) + '.served'!r}")
+        return events_topic, predictions_topic
+
+    def no_model_sentence(self) -> str:
+        if self.watcher.identity is None:
+            why = f"no live updater has started in {self.state_dir} yet"
+        else:
+            why = f"live updater {self.watcher.identity['name']!r} has not committed a transaction yet"
+        error = f" (last error: {self.watcher.last_error})" if self.watcher.last_error else ""
+        return f"no committed model to serve: {why}{error}; try again once it has committed one"
+
+    def start(self) -> "PredictionService":
+        if self.close_loop and self.loop is None:
+            from eventml.serve.loop import LoopWriter
+
+            self.loop = LoopWriter(self.kafka, self.events_topic, self.predictions_topic)
+        self.watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        if self.loop is not None:
+            self.loop.close()
+
+    def uvicorn_server(self, host: str, port: int, log_level: str = "warning") -> Any:
+        import uvicorn
+
+        from eventml.serve.app import create_app
+
+        config = uvicorn.Config(create_app(self), host=host, port=port, log_level=log_level, access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=5)
+        return uvicorn.Server(config)
+
+
+class ServerHandle:
+    """A running prediction service (see :func:`serve`): ``.url``, ``.model``, ``.stop()``; a context manager."""
+
+    def __init__(self, service: PredictionService, server: Any, thread: threading.Thread, host: str, port: int):
+        self.service, self._server, self._thread = service, server, thread
+        self.host, self.port = host, port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def model(self) -> Any:
+        """The :class:`~eventml.serve.watcher.CommittedModel` served now, or None."""
+        return self.service.watcher.current
+
+    def wait_for_model(self, timeout_s: float = 30.0, sequence: int | None = None) -> Any:
+        """Wait until a committed model (of at least transaction ``sequence``) is served; return it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            model = self.model
+            if model is not None and (sequence is None or model.sequence >= sequence):
+                return model
+            if time.monotonic() >= deadline:
+                raise EventmlError(f"no committed model{'' if sequence is None else f' of transaction {sequence}'} "
+                                   f"was served within {timeout_s:g} s: {self.service.no_model_sentence()}")
+            time.sleep(0.02)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop answering (requests in flight finish), then the watcher and the loop writer."""
+        self._server.should_exit = True
+        self._thread.join(15)
+        self.service.stop()
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        model = self.model
+        serving = f"model {model.model} v{model.model_version} (transaction {model.sequence})" if model else "no model yet"
+        return f"<eventml prediction service at {self.url}: {serving}>"
+
+
+def serve(state_dir: str | os.PathLike, *, port: int = 0, host: str = "127.0.0.1", close_loop: bool = False,
+          events_topic: str | None = None, predictions_topic: str | None = None, poll_interval_s: float = 0.2,
+          bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None, log_level: str = "warning",
+          **connection: Any) -> ServerHandle:
+    """Serve predictions over HTTP from the model a live updater committed, in a background thread.
+
+    Parameters
+    ----------
+    state_dir
+        The live updater's state directory (it may not exist yet: 503 until the first commit).
+    port
+        TCP port; 0 picks a free one (see ``.url``).
+    host
+        Address to bind; ``127.0.0.1`` (this machine only) unless told otherwise.
+    close_loop, events_topic, predictions_topic, poll_interval_s
+        See :class:`PredictionService`.
+    bootstrap_servers, kafka, **connection
+        The updater's cluster, as for :class:`~eventml.live.LiveUpdater`.
+
+    Returns
+    -------
+    ServerHandle
+        ``.url``, ``.model``, ``.wait_for_model()``, ``.stop()``.
+
+    Examples
+    --------
+    >>> server = em.serve("runs/live-state")  # doctest: +SKIP
+    >>> httpx.post(f"{server.url}/predict", json={"id": "q-1", "features": {"x1": 0.3}}).json()  # doctest: +SKIP
+    >>> server.stop()  # doctest: +SKIP
+    """
+    settings = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
+    service = PredictionService(state_dir, settings, close_loop=close_loop, events_topic=events_topic,
+                                predictions_topic=predictions_topic, poll_interval_s=poll_interval_s).start()
+    try:
+        server = service.uvicorn_server(host, port, log_level)
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                server.run()
+            except BaseException as exc:  # e.g. the port is taken: handed to the caller
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, name="eventml-serve", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            server.should_exit = True
+            reason = f"{type(failed[0]).__name__}: {failed[0]}" if failed else "it did not start in time"
+            raise EventmlError(f"the prediction service could not listen on {host}:{port} ({reason}); "
+                               "pick another port, or port=0 for a free one")
+        bound = server.servers[0].sockets[0].getsockname()[1]
+    except BaseException:
+        service.stop()
+        raise
+    return ServerHandle(service, server, thread, host, bound)
+
+
+def run_in_foreground(state_dir: str | os.PathLike, kafka: KafkaSettings, *, host: str, port: int,
+                      close_loop: bool = False, events_topic: str | None = None, predictions_topic: str | None = None,
+                      poll_interval_s: float = 0.2, log_level: str = "info") -> None:
+    """``eventml serve``: serve until Ctrl+C (or SIGTERM)."""
+    service = PredictionService(state_dir, kafka, close_loop=close_loop, events_topic=events_topic,
+                                predictions_topic=predictions_topic, poll_interval_s=poll_interval_s).start()
+    try:
+        server = service.uvicorn_server(host, port, log_level)
+        model = service.watcher.current
+        print(f"eventml serve: {state_dir} on http://{host}:{port} (docs: /docs); "
+              + (f"serving transaction {model.sequence}, model version {model.model_version}" if model
+                 else "no committed model yet (503 until the updater commits)")
+              + (f"; closing the loop: events to {service.events_topic!r}, predictions to "
+                 f"{service.predictions_topic!r}" if close_loop else ""), flush=True)
+        try:
+            server.run()
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown: the normal way to stop
+            pass
+        print(f"eventml serve: stopped after {service.served} predictions", flush=True)
+    finally:
+        service.stop()
