@@ -6,6 +6,7 @@ Examples
 .. code-block:: console
 
     $ eventml kafka start
+    $ eventml kafka start --secure      # SASL/SCRAM over TLS on 127.0.0.1:9094; prints how to connect
     $ eventml produce --source sea --events 10000 --topic sea --drift-at 5000
     $ eventml consume --topic sea --from-beginning --max-events 3
     $ eventml notebooks run
@@ -74,9 +75,12 @@ class _NoPasswordArgument(argparse.Action):
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from eventml.kafka.local import LocalKafka
+    from eventml.kafka.local import DEFAULT_PORT, DEFAULT_SECURE_PORT, LocalKafka
 
-    kafka = LocalKafka(port=args.port, controller_port=args.controller_port, data_dir=args.data_dir)
+    port = args.port or (DEFAULT_SECURE_PORT if args.secure else DEFAULT_PORT)
+    # --secure makes a new broker secured; an existing data directory says which kind it holds
+    kafka = LocalKafka(port=port, controller_port=args.controller_port, data_dir=args.data_dir,
+                       secure=True if args.secure and args.action == "start" else None)
     if args.action == "start":
         was_running = kafka.status().running
         status = kafka.start()
@@ -84,11 +88,14 @@ def _kafka(args: argparse.Namespace) -> int:
         print(status.bootstrap_servers)
     elif args.action == "stop":
         print("Kafka stopped" if kafka.stop() else "Kafka was not running")
+        return 0
     else:
         status = kafka.status()
         print(status)
-        return 0 if status.running else 3
-    return 0
+    if status.running and status.exports:
+        print("# to connect, run these lines (the password is read from its file when they run):")
+        print(status.exports)
+    return 0 if status.running else 3
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -202,7 +209,6 @@ def _parse_parameter(text: str) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from eventml.kafka.local import DEFAULT_PORT
     from eventml.sources import source_names
 
     # no abbreviations: "--sasl-password X" must not be read as "--sasl-password-file X"
@@ -233,9 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka = command("kafka", _kafka, "start, stop or check the local single-node Apache Kafka")
     kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port (default %(default)s)")
+    kafka.add_argument("--port", type=int, help="client port (default 9092; with --secure 9094)")
     kafka.add_argument("--controller-port", type=int, help="KRaft controller port (default: port + 1)")
     kafka.add_argument("--data-dir", help="storage folder (default: ~/.local/share/eventml/kafka-PORT)")
+    kafka.add_argument("--secure", action="store_true",
+                       help="a broker whose client listener requires SASL/SCRAM-SHA-512 over TLS (certificates "
+                            "and passwords made in DATA_DIR/secure at the first start); status prints how to connect")
 
     produce = command("produce", _produce, "write events from a seeded source to a topic")
     produce.add_argument("--source", required=True, choices=source_names(), metavar="NAME",

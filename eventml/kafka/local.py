@@ -4,6 +4,12 @@ The first start resolves the Kafka jars with Maven into a cache (see :mod:`event
 then formats storage under a data directory and runs the broker with the local JDK (17+) in the
 background. Nothing is faked: it is the same broker a cluster runs.
 
+``LocalKafka(secure=True)`` (``eventml kafka start --secure``, port 9094 by default) is the same
+broker with one client listener that requires SASL/SCRAM-SHA-512 over TLS; its certificates and
+passwords are made at the first start (see :mod:`eventml.kafka.secure`), and
+:attr:`LocalKafka.settings` is how a client connects to it. A data directory remembers which kind
+of broker it holds.
+
 Examples
 --------
 From a notebook or a test, as a context manager (the broker stops at the end only if this
@@ -31,10 +37,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from eventml.errors import BrokerError, ConfigError
+from eventml.kafka import secure as secured
 from eventml.kafka.jars import KAFKA_VERSION, check_java, resolve_jars
 from eventml.kafka.settings import KafkaSettings
 
 DEFAULT_PORT = 9092
+#: The secured broker's default client port (its controller: the next one).
+DEFAULT_SECURE_PORT = 9094
 
 _LOG4J2 = """status = warn
 appender.file.type = File
@@ -123,10 +132,16 @@ class BrokerStatus:
     bootstrap_servers: str
     pid: int | None
     data_dir: Path
+    #: "PLAINTEXT", or "SASL_SSL (SCRAM-SHA-512)" for a secured broker
+    security: str = "PLAINTEXT"
+    #: for a secured broker, the shell lines that connect to it (no password in them)
+    exports: str = ""
 
     def __str__(self) -> str:
+        over = "" if self.security == "PLAINTEXT" else f" over {self.security}"
         if self.running:
-            return f"Kafka {KAFKA_VERSION} is running at {self.bootstrap_servers} (pid {self.pid}, data in {self.data_dir})"
+            return (f"Kafka {KAFKA_VERSION} is running at {self.bootstrap_servers}{over} (pid {self.pid}, "
+                    f"data in {self.data_dir})")
         return f"Kafka is not running (data dir {self.data_dir})"
 
 
@@ -136,7 +151,8 @@ class LocalKafka:
     Parameters
     ----------
     port
-        The client port (the broker's PLAINTEXT listener).
+        The client port: the broker's PLAINTEXT listener, or its SASL_SSL one when secured
+        (default 9092, secured 9094).
     controller_port
         The KRaft controller port; defaults to ``port + 1``.
     data_dir
@@ -152,6 +168,10 @@ class LocalKafka:
         values as strings, e.g. ``{"auto.create.topics.enable": "false"}`` for a cluster that,
         like many production ones, never creates a topic on first use. They take effect at the
         next :meth:`start` of a broker that is not running.
+    secure
+        True: the client listener requires SASL/SCRAM-SHA-512 over TLS (:mod:`eventml.kafka.secure`);
+        False: PLAINTEXT; None: as the data directory's broker was first started (PLAINTEXT for
+        a new one). A data directory never changes kind: the other is a :class:`BrokerError`.
 
     Examples
     --------
@@ -160,9 +180,13 @@ class LocalKafka:
     {'auto.create.topics.enable': 'false'}
     """
 
-    def __init__(self, port: int = DEFAULT_PORT, controller_port: int | None = None,
+    def __init__(self, port: int | None = None, controller_port: int | None = None,
                  data_dir: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 heap_mb: int = 512, start_timeout_s: float = 90.0, config: Mapping[str, str] | None = None):
+                 heap_mb: int = 512, start_timeout_s: float = 90.0, config: Mapping[str, str] | None = None,
+                 secure: bool | None = None):
+        if secure not in (None, True, False):
+            raise ConfigError(f"secure must be True, False or None, got {secure!r}")
+        port = port or (DEFAULT_SECURE_PORT if secure else DEFAULT_PORT)
         self.port = port
         self.controller_port = controller_port or port + 1
         self.data_dir = Path(data_dir) if data_dir else default_data_dir(port)
@@ -170,6 +194,7 @@ class LocalKafka:
         self.heap_mb = heap_mb
         self.start_timeout_s = start_timeout_s
         self.config = _broker_properties(config)
+        self._secure = secure
         self._started_here = False
 
     @property
@@ -177,12 +202,26 @@ class LocalKafka:
         return f"{self.host}:{self.port}"
 
     @property
+    def secure(self) -> bool:
+        """True if this broker's client listener requires SASL/SCRAM over TLS."""
+        return self.secure_files.has_users if self._secure is None else self._secure
+
+    @property
+    def secure_files(self) -> secured.SecureFiles:
+        """Where a secured broker keeps its certificates and passwords (``<data dir>/secure``)."""
+        return secured.SecureFiles(self.data_dir / "secure")
+
+    @property
     def settings(self) -> KafkaSettings:
-        """How clients connect to this broker (its PLAINTEXT listener), whatever the environment says.
+        """How clients connect to this broker, whatever the environment says: its PLAINTEXT
+        listener, or, when secured, SASL_SSL with SCRAM-SHA-512 as user ``eventml`` trusting its CA
+        (the password read from its file, masked in the ``repr``).
 
         >>> LocalKafka(port=19096).settings
         KafkaSettings(bootstrap_servers='127.0.0.1:19096', security_protocol='PLAINTEXT')
         """
+        if self.secure:
+            return secured.client_settings(self.secure_files, self.bootstrap_servers)
         return KafkaSettings(self.bootstrap_servers, security_protocol="PLAINTEXT", environ={})
 
     @property
@@ -203,7 +242,10 @@ class LocalKafka:
     def status(self) -> BrokerStatus:
         """Whether this broker runs, and where."""
         pid = self._pid()
-        return BrokerStatus(pid is not None, self.bootstrap_servers, pid, self.data_dir)
+        if not self.secure:
+            return BrokerStatus(pid is not None, self.bootstrap_servers, pid, self.data_dir)
+        return BrokerStatus(pid is not None, self.bootstrap_servers, pid, self.data_dir,
+                            f"SASL_SSL ({secured.MECHANISM})", secured.exports(self.secure_files, self.bootstrap_servers))
 
     def _write_config(self) -> Path:
         props = {
@@ -226,10 +268,15 @@ class LocalKafka:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "delete.topic.enable": "true",
-            **self.config,
         }
+        if self.secure:
+            props.update(secured.broker_properties(self.secure_files, self.host, self.port, self.controller_port))
+        props.update(self.config)
         path = self.data_dir / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file))
         return path
 
@@ -245,6 +292,8 @@ class LocalKafka:
 
         Idempotent: if this broker already runs, it is left alone and its status returned.
         """
+        formatted = (self.data_dir / "logs" / "meta.properties").exists()
+        self._check_kind(formatted)
         current = self.status()
         if current.running:
             return current
@@ -261,15 +310,12 @@ class LocalKafka:
         check_java()
         lib = resolve_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.secure:
+            self.data_dir.chmod(0o700)
+            secured.prepare(self.secure_files, self.host)
         config = self._write_config()
-        if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = _cluster_id()
-            fmt = subprocess.run(
-                self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
-                capture_output=True, text=True,
-            )
-            if fmt.returncode != 0:
-                raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed: {fmt.stderr.strip()[-500:]}")
+        if not formatted:
+            self._format(lib, config)
         with open(self.data_dir / "stdout.log", "ab") as out:
             proc = subprocess.Popen(
                 self._java(lib, "kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT,
@@ -280,10 +326,39 @@ class LocalKafka:
         self._started_here = True
         return self.status()
 
+    def _check_kind(self, formatted: bool) -> None:
+        """A data directory keeps the kind of broker it was formatted for."""
+        if self._secure is False and self.secure_files.has_users:
+            raise BrokerError(f"{self.data_dir} holds a secured broker (SASL_SSL): start it with --secure "
+                              "(secure=True), or give another --data-dir for a PLAINTEXT broker")
+        if self._secure and formatted and not self.secure_files.has_users:
+            raise BrokerError(f"{self.data_dir} holds a PLAINTEXT broker, formatted without SCRAM users: give the "
+                              "secured broker another --data-dir (and --port), or delete this one")
+
+    def _format(self, lib: Path, config: Path) -> None:
+        """Format the storage; a secured broker's SCRAM users go in through a Java argument file
+        (mode 0600, deleted after), so that no password shows in ``ps``."""
+        arguments = ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)]
+        argfile = self.secure_files.folder / "format.args"
+        if self.secure:
+            arguments += secured.format_arguments(self.secure_files)
+            argfile.unlink(missing_ok=True)
+            fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write("".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for a in arguments))
+            arguments = [f"@{argfile}"]
+        try:
+            fmt = subprocess.run(self._java(lib, *arguments), capture_output=True, text=True)
+        finally:
+            argfile.unlink(missing_ok=True)
+        if fmt.returncode != 0:
+            raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed: {fmt.stderr.strip()[-500:]}")
+
     def _wait_until_ready(self, proc: subprocess.Popen) -> None:
         from eventml.kafka.clients import admin
 
         deadline = time.monotonic() + self.start_timeout_s
+        last_error = ""
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
@@ -294,11 +369,12 @@ class LocalKafka:
                 client.list_topics()
                 client.close()
                 return
-            except Exception:  # not answering yet
+            except Exception as exc:  # not answering yet
+                last_error = str(exc)
                 time.sleep(0.5)
         self.stop()
-        raise BrokerError(f"Kafka did not answer at {self.bootstrap_servers} within {self.start_timeout_s:.0f} s; "
-                          f"see {self.log_file}:\n{self._log_tail()}")
+        raise BrokerError(f"Kafka did not answer at {self.bootstrap_servers} within {self.start_timeout_s:.0f} s "
+                          f"(last: {last_error or 'no answer'}); see {self.log_file}:\n{self._log_tail()}")
 
     def _log_tail(self, lines: int = 12) -> str:
         text = ""

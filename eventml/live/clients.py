@@ -24,6 +24,7 @@ import time
 from eventml.errors import KafkaUnavailableError
 from eventml.kafka import rdkafka
 from eventml.kafka.clients import ClientError as KafkaPythonError
+from eventml.kafka.connection import forget, login_error
 from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
 from eventml.kafka.settings import KafkaSettings
 from eventml.live.merge import InputPartition
@@ -81,6 +82,7 @@ class LiveClients:
         self.kafka = kafka
         self.setup_timeout_s = setup_timeout_s
         self.brokers_down_at: float | None = None  # when librdkafka said every broker is down
+        self.refused: KafkaError | None = None  # a refused login or TLS handshake librdkafka reported
         tuning = {"reconnect.backoff.max.ms": 1000, "metadata.recovery.strategy": "none"}
         # murmur2_random: keyed records go to the partition Java and kafka-python clients choose, so a
         # prediction lands where its event id would; retry.backoff.ms small: the first request of a
@@ -92,7 +94,7 @@ class LiveClients:
         try:
             # librdkafka retries a coordinator lookup that finds no broker metadata yet after a fixed
             # 500 ms: with the metadata fetched first, init_transactions takes ~70 ms
-            self.producer.list_topics(timeout=setup_timeout_s)
+            self._wait_for_metadata(setup_timeout_s)
             # fences a zombie and aborts its open transaction; after a kill -9 mid-transaction the first
             # request meets that abort in progress and librdkafka retries it after a fixed 500 ms
             self.producer.init_transactions(setup_timeout_s)
@@ -106,10 +108,32 @@ class LiveClients:
             raise
         self._topics_ready: set[str] = set()
 
+    def _wait_for_metadata(self, timeout_s: float) -> None:
+        """Fetch the cluster's metadata in short waits that serve the error callback: credentials or a
+        certificate the broker refuses (e.g. changed since the connection check passed) are one
+        sentence at once, not a timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.producer.list_topics(timeout=max(0.01, min(0.5, deadline - time.monotonic())))
+                return
+            except KafkaException:
+                self.producer.poll(0)  # serves the error callback
+                if self.refused is not None:
+                    forget(self.kafka)  # the next connection check runs in full
+                    raise login_error(self.kafka, self.refused.str(),
+                                      tls=self.refused.code() == KafkaError._SSL) from None
+                if time.monotonic() >= deadline:
+                    raise
+
     def _on_error(self, error: KafkaError) -> None:
         """librdkafka's error callback (called inside consume() and the producer's calls)."""
         if error.code() == KafkaError._ALL_BROKERS_DOWN and self.brokers_down_at is None:
             self.brokers_down_at = time.monotonic()
+        refused = error.code() == KafkaError._AUTHENTICATION or (
+            error.code() == KafkaError._SSL and "certificate" in error.str().lower())  # not a dropped handshake
+        if refused and self.refused is None:
+            self.refused = error
         log.debug("Kafka client error: %s", error)
 
     # ------------------------------------------------------------------ topics and offsets
