@@ -1,7 +1,7 @@
 """A secured local broker: `eventml kafka start --secure` runs Kafka with one client listener that
 requires SASL/SCRAM-SHA-512 over TLS (certificates made with the JDK's keytool, random passwords in
 files). Against it, with the settings as keywords, as EVENTML_* variables or as command options:
-produce, read, dead letters, topics, the command, and the live updater's exactly-once through
+produce, read, dead letters, topics, the command, a grid of notebooks, and the live updater's exactly-once through
 kill -9 and restart. A wrong password and an untrusted certificate are each one sentence that
 says which, within seconds, and no password shows in an output, an error or a log line.
 
@@ -289,3 +289,17 @@ def test_refusals_past_the_connection_check_are_the_same_sentences(secured, topi
             assert error.reason == reason and WRONG not in str(error)
             assert ("refused the SCRAM-SHA-512 login" if reason == "credentials" else "ssl_cafile") in str(error)
 
+
+
+def test_a_grid_of_notebooks_runs_against_the_secured_broker(secured, tmp_path):
+    # the kernels get the settings as EVENTML_* variables; notebook 01 produces, reads back and dead-letters
+    from pathlib import Path
+
+    notebook = Path(__file__).parent.parent / "notebooks" / "01_generate_events.ipynb"
+    topic = f"secure-nb01-{os.getpid()}-{time.monotonic_ns()}"
+    df = em.run_grid(notebook, {"N_EVENTS": [200, 300]}, tmp_path, {"TOPIC": topic, "DRIFT_AT": 100},
+                     kafka=KafkaSettings(**keywords(secured), environ={}), progress=False)
+    assert df["error"].isna().all(), df["error"].tolist()
+    assert df["events_delivered"].tolist() == df["events_read_back"].tolist() == [200, 300]  # a new topic each run
+    assert df["dead_lettered"].tolist() == [1, 1]
+    assert em.describe_topic(topic, **keywords(secured))["records"].sum() == 300 + 1
