@@ -167,7 +167,7 @@ def restart_time(servers, topic, n, folder):
     """Kill ``eventml live`` after its 3rd snapshot, start it again, time the first new prediction."""
     predictions = f"{topic}.restart"
     cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", topic, "--predictions", predictions,
-           "--state-dir", str(folder / "restart"), "--max-events", str(n), "--checkpoint-every", "500", "--quiet",
+           "--state-dir", str(folder / "restart"), "--max-events", str(n), "--records-per-transaction", "500", "--quiet",
            "--bootstrap-servers", servers]
     killed = subprocess.run(cmd, env={**os.environ, KILL_ENV: "before_commit:3"}, capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr

@@ -110,7 +110,7 @@ def main() -> None:
         state = Path(tmp) / "state"
         em.produce(em.synthetic("sea", args.events, seed=1), topic, bootstrap_servers=servers, progress=False)
         LiveUpdater(topic, f"{topic}.pred", state_dir=state, bootstrap_servers=servers, max_events=args.events,
-                    checkpoint_every=1000).run()
+                    records_per_transaction=1000).run()
         learner = load_model(state)
         probes = [{"id": f"q-{e.id}", "features": e.features} for e in em.synthetic("sea", 512, seed=2)]
         single = [json.dumps(p).encode() for p in probes]
@@ -139,7 +139,7 @@ def main() -> None:
             job = em.produce_in_background(list(em.synthetic("sea", args.events + n_more, seed=1))[args.events:],
                                            topic, rate=args.swap_rate, bootstrap_servers=servers)
             live = subprocess.Popen([sys.executable, "-m", "eventml.cli", "live", "--events", topic, "--predictions",
-                                     f"{topic}.pred", "--state-dir", str(state), "--checkpoint-interval", "0.1",
+                                     f"{topic}.pred", "--state-dir", str(state), "--transaction-interval", "0.1",
                                      "--max-events", str(args.events + n_more), "--quiet"],
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             time.sleep(3.0)  # the updater's start (imports, clients)

@@ -298,11 +298,11 @@ def loop_ck_full(servers, topic, out, n, folder):
     Added to :func:`loop_ck`, as live.py does them: the record buffer and the "caught up" test after
     every record (position and cached high watermark, which live.py takes from kafka-python), the
     offsets dict, the counters of ``_State``, a summary row every 500 events (with the lag), and the
-    snapshot file (``eventml.checkpoint.write_snapshot``, fsynced) before each commit.
+    snapshot file (``eventml.live.snapshots.write_snapshot``, fsynced) before each commit.
     """
     import collections
 
-    from eventml.checkpoint import prune_snapshots, write_snapshot
+    from eventml.live.snapshots import prune_snapshots, write_snapshot
     from eventml.live import _State
 
     state_dir = folder / unique("ckfull")

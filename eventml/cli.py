@@ -151,7 +151,7 @@ def _live(args: argparse.Namespace) -> int:
     updater = LiveUpdater(args.events, args.predictions, model=args.model, state_dir=args.state_dir,
                           labels_topic=args.labels, kafka=kafka_settings(args),
                           max_events=args.max_events, idle_timeout_s=args.idle_timeout,
-                          checkpoint_every=args.checkpoint_every, checkpoint_interval_s=args.checkpoint_interval,
+                          records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
                           label_ttl_s=args.label_ttl, seed=args.seed, progress=not args.quiet)
     s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
@@ -281,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--state-dir", required=True, help="snapshots; restart with the same folder to resume")
     live.add_argument("--max-events", type=int, help="stop after this many events in total (across restarts)")
     live.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
-    live.add_argument("--checkpoint-every", type=int, default=10_000,
+    live.add_argument("--records-per-transaction", type=int, default=10_000,
                       help="records per transaction at most (default %(default)s)")
-    live.add_argument("--checkpoint-interval", type=float, default=0.5,
+    live.add_argument("--transaction-interval", type=float, default=0.5,
                       help="seconds per transaction at most (default %(default)s)")
     live.add_argument("--label-ttl", type=float, help="seconds of event time a prediction waits for its label")
     live.add_argument("--seed", type=int, default=42)

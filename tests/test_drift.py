@@ -52,7 +52,7 @@ def test_detections_are_recorded_in_the_agreed_format(sea):
     assert drifts and all(set(d) == {"learner", "detector", "step", "events"} for d in drifts)
     assert {d["detector"] for d in drifts} == {"adwin"}
     assert all(d["step"] == d["events"] for d in drifts)  # no delay: every event is labelled at once
-    # the cumulative drifts column counts the detections up to each checkpoint
+    # the cumulative drifts column counts the detections up to each result row
     for row in df.itertuples():
         assert row.drifts == sum(d["learner"] == row.learner and d["step"] <= row.step for d in drifts)
     assert drift_table(df).to_dict("records") == drifts

@@ -91,7 +91,7 @@ def test_one_row_per_learner_every_n_labelled_events_and_at_the_end(sea):
         assert rows["predict_seconds"].is_monotonic_increasing and rows["learn_seconds"].is_monotonic_increasing
 
 
-def test_no_extra_end_row_when_the_stream_ends_on_a_checkpoint(sea):
+def test_no_extra_end_row_when_the_stream_ends_on_a_result_row(sea):
     df = prequential(sea[:2000], "river_gnb", metrics=("accuracy",), every=1000)
     assert df["step"].tolist() == [1000, 2000]
 
@@ -111,7 +111,7 @@ def test_unlabelled_events_are_predicted_but_not_scored_or_learned(sea):
         mixed.append(dataclasses.replace(e, id=e.id + "-u", label=None))
     df = prequential(mixed, ["river_logreg"], metrics=("accuracy",), every=400)
     assert df["step"].tolist() == [400, 800, 1000]
-    assert df["events"].tolist() == [799, 1599, 2000]  # a checkpoint row follows its labelled event
+    assert df["events"].tolist() == [799, 1599, 2000]  # a result row follows its labelled event
     assert final(df, "river_logreg", "accuracy") == river_score(events, "river_logreg", metrics.Accuracy())
 
 

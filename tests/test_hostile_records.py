@@ -167,7 +167,7 @@ def test_the_consume_command_reads_past_every_hostile_record(kafka_bootstrap, to
 def test_the_live_updater_predicts_or_dead_letters_each_record_once(kafka_bootstrap, topic, tmp_path, model):
     corpus = write_corpus(kafka_bootstrap, topic)
     updater = LiveUpdater(topic, f"{topic}.pred", model=model, state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
-                          idle_timeout_s=3, checkpoint_every=10)
+                          idle_timeout_s=3, records_per_transaction=10)
     stats = updater.run()
     predicted = read_predictions(f"{topic}.pred", bootstrap_servers=kafka_bootstrap)
     expected = good_ids(corpus, AS_EVENT)

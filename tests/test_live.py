@@ -63,7 +63,7 @@ def test_an_unknown_model_name_is_a_config_error_listing_the_names(tmp_path):
         LiveUpdater("e", "p", model="nope", state_dir=tmp_path)
 
 
-@pytest.mark.parametrize("name, value", [("checkpoint_every", 0), ("checkpoint_interval_s", -1.0),
+@pytest.mark.parametrize("name, value", [("records_per_transaction", 0), ("transaction_interval_s", -1.0),
                                          ("max_pending", 1.5), ("idle_timeout_s", "5"), ("max_events", -3)])
 def test_a_bad_parameter_is_a_config_error_naming_it(tmp_path, name, value):
     with pytest.raises(em.ConfigError, match=name):
@@ -143,7 +143,7 @@ def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, to
     events = list(em.synthetic("sea", 1500, seed=5))
     produce_events(events, topic, kafka_bootstrap)
     updater = LiveUpdater(topic, f"{topic}.pred", model="river_logreg", state_dir=tmp_path / "state",
-                          bootstrap_servers=kafka_bootstrap, max_events=len(events), checkpoint_every=400,
+                          bootstrap_servers=kafka_bootstrap, max_events=len(events), records_per_transaction=400,
                           summary_every=500)
     stats = updater.run()
 
@@ -167,7 +167,7 @@ def test_predictions_commit_as_soon_as_the_updater_has_read_everything(kafka_boo
     em.create_topic(topic, bootstrap_servers=kafka_bootstrap)
     # with neither limit near (60 s, 10,000 records) only "read to the end" can close a transaction
     updater = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
-                          checkpoint_interval_s=60, checkpoint_every=10_000).start()
+                          transaction_interval_s=60, records_per_transaction=10_000).start()
     try:
         for part, upto in ((events[:5], 5), (events[5:], 10)):
             produce_events(part, topic, kafka_bootstrap)
@@ -196,7 +196,7 @@ def test_events_of_several_partitions_are_merged_in_record_time_order(kafka_boot
     producer.flush()
     producer.close()
     stats = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
-                        max_events=len(events), checkpoint_every=300).run()
+                        max_events=len(events), records_per_transaction=300).run()
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     assert stats.events == count == len(events) and got == offline_predictions(events)
 
@@ -220,7 +220,7 @@ def test_late_labels_join_the_features_kept_at_prediction_time(kafka_bootstrap, 
 
     updater = LiveUpdater(topic, f"{topic}.pred", labels_topic=f"{topic}.labels", model="river_logreg",
                           state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, idle_timeout_s=2,
-                          checkpoint_every=150, label_ttl_s=ttl)
+                          records_per_transaction=150, label_ttl_s=ttl)
     stats = updater.run()
 
     # an event expires once an event more than `ttl` seconds newer was predicted
@@ -269,7 +269,7 @@ def test_malformed_events_and_labels_go_to_the_dead_letter_topics(kafka_bootstra
     bad_events[b"{"] = "not_json"
 
     updater = LiveUpdater(topic, f"{topic}.pred", labels_topic=f"{topic}.labels", state_dir=tmp_path,
-                          bootstrap_servers=kafka_bootstrap, checkpoint_every=100).start()
+                          bootstrap_servers=kafka_bootstrap, records_per_transaction=100).start()
     deadline = time.monotonic() + 60
     while updater.stats.unknown_id == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -295,7 +295,7 @@ def test_a_second_updater_on_the_same_state_dir_fences_the_first_and_nothing_is_
     events = list(em.synthetic("sea", n, seed=31))
     em.create_topic(topic, bootstrap_servers=kafka_bootstrap)
     job = em.produce_in_background(events, topic, rate=1500, bootstrap_servers=kafka_bootstrap)
-    settings = dict(state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n, checkpoint_every=100)
+    settings = dict(state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n, records_per_transaction=100)
     first = LiveUpdater(topic, f"{topic}.pred", **settings).start()
     deadline = time.monotonic() + 30
     while first.stats.events < 300 and time.monotonic() < deadline:
@@ -320,7 +320,7 @@ def _live_process(servers, events_topic, predictions_topic, state_dir, n, kill_a
     if kill_at:
         env[KILL_ENV] = kill_at
     cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions",
-           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--checkpoint-every", "100",
+           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100",
            "--quiet"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -336,7 +336,7 @@ def test_sigkill_at_random_points_then_restart_gives_exactly_once_and_the_same_m
     events = list(em.synthetic("sea", n, seed=11))
     produce_events(events, topic, kafka_bootstrap)
     clean = LiveUpdater(topic, f"{topic}.clean", state_dir=tmp_path / "clean", bootstrap_servers=kafka_bootstrap,
-                        max_events=n, checkpoint_every=100)
+                        max_events=n, records_per_transaction=100)
     clean.run()
 
     state, predictions = tmp_path / "crash", f"{topic}.crash"
@@ -376,7 +376,7 @@ def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):
         events = list(em.synthetic("sea", n, seed=21))
         produce_events(events, topic, servers)
         updater = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path / "state", bootstrap_servers=servers,
-                              max_events=n, checkpoint_every=100, reconnect_timeout_s=90).start()
+                              max_events=n, records_per_transaction=100, reconnect_timeout_s=90).start()
         deadline = time.monotonic() + 60
         while updater.stats.events < 300 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -392,7 +392,7 @@ def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):
 
         # a broker that does not come back: a clear error once reconnect_timeout_s is over
         updater = LiveUpdater(topic, f"{topic}.pred2", state_dir=tmp_path / "state2", bootstrap_servers=servers,
-                              max_events=n, checkpoint_every=100, reconnect_timeout_s=1).start()
+                              max_events=n, records_per_transaction=100, reconnect_timeout_s=1).start()
         while updater.stats.events < 300 and updater.running:
             time.sleep(0.02)
         kafka.stop()

@@ -49,7 +49,7 @@ def test_every_named_learner_predicts_a_mixed_stream_live_as_it_does_offline(kaf
                                                                               name, tmp_path):
     topic, events = mixed_topics[make_learner(name).task]
     stats = LiveUpdater(topic, f"{topic}.{name}", model=name, state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
-                        max_events=N, checkpoint_every=100).run()
+                        max_events=N, records_per_transaction=100).run()
     assert stats.events == stats.labelled == N and stats.dead_letters == stats.model_errors == 0
     df = read_predictions(f"{topic}.{name}", bootstrap_servers=kafka_bootstrap)
     got = {row.id: (row.model_version, None if pd.isna(row.prediction) else row.prediction) for row in df.itertuples()}

@@ -45,7 +45,7 @@ from fragile import Fragile
 
 topic, predictions, state = sys.argv[1:4]
 stats = em.LiveUpdater(topic, predictions, model=Fragile(), state_dir=state, idle_timeout_s=3,
-                       checkpoint_every=50).run()
+                       records_per_transaction=50).run()
 print(f"events={stats.events} model_errors={stats.model_errors} restarts={stats.restarts}")
 '''
 
@@ -104,7 +104,7 @@ def test_a_model_that_fails_on_some_events_dead_letters_them_and_goes_on(kafka_b
     events = fragile_events(600, seed=3)
     em.produce(events, topic, bootstrap_servers=kafka_bootstrap, progress=False)
     stats = LiveUpdater(topic, f"{topic}.pred", model=Fragile(), state_dir=tmp_path,
-                        bootstrap_servers=kafka_bootstrap, idle_timeout_s=3, checkpoint_every=100).run()
+                        bootstrap_servers=kafka_bootstrap, idle_timeout_s=3, records_per_transaction=100).run()
     n_failing = len(failing(events))
     assert set(failing(events).values()) == {"predict", "learn"}
     assert stats.model_errors == stats.dead_letters == n_failing

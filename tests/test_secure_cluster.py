@@ -194,7 +194,7 @@ def probe(model, n=200):
 def _live_process(secured, events_topic, predictions_topic, state_dir, n, kill_at=None):
     env = _clean_env(**({KILL_ENV: kill_at} if kill_at else {}))
     cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions",
-           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--checkpoint-every", "100",
+           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100",
            "--quiet", *options(secured)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -205,7 +205,7 @@ def test_the_live_updater_is_exactly_once_through_kill_9_and_restart(secured, to
     events = list(em.synthetic("sea", n, seed=11))
     assert em.produce(events, topic, kafka=settings, progress=False).delivered == n
     em.LiveUpdater(topic, f"{topic}.clean", state_dir=tmp_path / "clean", kafka=settings, max_events=n,
-                   checkpoint_every=100).run()
+                   records_per_transaction=100).run()
 
     state, predictions = tmp_path / "crash", f"{topic}.crash"
     # 1: dies between writing its 3rd snapshot and committing it; 2: right after its 2nd commit

@@ -114,7 +114,7 @@ def test_answers_equal_the_committed_models_own_predictions_and_a_model_error_is
     n = 600
     produce_events(list(em.synthetic("sea", n, seed=5)), topic, kafka_bootstrap)
     LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n,
-                checkpoint_every=200).run()
+                records_per_transaction=200).run()
     with em.serve(tmp_path, bootstrap_servers=kafka_bootstrap) as server, \
             httpx.Client(base_url=server.url, timeout=10) as http:
         served = server.wait_for_model(30, sequence=3)
@@ -159,7 +159,7 @@ def test_a_swap_under_concurrent_load_fails_and_loses_no_request(kafka_bootstrap
     em.create_topic(topic, bootstrap_servers=kafka_bootstrap)
     produce_events(list(em.synthetic("sea", 200, seed=7)), topic, kafka_bootstrap)
     updater = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
-                          max_events=n, checkpoint_every=100)
+                          max_events=n, records_per_transaction=100)
     updater.start()
     with em.serve(tmp_path, bootstrap_servers=kafka_bootstrap, poll_interval_s=0.05) as server:
         first = server.wait_for_model(30)
@@ -210,7 +210,7 @@ def _live_process(servers, events_topic, predictions_topic, state_dir, n, kill_a
     if kill_at:
         env[KILL_ENV] = kill_at
     cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions",
-           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--checkpoint-every", "100",
+           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100",
            "--quiet"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -257,7 +257,7 @@ def test_the_closed_loop_writes_what_was_served_and_late_labels_score_it(kafka_b
     produce_events(list(em.synthetic("sea", 300, seed=3)), topic, kafka_bootstrap)
     em.create_topic(labels_topic, bootstrap_servers=kafka_bootstrap)
     updater = LiveUpdater(topic, predictions, labels_topic=labels_topic, state_dir=tmp_path,
-                          bootstrap_servers=kafka_bootstrap, checkpoint_every=100).start()
+                          bootstrap_servers=kafka_bootstrap, records_per_transaction=100).start()
     try:
         with em.serve(tmp_path, bootstrap_servers=kafka_bootstrap, close_loop=True) as server, \
                 httpx.Client(base_url=server.url, timeout=10) as http:

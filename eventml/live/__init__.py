@@ -27,8 +27,8 @@ written, at 500 and 2,000 events/s (kafka-python: 30-31 and 83-100 ms). See ``be
 How "exactly once" works
 ------------------------
 The updater reads with ``isolation.level=read_committed`` and writes with a *transactional*
-producer. It works in transactions of up to ``checkpoint_every`` input records or
-``checkpoint_interval_s`` seconds, and closes a transaction early once it has read every input
+producer. It works in transactions of up to ``records_per_transaction`` input records or
+``transaction_interval_s`` seconds, and closes a transaction early once it has read every input
 partition to its end (so at a steady produce rate predictions become readable within tens of
 milliseconds, while a replay fills transactions to the limits); such early commits are spaced
 so that writing snapshots takes at most a quarter of the time (a big model's snapshot, e.g.
@@ -67,7 +67,7 @@ in every case. librdkafka reconnects by itself, so a broker that stops and comes
 broker mid-run); an error that does surface aborts to the restore path above. Not guaranteed: readers with ``read_uncommitted``
 also see predictions of aborted transactions; predictions are readable only once their
 transaction commits, so while a backlog is read they trail the events by up to
-``checkpoint_interval_s``.
+``transaction_interval_s``.
 
 librdkafka details that matter here: "read to the end" compares the offset after the last
 fetched record with the high watermark the last fetch brought (librdkafka's end-of-partition

@@ -74,9 +74,9 @@ class LiveUpdater:
     idle_timeout_s
         Stop when no input record arrived for this long. With neither limit, :meth:`run`
         goes on until :meth:`stop`.
-    checkpoint_every
+    records_per_transaction
         Input records (events, labels, dead letters) per transaction at most.
-    checkpoint_interval_s
+    transaction_interval_s
         Seconds a transaction stays open at most: predictions become readable by then (sooner
         when the updater has read everything there is).
     label_ttl_s
@@ -111,8 +111,8 @@ class LiveUpdater:
                  state_dir: str | os.PathLike, labels_topic: str | None = None,
                  bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
                  max_events: int | None = None,
-                 idle_timeout_s: float | None = None, checkpoint_every: int = 10_000,
-                 checkpoint_interval_s: float = 0.5, label_ttl_s: float | None = None,
+                 idle_timeout_s: float | None = None, records_per_transaction: int = 10_000,
+                 transaction_interval_s: float = 0.5, label_ttl_s: float | None = None,
                  max_pending: int = 100_000, rolling_window: int = 500, reconnect_timeout_s: float = 60.0,
                  name: str | None = None, seed: int | None = 42, progress: bool = False,
                  summary_every: int = 1000, **connection: Any):
@@ -129,8 +129,8 @@ class LiveUpdater:
         self.bootstrap_servers = self.kafka.bootstrap_servers
         self.max_events = int_in_range("max_events", max_events, 0, allow_none=True)
         self.idle_timeout_s = positive_number("idle_timeout_s", idle_timeout_s, allow_none=True)
-        self.checkpoint_every = positive_int("checkpoint_every", checkpoint_every)
-        self.checkpoint_interval_s = positive_number("checkpoint_interval_s", checkpoint_interval_s)
+        self.records_per_transaction = positive_int("records_per_transaction", records_per_transaction)
+        self.transaction_interval_s = positive_number("transaction_interval_s", transaction_interval_s)
         self.label_ttl_s = positive_number("label_ttl_s", label_ttl_s, allow_none=True)
         self.max_pending = positive_int("max_pending", max_pending)
         self.rolling_window = positive_int("rolling_window", rolling_window)
@@ -261,8 +261,8 @@ class LiveUpdater:
     def _transaction(self) -> bool:
         """Process one transaction; False when the run should end (stop, limit or idle).
 
-        A transaction begins with its first record and closes after ``checkpoint_every`` records,
-        after ``checkpoint_interval_s``, or soon after everything there is has been read (spaced so
+        A transaction begins with its first record and closes after ``records_per_transaction`` records,
+        after ``transaction_interval_s``, or soon after everything there is has been read (spaced so
         that snapshots take at most a quarter of the time).
         """
         state, clients, processor = self._state, self._clients, self._processor
@@ -270,7 +270,7 @@ class LiveUpdater:
         timestamps = []  # of the events predicted in this transaction, for the latency figures
         began, deadline, n = False, 0.0, 0
         keep_going = True
-        while n < self.checkpoint_every:
+        while n < self.records_per_transaction:
             if self._stop.is_set() or self._limit_reached():
                 keep_going = False
                 break
@@ -289,7 +289,7 @@ class LiveUpdater:
             self._last_record_at = time.monotonic()
             if not began:
                 clients.producer.begin_transaction()
-                began, deadline = True, self._last_record_at + self.checkpoint_interval_s
+                began, deadline = True, self._last_record_at + self.transaction_interval_s
             offsets[where.key] = record.offset() + 1
             if where.rank == EVENTS:
                 ts_ms = processor.event(record)
