@@ -30,6 +30,7 @@ from matplotlib.axes import Axes
 
 from eventml.errors import ConfigError
 from eventml.preprocess import NUMERIC, feature_columns, feature_kinds
+from eventml.validation import positive_int
 
 __all__ = [
     "plot_event_rate",
@@ -43,6 +44,7 @@ __all__ = [
     "plot_time_per_event",
     "plot_grid",
     "plot_live",
+    "plot_served",
     "streaming_rate",
 ]
 
@@ -424,4 +426,69 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
     ax.set(xlabel="events predicted", ylabel=metric, title=_live_title(stats, summary) if stats is not None else "Live updater")
     ax.title.set_fontsize("small")
     ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def plot_served(scores: pd.DataFrame, *, x: str | None = None, window: int = 50, drift_at: int | None = None,
+                live: pd.DataFrame | None = None, versions: bool = True, ax: Axes | None = None) -> Axes:
+    """The accuracy of what a prediction service answered, from :func:`eventml.served_scores`: over
+    the last ``window`` scored answers (solid) and so far (dotted), in the order they were served;
+    the model version each answer came from on a second y axis (grey steps); the true drift.
+
+    Parameters
+    ----------
+    scores
+        Served predictions joined with their labels (``correct``, ``served_accuracy``,
+        ``model_version``), in the order served.
+    x
+        The column to draw against, e.g. each request's position in the stream; default: the
+        request's number (1, 2, ...).
+    window
+        Answers in the rolling accuracy (drawn from ``window // 10`` answers on).
+    drift_at
+        Where the concept changes, in the units of ``x``.
+    live
+        A live updater's summary (:meth:`eventml.live.LiveUpdater.summary`): its own rolling
+        accuracy, drawn against the labels it had learned, which is a stream position when labels
+        come in the stream's order (so use it with ``x`` a stream position).
+    versions
+        Draw the model versions (on ``ax.figure.axes[-1]``, sharing x).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> scores = pd.DataFrame({"correct": [False, True, True, True], "model_version": [0, 0, 8, 12],
+    ...                        "served_accuracy": [0.0, 0.5, 2 / 3, 0.75], "position": [3, 7, 11, 15]})
+    >>> ax = plot_served(scores, x="position", window=2, drift_at=9)
+    >>> [line.get_label() for line in ax.lines]
+    ['served: rolling accuracy (last 2)', 'served: accuracy so far', 'true drift at 9']
+    >>> ax.lines[0].get_ydata().tolist()
+    [0.0, 0.5, 1.0, 1.0]
+    >>> ax.figure.axes[-1].lines[0].get_ydata().tolist()
+    [0, 0, 8, 12]
+    """
+    window = positive_int("window", window)
+    if x is not None and x not in scores:
+        raise ConfigError(f"{x!r} is not a column of the scores; they have: {', '.join(map(str, scores.columns))}")
+    ax = _axes(ax, (8.0, 3.8))
+    xs = scores[x].to_numpy() if x is not None else np.arange(1, len(scores) + 1)
+    correct = scores["correct"].astype(float).reset_index(drop=True)
+    rolling = correct.rolling(window, min_periods=max(1, window // 10)).mean()
+    ax.plot(xs, rolling.to_numpy(), color="C0", label=f"served: rolling accuracy (last {window})")
+    ax.plot(xs, scores["served_accuracy"].to_numpy(), color="C0", linestyle=":", label="served: accuracy so far")
+    if live is not None and len(live):
+        ax.plot(live["labelled"], live["rolling_accuracy"], color="C1", linewidth=1,
+                label="the updater's own predictions (rolling)")
+    _drift_line(ax, drift_at)
+    ax.set(xlabel=x or "request", ylabel="accuracy", ylim=(0, 1.02), title="Accuracy of the answers served")
+    handles, names = ax.get_legend_handles_labels()
+    if versions:
+        right = ax.twinx()
+        right.step(xs, scores["model_version"].to_numpy(), where="post", color="grey", alpha=0.6, linewidth=1,
+                   label="model version served")
+        right.set_ylabel("model version (labels learned)", color="grey")
+        right.set_ylim(bottom=0)
+        more_handles, more_names = right.get_legend_handles_labels()
+        handles, names = handles + more_handles, names + more_names
+    ax.legend(handles, names, loc="lower right", fontsize="small")
     return ax

@@ -204,6 +204,46 @@ def test_update_live_survives_a_kill_with_every_prediction_exactly_once(kafka_bo
     assert figures["summary_rows"] >= n // 100
 
 
+def test_serve_predictions_answers_every_request_from_committed_models_that_learn_through_the_drift(
+        kafka_bootstrap, tmp_path):
+    n, drift_at, rate, query_every, stretch = 5000, 2000, 500, 4, 800
+    warm_group_coordinator(kafka_bootstrap)
+    figures = run("06_serve_predictions", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb06-events"),
+                  LABELS_TOPIC=unique_topic("nb06-labels"), PREDICTIONS_TOPIC=unique_topic("nb06-predictions"),
+                  N_EVENTS=n, DRIFT_AT=drift_at, RATE=rate, QUERY_EVERY=query_every, STRETCH=stretch)
+
+    # before the updater's first commit the service says there is no model; after it, every request is answered
+    assert figures["status_before_any_model"] == 503
+    assert figures["n_requests"] == figures["n_answered"] == figures["served"] == n // query_every
+    assert figures["n_failed"] == 0
+    # the closed loop: each answered request went back to Kafka (its event and its answer), the updater
+    # predicted and learned every event of the stream, requests included, and each answer was scored
+    assert figures["events_produced"] == n - n // query_every and figures["labels_produced"] == n
+    assert figures["loop_written"] == 2 * figures["n_answered"] and figures["loop_failed"] == 0
+    assert figures["updater_events"] == figures["updater_labelled"] == figures["updater_model_version"] == n
+    assert figures["unknown_id"] == figures["dead_letters"] == 0
+    assert figures["n_scored"] == figures["n_answered"]
+    # the model learned live: many committed versions were served, starting from one with no label learned,
+    # each about LABEL_DELAY_S (1 s: 500 events) behind the stream
+    assert figures["first_model_version"] == 0
+    assert 10 <= figures["model_versions_seen"] <= figures["swaps"]
+    assert rate / 2 < figures["median_events_not_learned"] < 3 * rate
+    # at the end the service serves the updater's last commit
+    assert figures["final_model_version"] == n and figures["final_sequence"] == figures["updater_transactions"]
+    assert figures["final_model_read_everything"] is True
+    # SEA: well above always answering the most common label before the drift; its threshold moves at the
+    # drift, the answers get worse, then better again as the labels of the new concept are learned
+    before, after, end = (figures[f"served_accuracy_{k}"] for k in ("before_drift", "after_drift", "end"))
+    assert before > 0.93 and before > figures["majority_share_before_drift"] + 0.15
+    assert after < before - 0.04
+    assert end > after + 0.04
+    # what users were told is what the updater itself predicts, up to one commit
+    assert figures["served_equals_own_share"] > 0.9
+    assert abs(figures["own_accuracy_before_drift"] - before) < 0.05
+    assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
+    assert (tmp_path / figures["figure_served_accuracy"]).stat().st_size > 0
+
+
 def test_a_grid_over_the_learners_notebook_collects_every_runs_figures(kafka_bootstrap, tmp_path):
     import matplotlib
 

@@ -192,3 +192,54 @@ def test_grid_plot_accepts_list_valued_parameters():
     ax = plots.plot_grid(runs, x="LEARNERS", y="score")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["['a', 'b']", "['c']"]
     assert ax.containers[0].lines[0].get_ydata().tolist() == [2.0, 5.0]
+
+
+# ------------------------------------------------------------------ served predictions
+
+
+@pytest.fixture
+def served_scores() -> pd.DataFrame:
+    """What em.served_scores returns, plus each request's position in the stream: right, then wrong
+    after a drift at 100, then right again."""
+    correct = [True] * 20 + [False] * 10 + [True] * 10
+    return pd.DataFrame({
+        "id": [f"e-{4 * i + 3}" for i in range(40)], "correct": correct,
+        "model_version": [max(0, 4 * i - 40) for i in range(40)],
+        "served_accuracy": np.cumsum(correct) / np.arange(1, 41),
+        "position": [4 * i + 3 for i in range(40)],
+    })
+
+
+def test_served_accuracy_is_rolling_and_cumulative_along_the_stream_with_the_versions_served(served_scores):
+    ax = plots.plot_served(served_scores, x="position", window=10, drift_at=100)
+    lines = {line.get_label(): line for line in ax.lines}
+    assert list(lines) == ["served: rolling accuracy (last 10)", "served: accuracy so far", "true drift at 100"]
+    rolling = lines["served: rolling accuracy (last 10)"]
+    assert rolling.get_xdata().tolist() == served_scores["position"].tolist()
+    assert rolling.get_ydata()[19] == 1.0 and rolling.get_ydata()[29] == 0.0 and rolling.get_ydata()[39] == 1.0
+    assert rolling.get_ydata()[24] == pytest.approx(0.5)
+    assert lines["served: accuracy so far"].get_ydata()[-1] == pytest.approx(30 / 40)
+    assert lines["true drift at 100"].get_xdata()[0] == 100
+    right = ax.figure.axes[-1]
+    assert right is not ax and right.get_shared_x_axes().joined(ax, right)
+    assert right.lines[0].get_ydata().tolist() == served_scores["model_version"].tolist()
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "model version served"
+
+
+def test_served_accuracy_can_show_the_updaters_own_and_defaults_to_request_numbers(served_scores):
+    live = pd.DataFrame({"events": [50, 100, 150], "labelled": [20, 70, 120], "rolling_accuracy": [1.0, 0.9, 0.6]})
+    ax = plots.plot_served(served_scores, window=10, live=live, versions=False)
+    assert len(ax.figure.axes) == 1
+    served, _, own = ax.lines
+    assert served.get_xdata().tolist() == list(range(1, 41))
+    assert own.get_label() == "the updater's own predictions (rolling)"
+    assert own.get_xdata().tolist() == [20, 70, 120] and own.get_ydata().tolist() == [1.0, 0.9, 0.6]
+    _, given = plt.subplots()
+    assert plots.plot_served(served_scores, ax=given) is given
+
+
+def test_served_accuracy_names_what_is_wrong(served_scores):
+    with pytest.raises(em.ConfigError, match="'stream_index' is not a column of the scores; they have: id, correct"):
+        plots.plot_served(served_scores, x="stream_index")
+    with pytest.raises(em.ConfigError, match="window"):
+        plots.plot_served(served_scores, window=0)
