@@ -84,3 +84,19 @@ def protect_tree(root: str) -> None:
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if name.startswith(root + ".") and isinstance(logger, logging.Logger):
             protect(logger)
+
+
+def _retries_at_debug(record: logging.LogRecord) -> bool:
+    """librdkafka's warnings and notices are retries it makes by itself (e.g. "Failed to acquire
+    transactional PID ... retrying" after a kill, "Coordinator load in progress" on a new broker):
+    debug lines, kept only when the logger is enabled for DEBUG; its errors stay errors."""
+    if record.levelno < logging.ERROR:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
+
+
+def quiet_retries(logger: logging.Logger) -> None:
+    """Send a librdkafka client logger's retries to DEBUG (see :func:`_retries_at_debug`)."""
+    if _retries_at_debug not in logger.filters:
+        logger.addFilter(_retries_at_debug)

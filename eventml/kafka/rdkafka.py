@@ -76,6 +76,7 @@ def _make(factory: Callable[[dict], Any], settings: KafkaSettings, config: Mappi
     check_connection(settings)
     if logger is not None:
         logs.protect(logger)
+        logs.quiet_retries(logger)
         conf["logger"] = logger
     if error_cb is not None:
         conf["error_cb"] = error_cb

@@ -42,18 +42,6 @@ _COORDINATOR_NOT_READY = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOA
                           KafkaError.COORDINATOR_NOT_AVAILABLE)
 
 
-def _quiet_retries(record: logging.LogRecord) -> bool:
-    """librdkafka's warnings and notices are retries it makes by itself (e.g. "Failed to acquire
-    transactional PID ... retrying" after a kill): debug lines; its errors stay errors."""
-    if record.levelno < logging.ERROR:
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return client_log.isEnabledFor(logging.DEBUG)
-    return True
-
-
-client_log.addFilter(_quiet_retries)
-
-
 def end_of_partition(error: KafkaError) -> bool:
     """For an error the consumer delivers in place of a record: True at the end of a partition, False
     for one librdkafka recovers from by itself (e.g. a broker that went away); a fatal one is raised."""

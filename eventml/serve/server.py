@@ -105,8 +105,10 @@ class PredictionService:
 
         from eventml.serve.app import create_app
 
+        # log_config=None: uvicorn's default logging config would reset the process's logging (closing its
+        # handlers, a notebook's included); its loggers propagate to whatever the user configured instead
         config = uvicorn.Config(create_app(self), host=host, port=port, log_level=log_level, access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5)
+                                lifespan="off", timeout_graceful_shutdown=5, log_config=None)
         return uvicorn.Server(config)
 
 

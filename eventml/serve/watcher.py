@@ -196,14 +196,21 @@ class ModelWatcher:
             raise SnapshotError(f"the committed offsets {committed} have no snapshot in {self.state_dir} yet")
         if current is not None and path.name == current.snapshot:
             return False
-        snapshot = load_snapshot(path)
+        try:
+            written_at = path.stat().st_mtime
+            snapshot = load_snapshot(path)
+        except (FileNotFoundError, SnapshotError):
+            if path.exists():
+                raise
+            log.debug("%s was pruned by a newer commit while being read; looking again", path.name)
+            return self.poll()  # the updater committed again meanwhile: the newer snapshot is there
         if snapshot.offsets != committed:
             raise SnapshotError(f"snapshot {path.name} is for offsets {snapshot.offsets}, not the committed {committed}")
         state = snapshot.state
         model = CommittedModel(
             learner=state.scorer.learner, model=state.scorer.learner.name, model_version=state.counts["learned"],
             sequence=snapshot.sequence, offsets=dict(snapshot.offsets), events=state.counts["events"],
-            metrics=state.scorer.metrics(), snapshot=path.name, written_at=path.stat().st_mtime,
+            metrics=state.scorer.metrics(), snapshot=path.name, written_at=written_at,
             served_since=time.time())
         if current is not None and model.sequence < current.sequence:
             log.warning("the committed state went back from transaction %d to %d (a new updater on this "
