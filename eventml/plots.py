@@ -298,7 +298,7 @@ def plot_metric_vs_speed(df: pd.DataFrame, metric: str = "accuracy", *, ax: Axes
 
 def plot_time_per_event(df: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Microseconds each learner spends per event (predict plus learn) in each interval between
-    checkpoints, as the stream grows: a batch model that refits on everything seen so far
+    result rows, as the stream grows: a batch model that refits on everything seen so far
     climbs, an online model stays flat.
 
     Examples
