@@ -26,6 +26,7 @@ from eventml.errors import (
     KafkaAuthError,
     KafkaUnavailableError,
     ModelError,
+    NotebookError,
     SnapshotError,
     SourceError,
     TopicNotFoundError,

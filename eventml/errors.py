@@ -134,3 +134,7 @@ class TopicNotFoundError(EventmlError, LookupError):
             f"`eventml topics create {topic} --partitions 1 --bootstrap-servers {bootstrap_servers}` "
             f'or `em.create_topic("{topic}", partitions=1, bootstrap_servers="{bootstrap_servers}")`'
         )
+
+
+class NotebookError(EventmlError, RuntimeError):
+    """A notebook failed under papermill; the executed copy shows the failing cell."""

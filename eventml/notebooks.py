@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from eventml.kafka import bootstrap_servers as resolve_bootstrap
-from eventml.errors import ConfigError, EventmlError
+from eventml.errors import ConfigError, NotebookError
 from eventml.results import load_figures
 
 
@@ -40,10 +40,6 @@ _SESSION_CELL_METADATA = ("execution", "collapsed", "scrolled")
 
 #: The command-line setting that makes a Jupyter server save notebooks without their outputs.
 LAB_PRE_SAVE_HOOK = "--ContentsManager.pre_save_hook=eventml.notebooks.strip_outputs"
-
-
-class NotebookError(EventmlError):
-    """A notebook failed under papermill; the executed copy shows the failing cell."""
 
 
 def _local_kernel_manager():
