@@ -22,8 +22,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from eventml.errors import ConfigError
 from eventml.plots import plot_live
+from eventml.validation import positive_number
 
 __all__ = ["watch"]
 
@@ -69,8 +69,7 @@ def watch(updater: Any, *, every_s: float = 1.0, until_events: int | None = None
     metric
         The metric to draw; by default the updater's (accuracy, or MAE for a regressor).
     """
-    if every_s <= 0:
-        raise ConfigError(f"every_s must be a positive number of seconds, got {every_s!r}")
+    positive_number("every_s", every_s, unit="seconds")
     metric = metric or updater.metric
     started = time.monotonic()
     handle = None
