@@ -16,7 +16,7 @@ kafka-python side by side with confluent-kafka:
    and ``eventml.scoring.Scorer`` with accuracy and log loss over a rolling 500, encode a
    ``Prediction``, produce it, learn; transactions of up to 10,000 records closed by pickling the
    track once, ``send_offsets_to_transaction`` and a commit), written once per client with the
-   same per-event work as :meth:`eventml.live.LiveUpdater._process_event`; next to
+   same per-event work as :meth:`eventml.live.processor.RecordProcessor.event`; next to
    ``em.prequential`` in memory and :class:`eventml.live.LiveUpdater` on the same topic. The
    loop rates are steady ones, as in ``bench_live.py``: from the 10% event to the last commit.
    A fourth loop adds LiveUpdater's per-record bookkeeping (buffer, "caught up" test, offsets,
@@ -200,7 +200,7 @@ def ck_records(consumer, n):
 
 
 def loop_kp(servers, topic, out, n):
-    """The per-event work of LiveUpdater._process_event, on kafka-python's public transaction API."""
+    """The per-event work of eventml.live.processor.RecordProcessor.event, on kafka-python's public transaction API."""
     learner = make_learner(MODEL, seed=42)
     started, cpu = time.perf_counter(), time.process_time()
     producer = kp_producer(servers, unique("exp-kp-loop"))
@@ -297,13 +297,13 @@ def loop_ck_full(servers, topic, out, n, folder):
 
     Added to :func:`loop_ck`, as live.py does them: the record buffer and the "caught up" test after
     every record (position and cached high watermark, which live.py takes from kafka-python), the
-    offsets dict, the counters of ``_State``, a summary row every 500 events (with the lag), and the
+    offsets dict, the counters of ``UpdaterState``, a summary row every 500 events (with the lag), and the
     snapshot file (``eventml.live.snapshots.write_snapshot``, fsynced) before each commit.
     """
     import collections
 
     from eventml.live.snapshots import prune_snapshots, write_snapshot
-    from eventml.live import _State
+    from eventml.live.state import UpdaterState
 
     state_dir = folder / unique("ckfull")
     learner = make_learner(MODEL, seed=42)
@@ -311,8 +311,8 @@ def loop_ck_full(servers, topic, out, n, folder):
     producer = ck_producer(servers, unique("exp-ckfull-loop"))
     consumer = ck_consumer(servers, unique("exp-ckfull-loop"), topic)
     tp = ck.TopicPartition(topic, 0)
-    state = _State(track=Scorer(learner.clone(), METRICS, ROLLING), offsets={})
-    counts, track = state.counts, state.track
+    state = UpdaterState.fresh(learner, METRICS, ROLLING)
+    counts, track = state.counts, state.scorer
     buf = collections.deque()
     mark_at, marked = n // 10, None
 
