@@ -1,5 +1,7 @@
-"""The ``eventml`` command: the local broker, producing, consuming, topics, notebook runs,
-experiment grids and the live updater.
+"""The ``eventml`` command: the local broker, events in and out, topics, notebooks, live updates, serving.
+
+It runs the local broker, produces and consumes events, manages topics, runs notebooks and
+experiment grids, updates a model live and serves its predictions.
 
 Examples
 --------
@@ -212,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     from eventml.sources import source_names
 
     # no abbreviations: "--sasl-password X" must not be read as "--sasl-password-file X"
-    parser = argparse.ArgumentParser(prog="eventml", description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="eventml", description=__doc__.splitlines()[0].replace("``", ""),
+                                     allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
