@@ -19,7 +19,7 @@ import eventml as em
 from eventml.kafka import free_port
 from eventml.live import KILL_ENV, LiveUpdater
 from eventml.live.snapshots import list_snapshots, load_snapshot
-from eventml.serve.app import predict_one
+from eventml.scoring import Scorer
 
 PROBES = [{"id": f"probe-{e.id}", "features": e.features} for e in em.synthetic("sea", 100, seed=99)]
 
@@ -32,8 +32,8 @@ def produce_events(events, topic, servers):
     producer.close()
 
 
-def expected_answer(learner, probe):
-    label, proba = predict_one(learner, probe["id"], probe["features"])
+def expected_answer(scorer, probe):
+    label, proba = scorer.predict(probe["features"])
     return label, {str(k): v for k, v in proba.items()}
 
 
@@ -119,7 +119,7 @@ def test_answers_equal_the_committed_models_own_predictions_and_a_model_error_is
             httpx.Client(base_url=server.url, timeout=10) as http:
         served = server.wait_for_model(30, sequence=3)
         snapshot = load_snapshot(tmp_path / served.snapshot)
-        learner = snapshot.state.scorer.learner
+        scorer = snapshot.state.scorer
         described = http.get("/model").json()
         assert described["sequence"] == snapshot.sequence == 3
         assert described["offsets"] == snapshot.offsets == {f"{topic}:0": n}  # what the group committed
@@ -128,11 +128,11 @@ def test_answers_equal_the_committed_models_own_predictions_and_a_model_error_is
 
         batch = http.post("/predict", json=PROBES).json()
         assert [a["id"] for a in batch] == [p["id"] for p in PROBES]
-        assert [(a["prediction"], a["proba"]) for a in batch] == [expected_answer(learner, p) for p in PROBES]
+        assert [(a["prediction"], a["proba"]) for a in batch] == [expected_answer(scorer, p) for p in PROBES]
         assert {(a["model"], a["model_version"]) for a in batch} == {("river_logreg", n)}
         for probe in PROBES[:5]:
             one = http.post("/predict", json=probe).json()
-            assert (one["prediction"], one["proba"]) == expected_answer(learner, probe)
+            assert (one["prediction"], one["proba"]) == expected_answer(scorer, probe)
         # null means missing and strings are categories: the wire format's values are all accepted
         mixed = http.post("/predict", json={"id": "m", "features": {"x1": None, "x2": True, "c": "red"}})
         assert mixed.status_code == 200
@@ -143,7 +143,7 @@ def test_answers_equal_the_committed_models_own_predictions_and_a_model_error_is
             def predict_proba_one(self, x):
                 raise ZeroDivisionError("boom")
 
-        server.service.watcher.current = dataclasses.replace(served, learner=Exploding())
+        server.service.watcher.current = dataclasses.replace(served, scorer=Scorer(Exploding(), ["accuracy", "log_loss"], 1))
         failed = http.post("/predict", json=PROBES[0])
         assert failed.status_code == 500
         assert failed.json()["detail"].startswith("learner 'exploding' failed to predict event 'probe-e-0': "

@@ -23,10 +23,9 @@ from pydantic import BaseModel, Field
 from eventml import __version__
 from eventml.errors import ModelError
 from eventml.events import Prediction
-from eventml.learners import CLASSIFICATION
 from eventml.serve.bodies import BadRequest, parse_events
 
-__all__ = ["create_app", "predict_one"]
+__all__ = ["create_app"]
 
 JSON = "application/json"
 
@@ -59,22 +58,6 @@ class Problem(BaseModel):
     detail: Any
 
 
-def predict_one(learner: Any, event_id: str, x: dict) -> tuple[Any, Any]:
-    """``(label, proba)`` as the live updater computes them (proba None for a regressor).
-
-    Raises :class:`~eventml.errors.ModelError` if the learner raises.
-    """
-    try:
-        if learner.task == CLASSIFICATION:
-            proba = learner.predict_proba_one(x)
-            if getattr(learner, "label_from_proba", False):
-                return (max(proba, key=proba.get) if proba else None), proba
-            return learner.predict_one(x), proba
-        return learner.predict_one(x), None
-    except Exception as exc:
-        raise ModelError(learner.name, event_id, "predict", exc) from exc
-
-
 def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type=JSON)
 
@@ -100,11 +83,12 @@ def create_app(service: Any) -> FastAPI:
         model = watcher.current  # read once: a swap from here on does not affect this request
         if model is None:
             return _json({"detail": service.no_model_sentence()}, 503)
-        learner, name, version, now = model.learner, model.model, model.model_version, time.time()
+        scorer, name, version, now = model.scorer, model.model, model.model_version, time.time()
         out = []
         try:
             for event in events:
-                label, proba = predict_one(learner, event.id, event.features)
+                # the committed scorer predicts as the updater does (the live metrics decide label and proba)
+                label, proba = scorer.predict_event(event.id, event.features)
                 out.append(Prediction(event.id, label, name, version, proba, event.ts, now))
         except ModelError as error:
             service.model_errors += 1

@@ -54,7 +54,7 @@ class CommittedModel:
     equal to the group's committed offsets when it was loaded).
     """
 
-    learner: Any
+    scorer: Any  # the committed eventml.scoring.Scorer: the learner, predicting as the updater does
     model: str
     model_version: int
     sequence: int
@@ -208,7 +208,7 @@ class ModelWatcher:
             raise SnapshotError(f"snapshot {path.name} is for offsets {snapshot.offsets}, not the committed {committed}")
         state = snapshot.state
         model = CommittedModel(
-            learner=state.scorer.learner, model=state.scorer.learner.name, model_version=state.counts["learned"],
+            scorer=state.scorer, model=state.scorer.learner.name, model_version=state.counts["learned"],
             sequence=snapshot.sequence, offsets=dict(snapshot.offsets), events=state.counts["events"],
             metrics=state.scorer.metrics(), snapshot=path.name, written_at=written_at,
             served_since=time.time())
