@@ -38,18 +38,18 @@ import numpy as np
 
 import eventml as em
 from eventml.kafka import free_port, kafka_for
-from eventml.live import LiveUpdater, load_model
-from eventml.serve.app import predict_one
+from eventml.live import LiveUpdater
+from eventml.live.snapshots import list_snapshots, load_snapshot
 
 HERE = Path(__file__).resolve().parent
 
 
-def model_rate(learner, events, seconds: float = 1.0) -> float:
-    """Events/s of the service's prediction step on the model alone."""
+def model_rate(scorer, events, seconds: float = 1.0) -> float:
+    """Events/s of the service's prediction step (the committed scorer's predict_event) on the model alone."""
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for event in events:
-            predict_one(learner, event["id"], event["features"])
+            scorer.predict_event(event["id"], event["features"])
         n += len(events)
     return n / (time.perf_counter() - started)
 
@@ -111,7 +111,7 @@ def main() -> None:
         em.produce(em.synthetic("sea", args.events, seed=1), topic, bootstrap_servers=servers, progress=False)
         LiveUpdater(topic, f"{topic}.pred", state_dir=state, bootstrap_servers=servers, max_events=args.events,
                     records_per_transaction=1000).run()
-        learner = load_model(state)
+        scorer = load_snapshot(list_snapshots(state)[-1]).state.scorer
         probes = [{"id": f"q-{e.id}", "features": e.features} for e in em.synthetic("sea", 512, seed=2)]
         single = [json.dumps(p).encode() for p in probes]
         batched = [json.dumps(probes[i:i + args.batch]).encode() for i in range(0, len(probes), args.batch)]
@@ -124,7 +124,7 @@ def main() -> None:
         try:
             wait_ready(url, server)
             asyncio.run(load(url, single, 8, 1.0))  # warm-up
-            alone = model_rate(learner, probes)
+            alone = model_rate(scorer, probes)
             rows = []
             for concurrency in (1, 8, 32):
                 for mode, bodies in (("single", single), ("batched", batched)):
