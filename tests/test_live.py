@@ -20,39 +20,19 @@ import eventml as em
 from eventml.kafka import free_port
 from eventml.live.snapshots import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from eventml.dlq import read_dead_letters
-from eventml.live import KILL_ENV, LiveUpdater, load_model, read_predictions
+from eventml.live import KILL_ENV, LiveUpdater, load_model
 from eventml.learners import make_learner
 
+from live_helpers import offline_predictions, probe, produce_events, published
 
 
-def offline_predictions(events, model="river_logreg"):
-    """Predict then learn, event by event, with a fresh model: {id: (version, prediction, proba)}."""
-    learner = make_learner(model)
-    out = {}
-    for version, event in enumerate(events):
-        proba = learner.predict_proba_one(event.features)
-        out[event.id] = (version, max(proba, key=proba.get) if proba else None,
-                         {str(k): v for k, v in proba.items()} or None)
-        learner.learn_one(event.features, event.label)
-    return out
 
 
-def produce_events(events, topic, servers):
-    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20)
-    for event in events:
-        producer.send(topic, value=em.encode_event(event), key=event.id.encode())
-    producer.flush()
-    producer.close()
 
 
-def published(topic, servers):
-    """{id: (model_version, prediction, proba)} of the committed predictions, and their count."""
-    df = read_predictions(topic, bootstrap_servers=servers)
-    return {row.id: (row.model_version, row.prediction, row.proba) for row in df.itertuples()}, len(df)
 
 
-def probe(model, n=200):
-    return [model.predict_proba_one(e.features) for e in em.synthetic("sea", n, seed=99)]
+
 
 
 # ----------------------------------------------------------------------------- no broker

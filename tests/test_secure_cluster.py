@@ -25,8 +25,9 @@ from eventml.errors import BrokerError, KafkaAuthError
 from eventml.kafka import LocalKafka, free_port, secure
 from eventml.kafka.connection import check_connection
 from eventml.kafka.settings import ENV_NAMES, KafkaSettings
-from eventml.learners import make_learner
 from eventml.live import KILL_ENV, load_model
+
+from live_helpers import offline_predictions, probe, published
 
 pytestmark = pytest.mark.integration
 
@@ -169,26 +170,10 @@ def test_the_command_connects_with_the_exports_it_printed(secured, topic):
         assert password not in proc.stdout + proc.stderr + listed.stdout + listed.stderr
 
 
-def offline_predictions(events, model="river_logreg"):
-    """Predict then learn, event by event, with a fresh model: {id: (version, prediction, proba)}."""
-    learner = make_learner(model)
-    out = {}
-    for version, event in enumerate(events):
-        proba = learner.predict_proba_one(event.features)
-        out[event.id] = (version, max(proba, key=proba.get) if proba else None,
-                         {str(k): v for k, v in proba.items()} or None)
-        learner.learn_one(event.features, event.label)
-    return out
 
 
-def published(topic, settings):
-    """{id: (model_version, prediction, proba)} of the committed predictions, and their count."""
-    df = em.read_predictions(topic, kafka=settings)
-    return {row.id: (row.model_version, row.prediction, row.proba) for row in df.itertuples()}, len(df)
 
 
-def probe(model, n=200):
-    return [model.predict_proba_one(e.features) for e in em.synthetic("sea", n, seed=99)]
 
 
 def _live_process(secured, events_topic, predictions_topic, state_dir, n, kill_at=None):
@@ -219,8 +204,8 @@ def test_the_live_updater_is_exactly_once_through_kill_9_and_restart(secured, to
     assert proc.returncode == 0, err
     assert f"live: {n} events predicted" in out and "2 restarts" in out
 
-    got, count = published(predictions, settings)
-    expected, _ = published(f"{topic}.clean", settings)
+    got, count = published(predictions, kafka=settings)
+    expected, _ = published(f"{topic}.clean", kafka=settings)
     assert count == n and len(got) == n
     assert got == expected == offline_predictions(events)
     assert probe(load_model(state)) == probe(load_model(tmp_path / "clean"))

@@ -21,15 +21,11 @@ from eventml.live import KILL_ENV, LiveUpdater
 from eventml.live.snapshots import list_snapshots, load_snapshot
 from eventml.scoring import Scorer
 
+from live_helpers import produce_events
+
 PROBES = [{"id": f"probe-{e.id}", "features": e.features} for e in em.synthetic("sea", 100, seed=99)]
 
 
-def produce_events(events, topic, servers):
-    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20)
-    for event in events:
-        producer.send(topic, value=em.encode_event(event), key=event.id.encode())
-    producer.flush()
-    producer.close()
 
 
 def expected_answer(scorer, probe):
