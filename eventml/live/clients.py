@@ -64,9 +64,12 @@ class LiveClients:
         The updater's ids, stable across restarts.
     setup_timeout_s
         How long the calls that set the clients up may take.
+    producer_config, consumer_config
+        More librdkafka settings for either client (e.g. a group member's session timeout).
     """
 
-    def __init__(self, kafka: KafkaSettings, transactional_id: str, group_id: str, setup_timeout_s: float):
+    def __init__(self, kafka: KafkaSettings, transactional_id: str, group_id: str, setup_timeout_s: float,
+                 producer_config: dict | None = None, consumer_config: dict | None = None):
         self.kafka = kafka
         self.setup_timeout_s = setup_timeout_s
         self.brokers_down_at: float | None = None  # when librdkafka said every broker is down
@@ -77,7 +80,7 @@ class LiveClients:
         # transaction that starts while the broker completes the last commit is retried
         self.producer = rdkafka.producer(kafka, {
             **tuning, "transactional.id": transactional_id, "acks": "all", "linger.ms": 5, "retry.backoff.ms": 20,
-            "partitioner": "murmur2_random"}, logger=client_log, error_cb=self._on_error)
+            "partitioner": "murmur2_random", **(producer_config or {})}, logger=client_log, error_cb=self._on_error)
         self.consumer = None
         try:
             # librdkafka retries a coordinator lookup that finds no broker metadata yet after a fixed
@@ -88,7 +91,7 @@ class LiveClients:
             self.producer.init_transactions(setup_timeout_s)
             self.consumer = rdkafka.consumer(kafka, {
                 **tuning, "group.id": group_id, "isolation.level": "read_committed", "enable.auto.commit": False,
-                "auto.offset.reset": "earliest", "enable.partition.eof": True}, logger=client_log,
+                "auto.offset.reset": "earliest", "enable.partition.eof": True, **(consumer_config or {})}, logger=client_log,
                 error_cb=self._on_error)
             self.group_metadata = self.consumer.consumer_group_metadata()
         except BaseException:
