@@ -12,6 +12,8 @@ module              job
 ``rdkafka``         confluent-kafka (librdkafka) producers and consumers (the live updater's)
 ``topics``          create, delete, list and describe topics; their offsets
 ``local``           :class:`LocalKafka`, the local single-node broker, and ``kafka_for``
+``cluster``         :class:`LocalCluster`, a local multi-node KRaft cluster (replication factor 3)
+                    whose nodes stop and start one by one
 ``secure``          the secured local broker (``LocalKafka(secure=True)``): SASL/SCRAM-SHA-512 over
                     TLS, certificates made with the JDK's keytool, random passwords in files
 ``jars``            the Kafka jars (Maven) and the JDK that runs them
@@ -26,6 +28,7 @@ Examples
 """
 
 from eventml.kafka.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+from eventml.kafka.cluster import ClusterStatus, LocalCluster, NodeStatus
 from eventml.kafka.connection import check_connection
 from eventml.kafka.jars import KAFKA_VERSION, MIN_JAVA, check_java, resolve_jars
 from eventml.kafka.local import DEFAULT_PORT, DEFAULT_SECURE_PORT, BrokerStatus, LocalKafka, free_port, kafka_for
@@ -36,6 +39,7 @@ from eventml.kafka.topics import (create_topic, delete_topic, describe_topic, li
 __all__ = [
     "KafkaSettings", "bootstrap_servers", "ENV_BOOTSTRAP", "PROTOCOLS", "MECHANISMS", "check_connection",
     "PRODUCER_DEFAULTS", "CONSUMER_DEFAULTS", "LocalKafka", "BrokerStatus", "kafka_for", "free_port",
+    "LocalCluster", "ClusterStatus", "NodeStatus",
     "DEFAULT_PORT", "DEFAULT_SECURE_PORT", "KAFKA_VERSION", "MIN_JAVA", "check_java", "resolve_jars",
     "create_topic", "delete_topic", "describe_topic", "list_topics", "recreate_topic", "topic_offsets",
 ]

@@ -247,8 +247,9 @@ class LocalKafka:
         return BrokerStatus(pid is not None, self.bootstrap_servers, pid, self.data_dir,
                             f"SASL_SSL ({secured.MECHANISM})", secured.exports(self.secure_files, self.bootstrap_servers))
 
-    def _write_config(self) -> Path:
-        props = {
+    def _properties(self) -> dict[str, str]:
+        """eventml's broker properties for this node, before the secured listener and ``config``."""
+        return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
@@ -269,6 +270,9 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": "0",
             "delete.topic.enable": "true",
         }
+
+    def _write_config(self) -> Path:
+        props = self._properties()
         if self.secure:
             props.update(secured.broker_properties(self.secure_files, self.host, self.port, self.controller_port))
         props.update(self.config)
@@ -292,11 +296,19 @@ class LocalKafka:
 
         Idempotent: if this broker already runs, it is left alone and its status returned.
         """
+        proc = self._launch()
+        if proc is not None:
+            self._wait_until_ready(proc)
+            self._started_here = True
+        return self.status()
+
+    def _launch(self) -> subprocess.Popen | None:
+        """Check the ports, write the configuration, format the storage if new and run the JVM in the
+        background, without waiting for it to answer; None if this broker already runs."""
         formatted = (self.data_dir / "logs" / "meta.properties").exists()
         self._check_kind(formatted)
-        current = self.status()
-        if current.running:
-            return current
+        if self._pid() is not None:
+            return None
         if not port_is_free(self.host, self.port):
             raise BrokerError(
                 f"port {self.port} on {self.host} is already taken by another program; "
@@ -322,12 +334,15 @@ class LocalKafka:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         self.pid_file.write_text(str(proc.pid))
-        self._wait_until_ready(proc)
-        self._started_here = True
-        return self.status()
+        return proc
 
     def _check_kind(self, formatted: bool) -> None:
         """A data directory keeps the kind of broker it was formatted for."""
+        from eventml.kafka.cluster import CLUSTER_FILE, describe_layout
+
+        if (self.data_dir / CLUSTER_FILE).exists():
+            raise BrokerError(f"{self.data_dir} holds {describe_layout(self.data_dir)}: start it with "
+                              "`eventml kafka start` (LocalCluster), or give another --data-dir for a single broker")
         if self._secure is False and self.secure_files.has_users:
             raise BrokerError(f"{self.data_dir} holds a secured broker (SASL_SSL): start it with --secure "
                               "(secure=True), or give another --data-dir for a PLAINTEXT broker")
@@ -338,7 +353,7 @@ class LocalKafka:
     def _format(self, lib: Path, config: Path) -> None:
         """Format the storage; a secured broker's SCRAM users go in through a Java argument file
         (mode 0600, deleted after), so that no password shows in ``ps``."""
-        arguments = ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)]
+        arguments = ["kafka.tools.StorageTool", "format", "-t", self._format_cluster_id(), "-c", str(config)]
         argfile = self.secure_files.folder / "format.args"
         if self.secure:
             arguments += secured.format_arguments(self.secure_files)
@@ -354,9 +369,22 @@ class LocalKafka:
         if fmt.returncode != 0:
             raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed: {fmt.stderr.strip()[-500:]}")
 
-    def _wait_until_ready(self, proc: subprocess.Popen) -> None:
+    def _format_cluster_id(self) -> str:
+        """The cluster id the storage is formatted with: a new one for a single broker."""
+        return _cluster_id()
+
+    def _answers(self) -> bool:
+        """True once the broker answers a client (raises or returns False before)."""
         from eventml.kafka.clients import admin
 
+        client = admin(self.settings, request_timeout_ms=3000)
+        try:
+            client.list_topics()
+        finally:
+            client.close()
+        return True
+
+    def _wait_until_ready(self, proc: subprocess.Popen) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         last_error = ""
         while time.monotonic() < deadline:
@@ -365,13 +393,11 @@ class LocalKafka:
                 raise BrokerError(f"Kafka exited during start (code {proc.returncode}); last lines of "
                                   f"{self.data_dir / 'stdout.log'} and {self.log_file}:\n{self._log_tail()}")
             try:
-                client = admin(self.settings, request_timeout_ms=3000)
-                client.list_topics()
-                client.close()
-                return
+                if self._answers():
+                    return
             except Exception as exc:  # not answering yet
                 last_error = str(exc)
-                time.sleep(0.5)
+            time.sleep(0.5)
         self.stop()
         raise BrokerError(f"Kafka did not answer at {self.bootstrap_servers} within {self.start_timeout_s:.0f} s "
                           f"(last: {last_error or 'no answer'}); see {self.log_file}:\n{self._log_tail()}")
@@ -385,11 +411,32 @@ class LocalKafka:
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``); False if it was not running."""
+        pid = self._signal(signal.SIGTERM)
+        if pid is not None:
+            self._await_exit(pid, timeout_s)
+        return pid is not None
+
+    def kill(self) -> bool:
+        """Kill the broker at once (SIGKILL), as a crash would; False if it was not running.
+
+        Its next start recovers the logs it did not close.
+        """
+        pid = self._signal(signal.SIGKILL)
+        if pid is not None:
+            self._await_exit(pid, 10.0)
+        return pid is not None
+
+    def _signal(self, signum: int) -> int | None:
+        """Send ``signum`` to the broker's JVM; its pid, or None (and no pid file) if it was not running."""
         pid = self._pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
+            return None
+        os.kill(pid, signum)
+        return pid
+
+    def _await_exit(self, pid: int, timeout_s: float) -> None:
+        """Wait for the JVM ``pid`` to end, SIGKILL it after ``timeout_s``; remove the pid file."""
         deadline = time.monotonic() + timeout_s
         while _pid_alive(pid) and time.monotonic() < deadline:
             _reap(pid)
@@ -399,7 +446,6 @@ class LocalKafka:
             time.sleep(0.2)
         _reap(pid)
         self.pid_file.unlink(missing_ok=True)
-        return True
 
     def __enter__(self) -> "LocalKafka":
         self.start()

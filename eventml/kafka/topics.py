@@ -42,7 +42,7 @@ def admin_client(settings: KafkaSettings, **tuning: Any) -> Iterator[KafkaAdminC
         client.close()
 
 
-def create_topic(name: str, partitions: int = 1, replication_factor: int = 1, *,
+def create_topic(name: str, partitions: int = 1, replication_factor: int | None = None, *,
                  bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None, exists_ok: bool = True,
                  topic_config: dict[str, str] | None = None, **config: Any) -> bool:
     """Create a topic; return True if it was created, False if it already existed.
@@ -52,14 +52,20 @@ def create_topic(name: str, partitions: int = 1, replication_factor: int = 1, *,
     partitions
         Number of partitions (at least 1). One partition keeps a single total order, which
         prequential evaluation on a replay relies on.
+    replication_factor
+        Copies of each partition; None: the broker's ``default.replication.factor`` (KIP-464),
+        which is 1 on the local single broker and 3 on a :class:`~eventml.kafka.cluster.LocalCluster`.
     topic_config
         Topic-level settings such as ``{"retention.ms": "-1"}``.
     """
     positive_int("partitions", partitions)
+    if replication_factor is not None:
+        positive_int("replication_factor", replication_factor)
     settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
     with admin_client(settings, **tuning) as admin:
         try:
-            admin.create_topics([NewTopic(name, partitions, replication_factor, topic_configs=topic_config or {})])
+            admin.create_topics([NewTopic(name, partitions, -1 if replication_factor is None else replication_factor,
+                                          topic_configs=topic_config or {})])
         except TopicAlreadyExistsError:
             if not exists_ok:
                 raise
