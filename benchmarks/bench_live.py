@@ -1,43 +1,69 @@
-"""Live updater speed: throughput against in-memory prequential, latency, restart time.
+"""Live updater speed: side by side with the model alone, a bare exactly-once loop and Quix Streams.
 
-In one run, against one real broker, with river StandardScaler | LogisticRegression
-(``river_logreg``) and the metrics the live updater keeps (accuracy and log loss). The updater's
-clients are confluent-kafka (librdkafka) ones; the producers and readers around it here use
-kafka-python. The JSON names the client versions.
+In one run, against one real broker, on the same SEA events (``em.synthetic("sea", n, seed=1)``,
+one partition) and the same model: river ``StandardScaler() | LogisticRegression()``, eventml's
+``river_logreg`` (seed 42, the live updater's default), predicting each event before learning it.
 
-(a) **Throughput**, side by side, ``--rounds`` times on the same sea events:
-    :func:`eventml.prequential` on the events in memory, then :class:`eventml.live.LiveUpdater`
-    reading them from Kafka, publishing one prediction each, learning and committing
-    transactions. The live rate is the steady one: events per second between the summary row
-    at 10% of the events and the last row (connecting and the broker's one-time set-up of the
-    first transaction are left out; ``live_wall_events_per_s`` includes them). Reported as the
-    median ratio and its range.
-(b) **Latency from produce to prediction available**, at steady produce rates (``--rates``,
-    default 500 and 2,000 events/s, each for ``--latency-seconds``): a producer process writes
-    events with eventml's rate limiter (events without ``ts``, so a prediction's ``event_ts`` is
-    its event's record timestamp, taken by the producer when it sends), the updater runs in this process, and a
-    reader process with ``isolation_level="read_committed"`` timestamps each prediction when
-    its poll returns it. Latency = that time - ``event_ts``: it includes the producer's linger
-    (eventml default 20 ms), the updater's transaction and commit, and the reader's fetch (max
-    wait 10 ms). The first second of events is a warm-up and is left out. The updater's own
-    figure (commit time - record timestamp, :class:`eventml.live.LiveStats`) is reported too.
+(a) **Throughput**, ``--rounds`` rounds; each round runs the four contenders once, in an order that
+    is reversed every other round:
+
+    1. ``model``: the model alone, events in memory: ``predict_proba_one``, the most probable
+       label, ``learn_one`` per event, nothing else (the river pipeline ``make_learner`` builds,
+       called directly);
+    2. ``bare``: a bare confluent-kafka exactly-once loop (``contenders/bare_loop.py``): a
+       ``read_committed`` consumer, a transactional producer, one transaction per 10,000 records,
+       ``orjson`` decode, predict, one prediction JSON per event produced, learn, the input offsets
+       sent to the transaction; no snapshots, no metrics;
+    3. ``quix``: Quix Streams 3.28 with ``processing_guarantee="exactly-once"`` and a checkpoint every
+       10,000 records or 0.5 s, the model in a Python object inside ``sdf.apply``, one prediction per
+       event through ``to_topic`` (``contenders/quix_loop.py``, run as a subprocess in its own venv,
+       ``benchmarks/.venv-quix``, made from ``requirements-quix.txt`` on first use: Quix is no
+       dependency of eventml and pins its own confluent-kafka);
+    4. ``live``: :class:`eventml.live.LiveUpdater` through its public API with its defaults (10,000
+       records or 0.5 s per transaction, a snapshot per commit, accuracy and log loss cumulative and
+       rolling, a summary row every 1,000 events), as a user runs it.
+
+    Rates are steady ones, the same way for every contender: events from the 10% event to the last
+    (n - n/10) over the wall time from processing the 10% event to the run's end (last commit done,
+    clients closed); connecting, the first fetch and Quix's start-up are left out. Before the rounds
+    the bare loop and Quix run once on 1,000 events, untimed (the broker sets up its transaction
+    state on first use). Every contender's predictions are checked against the model alone's: the
+    same event ids in the same order, exactly one committed prediction each (read back with
+    ``read_committed``), the same label and the same probabilities (to 1e-12, and whether bit for
+    bit); any difference ends the benchmark with an error. Reported: events/s (median and range)
+    and, per round then median and range, live/model, live/bare, live/quix, bare/model, quix/model.
+(b) **Latency from produce to prediction readable**, ``--latency-rounds`` rounds at ``--rate``
+    events/s (default 3 rounds of 15 s at 2,000 events/s), eventml live against Quix Streams
+    at-least-once with Quix's defaults (its outputs are readable as soon as written, not at a
+    commit: a lower bound for a transactional loop), alternating which goes first: a producer
+    process writes events with eventml's rate limiter (events without ``ts``, so a prediction's
+    ``event_ts`` is its event's record timestamp, taken by the producer when it sends), and a reader
+    process with ``isolation_level="read_committed"`` timestamps each prediction when its poll
+    returns it. Latency = that time - ``event_ts``: it includes the producer's linger (eventml's
+    default 20 ms), the contender's transaction and commit, and the reader's fetch (max wait 10 ms).
+    The first second of events is a warm-up, left out. p50, p99 and max per round; issue 11's goal
+    is p99 <= 30 ms and max <= 100 ms in every round. The updater's own figure (commit time -
+    record timestamp, :class:`eventml.live.LiveStats`) is reported too.
 (c) **Restart**: ``eventml live`` is killed by SIGKILL between writing its 3rd snapshot and
     committing it; then the time from starting it again to the first new prediction a
-    ``read_committed`` reader sees, and, for scale, the time a bare ``import eventml.cli``
-    takes in a new process.
+    ``read_committed`` reader sees (goal <= 1 s), and, for scale, the time a bare
+    ``import eventml.cli`` takes in a new process.
 
 Prints a table and writes JSON to ``benchmarks/results/live.json``.
 
-Usage: ``python benchmarks/bench_live.py [--events 20000] [--rounds 3] [--rates 500 2000]
-[--latency-seconds 10] [--profile] [--bootstrap-servers HOST:PORT]`` (without a bootstrap
-address a local broker is started in a temporary folder). A full run takes about a minute.
+Usage: ``python benchmarks/bench_live.py [--events 100000] [--rounds 3] [--latency-rounds 3]
+[--rate 2000] [--latency-seconds 15] [--profile] [--bootstrap-servers HOST:PORT]`` (without a
+bootstrap address a local broker is started in a temporary folder). The default run takes about
+3 minutes (plus a minute to make the Quix venv the first time).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
+import math
 import multiprocessing
 import os
 import pstats
@@ -52,49 +78,156 @@ from pathlib import Path
 import confluent_kafka
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from kafka import KafkaConsumer, TopicPartition
 
 import eventml as em
+from contenders.bare_loop import bare_loop, committed_values, unique
 from eventml.kafka import kafka_for
 from eventml.live import KILL_ENV, LiveUpdater
 
 MODEL = "river_logreg"
-METRICS = ("accuracy", "log_loss")
+SEED = 42  # LiveUpdater's default seed
+CONTENDERS = ("model", "bare", "quix", "live")
+RATIOS = (("live", "model"), ("live", "bare"), ("live", "quix"), ("bare", "model"), ("quix", "model"))
+HERE = Path(__file__).resolve().parent
+QUIX_REQUIREMENTS = HERE / "requirements-quix.txt"
+QUIX_VENV = HERE / ".venv-quix"
+QUIX_SCRIPT = HERE / "contenders" / "quix_loop.py"
+QUIX_GOAL_MS = {"p99": 30.0, "max": 100.0}  # issue 11, goal 3: in every round
 
 
-def produce(events, topic, servers):
-    em.recreate_topic(topic, bootstrap_servers=servers)
-    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20)
-    for event in events:
-        producer.send(topic, value=em.encode_event(event), key=event.id.encode())
-    producer.flush()
-    producer.close()
+class ContendersDisagree(AssertionError):
+    """A contender's committed predictions differ from the model alone's."""
+
+
+def river_model():
+    """The river pipeline eventml's river_logreg wraps, as the live updater builds it."""
+    return em.make_learner(MODEL, seed=SEED).model
+
+
+# ----------------------------------------------------------------------------- Quix Streams' venv
+
+
+def quix_python() -> Path:
+    """The venv's interpreter, made (or remade when requirements-quix.txt changed) on first use."""
+    python, stamp = QUIX_VENV / "bin" / "python", QUIX_VENV / "requirements-quix.txt"
+    wanted = QUIX_REQUIREMENTS.read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    print(f"making {QUIX_VENV} from {QUIX_REQUIREMENTS.name} (once)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(QUIX_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(QUIX_REQUIREMENTS)], check=True)
+    stamp.write_text(wanted)
+    return python
+
+
+def quix(servers: str, topic: str, out: str, n: int, *, mark: int = 0, guarantee: str = "exactly-once",
+         group: str | None = None, wait: bool = True) -> dict | subprocess.Popen:
+    """Run the Quix contender on topic -> out; its JSON report (or the process, with wait=False)."""
+    cmd = [str(quix_python()), "-W", "ignore", str(QUIX_SCRIPT), "--bootstrap-servers", servers, "--input", topic,
+           "--output", out, "--group", group or unique("bench-quix"), "--events", str(n), "--mark", str(mark),
+           "--guarantee", guarantee]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not wait:
+        return proc
+    return quix_report(proc)
+
+
+def quix_report(proc: subprocess.Popen, timeout_s: float = 300) -> dict:
+    stdout, stderr = proc.communicate(timeout=timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the Quix contender failed (exit {proc.returncode}):\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 # ----------------------------------------------------------------------------- (a) throughput
 
 
-def steady_rate(summary) -> float:
-    """Events/s between the summary row at 10% of the events and the last row."""
-    rows = summary[summary["events"] >= summary["events"].iloc[-1] * 0.1]
-    first, last = rows.iloc[0], rows.iloc[-1]
-    return (last["events"] - first["events"]) / (last["time"] - first["time"])
+def run_model(events, mark):
+    """The model alone on the events in memory; its (id, label, proba) per event, and the times."""
+    model = river_model()
+    predict, learn, now = model.predict_proba_one, model.learn_one, time.time
+    out = []
+    append = out.append
+    gc.collect()
+    gc.freeze()  # as the live updater and the bare loop do
+    try:
+        started_at = marked_at = now()
+        for i, event in enumerate(events, 1):
+            x = event.features
+            proba = predict(x)
+            append((event.id, max(proba, key=proba.get) if proba else None, proba))
+            learn(x, event.label)
+            if i == mark:
+                marked_at = now()
+        ended_at = now()
+    finally:
+        gc.unfreeze()
+    return {"started_at": started_at, "marked_at": marked_at, "ended_at": ended_at}, out
+
+
+def run_live(servers, topic, out, n, mark, folder):
+    updater = LiveUpdater(topic, out, model=MODEL, state_dir=folder / unique("live"), bootstrap_servers=servers,
+                          max_events=n, seed=SEED)
+    started_at = time.time()
+    stats = updater.run()
+    ended_at = time.time()
+    summary = updater.summary()
+    marked_at = float(summary.loc[summary["events"] >= mark, "time"].iloc[0])
+    return {"started_at": started_at, "marked_at": marked_at, "ended_at": ended_at, "transactions": stats.transactions}
+
+
+def check(name, values, expected) -> bool:
+    """Raise ContendersDisagree unless values are the expected predictions; True if bit for bit."""
+    if len(values) != len(expected):
+        raise ContendersDisagree(f"{name}: {len(values)} committed predictions for {len(expected)} events")
+    exact = True
+    for offset, (raw, (event_id, label, proba)) in enumerate(zip(values, expected)):
+        got = orjson.loads(raw)
+        want = {str(k): p for k, p in proba.items()}
+        same = (got["id"] == event_id and got["prediction"] == label and got.get("proba", {}).keys() == want.keys()
+                and all(math.isclose(got["proba"][k], p, rel_tol=1e-12, abs_tol=1e-15) for k, p in want.items()))
+        if not same:
+            raise ContendersDisagree(f"{name}: prediction {offset} is {got}, the model alone's is "
+                                     f"id={event_id!r} prediction={label!r} proba={want}")
+        exact = exact and got["proba"] == want
+    return exact
 
 
 def throughput(events, topic, servers, folder, rounds):
+    n, mark = len(events), len(events) // 10
+    for warm in ("bare", "quix"):  # untimed: the broker's one-time transaction set-up, cold caches
+        out = unique(f"bench-warmup-{warm}")
+        em.recreate_topic(out, bootstrap_servers=servers)
+        if warm == "bare":
+            bare_loop(servers, topic, out, 1000, river_model(), mark=0)
+        else:
+            quix(servers, topic, out, 1000)
     rows = []
-    for i in range(rounds):
-        started = time.perf_counter()
-        em.prequential(events, MODEL, metrics=METRICS, measure_memory=False)
-        prequential = len(events) / (time.perf_counter() - started)
-        updater = LiveUpdater(topic, f"{topic}.pred{i}", model=MODEL, state_dir=folder / f"live{i}",
-                              bootstrap_servers=servers, max_events=len(events), summary_every=500)
-        started = time.perf_counter()
-        stats = updater.run()
-        wall = len(events) / (time.perf_counter() - started)
-        live = steady_rate(updater.summary())
-        rows.append({"prequential": prequential, "live": live, "wall": wall, "ratio": live / prequential,
-                     "transactions": stats.transactions})
+    for r in range(rounds):
+        order = CONTENDERS if r % 2 == 0 else CONTENDERS[::-1]
+        row, expected, outputs = {"order": list(order)}, None, {}
+        for name in order:
+            if name == "model":
+                times, expected = run_model(events, mark)
+            else:
+                out = outputs[name] = unique(f"bench-live-{name}{r}")
+                em.recreate_topic(out, bootstrap_servers=servers)
+                if name == "bare":
+                    times = bare_loop(servers, topic, out, n, river_model(), mark=mark)
+                elif name == "quix":
+                    times = quix(servers, topic, out, n, mark=mark)
+                else:
+                    times = run_live(servers, topic, out, n, mark, folder)
+            row[name] = (n - mark) / (times["ended_at"] - times["marked_at"])
+            row[f"{name}_times"] = times
+        for name, out in outputs.items():  # after the clocks stopped
+            row[f"{name}_exact"] = check(name, committed_values(servers, out), expected)
+        for a, b in RATIOS:
+            row[f"{a}/{b}"] = row[a] / row[b]
+        rows.append(row)
+        print(f"round {r + 1}: " + ", ".join(f"{name} {row[name]:,.0f}/s" for name in order), flush=True)
     return rows
 
 
@@ -133,31 +266,68 @@ def visibility_reader(servers, topic, n, timeout_s, out):
     out.send(seen)
 
 
-def latency(servers, rate, seconds, folder, warmup_s=1.0):
-    topic = f"bench-latency-{rate}-{int(time.time())}"
+def wait_for_group(servers, group, timeout_s=60.0):
+    """Until the consumer group has a member with partitions assigned (Quix subscribes)."""
+    admin = AdminClient({"bootstrap.servers": servers, "log_level": 3})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(10)
+            if any(member.assignment.topic_partitions for member in description.members):
+                return
+        except confluent_kafka.KafkaException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"the Quix contender's group {group} got no partitions within {timeout_s:g} s")
+
+
+def latency(servers, contender, rate, seconds, folder, warmup_s=1.0):
+    topic = unique(f"bench-latency-{contender}")
     n = int(rate * seconds)
     em.recreate_topic(topic, bootstrap_servers=servers)
     em.recreate_topic(f"{topic}.pred", bootstrap_servers=servers)
-    updater = LiveUpdater(topic, f"{topic}.pred", model=MODEL, state_dir=folder / f"latency{rate}",
-                          bootstrap_servers=servers).start()
-    while not updater.stats.running:
-        time.sleep(0.01)
+    if contender == "live":
+        updater = LiveUpdater(topic, f"{topic}.pred", model=MODEL, state_dir=folder / topic,
+                              bootstrap_servers=servers, seed=SEED).start()
+        while not updater.stats.running:
+            time.sleep(0.01)
+    else:
+        group = unique("bench-quix-latency")
+        proc = quix(servers, topic, f"{topic}.pred", n, guarantee="at-least-once", group=group, wait=False)
+        wait_for_group(servers, group)
     spawn = multiprocessing.get_context("spawn")
     receive, send = spawn.Pipe(duplex=False)
     reader = spawn.Process(target=visibility_reader, args=(servers, f"{topic}.pred", n, seconds + 60, send))
     reader.start()
-    producer = spawn.Process(target=paced_producer, args=(servers, topic, n, rate, rate))
+    producer = spawn.Process(target=paced_producer, args=(servers, topic, n, rate, int(rate)))
     producer.start()
     seen = receive.recv()
     reader.join()
     producer.join()
-    updater.stop()
-    stats = updater.join(30)
+    row = {"contender": contender, "rate": rate, "events": n, "predictions_seen": len(seen)}
+    if contender == "live":
+        updater.stop()
+        stats = updater.join(30)
+        row.update(updater_p50_s=stats.latency_p50_s, updater_p99_s=stats.latency_p99_s,
+                   transactions_per_s=stats.transactions / seconds)
+    else:
+        quix_report(proc, 60)
     measured = np.array([seen_at - ts for ts, seen_at in seen[int(rate * warmup_s):]])
-    return {"rate": rate, "events": n, "predictions_seen": len(seen),
-            "p50_s": float(np.percentile(measured, 50)), "p99_s": float(np.percentile(measured, 99)),
-            "max_s": float(measured.max()), "updater_p50_s": stats.latency_p50_s,
-            "updater_p99_s": stats.latency_p99_s, "transactions_per_s": stats.transactions / seconds}
+    row.update(p50_s=float(np.percentile(measured, 50)), p99_s=float(np.percentile(measured, 99)),
+               max_s=float(measured.max()))
+    return row
+
+
+def latencies(servers, rate, seconds, rounds, folder):
+    rows = []
+    for r in range(rounds):
+        for contender in (("live", "quix") if r % 2 == 0 else ("quix", "live")):
+            row = latency(servers, contender, rate, seconds, folder)
+            row["round"] = r + 1
+            rows.append(row)
+            print(f"latency round {r + 1}, {contender}: p50 {row['p50_s'] * 1e3:.1f} ms, p99 "
+                  f"{row['p99_s'] * 1e3:.1f} ms, max {row['max_s'] * 1e3:.1f} ms", flush=True)
+    return rows
 
 
 # ----------------------------------------------------------------------------- (c) restart
@@ -191,59 +361,88 @@ def restart_time(servers, topic, n, folder):
 # ----------------------------------------------------------------------------- main
 
 
+def median_range(values) -> dict[str, float]:
+    values = list(values)
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rates", type=float, nargs="+", default=[500, 2000])
-    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=2000, help="events/s of the latency rounds")
+    parser.add_argument("--latency-rounds", type=int, default=3)
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--profile", action="store_true",
                         help="also print where one live run spends its time (cProfile of the updater's thread)")
     parser.add_argument("--bootstrap-servers")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "live.json"))
+    parser.add_argument("--output", default=str(HERE / "results" / "live.json"))
     args = parser.parse_args()
+    n = args.events
+    load_at_start = os.getloadavg()[0]
+    quix_python()  # before the broker starts: the venv may take a minute to make
     with tempfile.TemporaryDirectory() as tmp, kafka_for(args.bootstrap_servers) as servers:
         folder = Path(tmp)
-        n = args.events
         events = list(em.synthetic("sea", n, seed=1))
-        topic = f"bench-live-{int(time.time())}"
-        produce(events, topic, servers)
+        topic = unique("bench-live")
+        em.recreate_topic(topic, bootstrap_servers=servers)
+        em.produce(events, topic, bootstrap_servers=servers, progress=False)
         rounds = throughput(events, topic, servers, folder, args.rounds)
         if args.profile:
             profile(topic, servers, folder, n)
-        latencies = [latency(servers, rate, args.latency_seconds, folder) for rate in args.rates]
+        latency_rows = latencies(servers, args.rate, args.latency_seconds, args.latency_rounds, folder)
         restart_s, import_s = restart_time(servers, topic, n, folder)
-    ratios = [r["ratio"] for r in rounds]
+    quix_versions = rounds[0]["quix_times"]
+    rates = {name: median_range(round(row[name]) for row in rounds) for name in CONTENDERS}
+    ratios = {f"{a}/{b}": median_range(round(row[f"{a}/{b}"], 3) for row in rounds) for a, b in RATIOS}
+    live_latency = [row for row in latency_rows if row["contender"] == "live"]
     result = {
-        "events": n, "model": MODEL, "metrics": list(METRICS), "rounds": args.rounds,
-        "updater_client": f"confluent-kafka {confluent_kafka.__version__} / librdkafka {confluent_kafka.libversion()[0]}",
-        "prequential_events_per_s": round(statistics.median(r["prequential"] for r in rounds)),
-        "live_events_per_s": round(statistics.median(r["live"] for r in rounds)),
-        "live_wall_events_per_s": round(statistics.median(r["wall"] for r in rounds)),
-        "live_ratio_vs_prequential": round(statistics.median(ratios), 3),
-        "live_ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
-        "live_transactions": rounds[-1]["transactions"],
-        "latency": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in latencies],
+        "events": n, "model": MODEL, "rounds": args.rounds, "eventml": em.__file__,
+        "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],  # at the start, at the end
+        "clients": {"bare and live": f"confluent-kafka {confluent_kafka.__version__} / librdkafka "
+                                     f"{confluent_kafka.libversion()[0]}",
+                    "quix": f"quixstreams {quix_versions['quixstreams']}, confluent-kafka "
+                            f"{quix_versions['confluent_kafka']} / librdkafka {quix_versions['librdkafka']}, "
+                            f"river {quix_versions['river']}"},
+        "events_per_s": rates, "ratios": ratios,
+        "predictions_bit_identical": {name: all(row[f"{name}_exact"] for row in rounds)
+                                      for name in ("bare", "quix", "live")},
+        "live_transactions": rounds[-1]["live_times"]["transactions"],
+        "rows": rounds,
+        "latency": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in latency_rows],
+        "latency_goal_met": all(row["p99_s"] * 1e3 <= QUIX_GOAL_MS["p99"] and row["max_s"] * 1e3 <= QUIX_GOAL_MS["max"]
+                                for row in live_latency),
         "restart_to_first_prediction_s": round(restart_s, 2),
         "python_import_s": round(import_s, 2),
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nthroughput ({n} sea events, {MODEL}, median of {args.rounds} rounds; updater on "
-          f"{result['updater_client']})")
-    print(f"  in-memory prequential  {result['prequential_events_per_s']:>8} events/s")
-    print(f"  live, steady           {result['live_events_per_s']:>8} events/s   ratio "
-          f"{result['live_ratio_vs_prequential']:.3f} (range {min(ratios):.3f}-{max(ratios):.3f})")
-    print(f"  live, with start-up    {result['live_wall_events_per_s']:>8} events/s")
-    print("\nlatency, produce -> prediction readable (read_committed)")
-    print(f"  {'rate/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'updater p50':>12} {'p99':>6} {'txn/s':>6}")
-    for row in latencies:
-        ms = [row[key] * 1e3 for key in ("p50_s", "p99_s", "max_s", "updater_p50_s", "updater_p99_s")]
-        print(f"  {row['rate']:>7g} {ms[0]:>8.1f} {ms[1]:>8.1f} {ms[2]:>8.1f} {ms[3]:>12.1f} {ms[4]:>6.1f} "
-              f"{row['transactions_per_s']:>6.1f}")
-    print(f"\nrestart after kill -9 -> first new prediction: {restart_s:.2f} s "
-          f"(of which a new Python process importing eventml: {import_s:.2f} s)")
-    print(f"\nwritten to {args.output}")
+    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+
+    print(f"\nthroughput: {n} SEA events on one partition, {MODEL}, {args.rounds} rounds, steady events/s "
+          f"median (min-max); every contender's predictions equal the model alone's")
+    labels = {"model": "the model alone, in memory", "bare": "bare confluent-kafka exactly-once loop",
+              "quix": "Quix Streams exactly-once", "live": "eventml live"}
+    for name in CONTENDERS:
+        r = rates[name]
+        print(f"  {labels[name]:<40} {r['median']:>9,.0f}  ({r['min']:,.0f}-{r['max']:,.0f})")
+    print("  ratios, per round: " + "   ".join(f"{key} {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})"
+                                              for key, r in ratios.items()))
+    print(f"  clients: {result['clients']['bare and live']} (bare, live); {result['clients']['quix']}")
+    print(f"\nlatency at {args.rate:g} events/s, produce -> prediction readable by read_committed, "
+          f"{args.latency_seconds:g} s rounds (goal for live: p99 <= 30 ms, max <= 100 ms every round)")
+    print(f"  {'round':>5} {'contender':<22} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'updater p50/p99 ms':>19}")
+    for row in latency_rows:
+        name = "eventml live" if row["contender"] == "live" else "Quix at-least-once"
+        own = (f"{row['updater_p50_s'] * 1e3:.1f} / {row['updater_p99_s'] * 1e3:.1f}"
+               if row["contender"] == "live" else "")
+        print(f"  {row['round']:>5} {name:<22} {row['p50_s'] * 1e3:>8.1f} {row['p99_s'] * 1e3:>8.1f} "
+              f"{row['max_s'] * 1e3:>8.1f} {own:>19}")
+    print(f"  goal met in every round: {result['latency_goal_met']}")
+    print(f"\nrestart after kill -9 -> first new prediction: {restart_s:.2f} s (goal <= 1 s; a new Python "
+          f"process importing eventml.cli: {import_s:.2f} s)")
+    print(f"\nthe machine's 1-minute load average: {load_at_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)")
+    print(f"written to {args.output}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ import pickle
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import confluent_kafka as ck
@@ -52,6 +51,10 @@ from kafka import TopicPartition as KTopicPartition
 from kafka.structs import OffsetAndMetadata
 
 import eventml as em
+from contenders.bare_loop import committed_consumer as ck_consumer
+from contenders.bare_loop import records as ck_records
+from contenders.bare_loop import transactional_producer as ck_producer
+from contenders.bare_loop import unique
 from eventml.kafka import KafkaSettings, kafka_for
 from eventml.kafka.clients import consumer_config, producer_config
 from eventml.scoring import Scorer
@@ -63,10 +66,6 @@ MODEL = "river_logreg"
 METRICS = ["accuracy", "log_loss"]
 ROLLING = 500
 TXN = 10_000
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 # ----------------------------------------------------------------------------- clients, as live.py sets them up
@@ -81,29 +80,9 @@ def kp_producer(servers: str, txn_id: str) -> KafkaProducer:
     return producer
 
 
-def ck_producer(servers: str, txn_id: str) -> ck.Producer:
-    producer = ck.Producer({"bootstrap.servers": servers, "transactional.id": txn_id, "linger.ms": 5,
-                            "acks": "all", "enable.idempotence": True, "retry.backoff.ms": 20})
-    # librdkafka retries a coordinator or offset lookup that finds no broker metadata yet after a fixed
-    # 500 ms: fetching the metadata first makes init_transactions ~70 ms instead of ~510 ms
-    producer.list_topics(timeout=10)
-    producer.init_transactions(30)
-    return producer
-
-
 def kp_consumer(servers: str, group: str | None) -> KafkaConsumer:
     return KafkaConsumer(**consumer_config(KafkaSettings(servers), group_id=group, isolation_level="read_committed",
                                            enable_auto_commit=False, reconnect_backoff_max_ms=1000))
-
-
-def ck_consumer(servers: str, group: str, topic: str) -> ck.Consumer:
-    """A read_committed consumer assigned partition 0 of topic from its beginning."""
-    consumer = ck.Consumer({"bootstrap.servers": servers, "group.id": group, "isolation.level": "read_committed",
-                            "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    # without the partition's leader known at assign(), the first offset lookup waits a fixed 500 ms
-    consumer.list_topics(topic, timeout=10)
-    consumer.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
-    return consumer
 
 
 # ----------------------------------------------------------------------------- 1. transactional produce
@@ -183,20 +162,6 @@ def kp_records(consumer, tp):
     """kafka-python records, one at a time, across polls."""
     while True:
         yield from consumer.poll(timeout_ms=1000).get(tp, ())
-
-
-def ck_records(consumer, n):
-    """n confluent-kafka messages, one at a time, across consume() batches.
-
-    consume() returns when it has num_messages or at its timeout, so never ask for more than are left.
-    """
-    while n > 0:
-        msgs = consumer.consume(num_messages=min(5000, n), timeout=1.0)
-        n -= len(msgs)
-        for msg in msgs:
-            if msg.error():
-                raise RuntimeError(msg.error())
-            yield msg
 
 
 def loop_kp(servers, topic, out, n):
