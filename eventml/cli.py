@@ -9,6 +9,8 @@ Examples
 
     $ eventml kafka start
     $ eventml kafka start --secure      # SASL/SCRAM over TLS on 127.0.0.1:9094; prints how to connect
+    $ eventml kafka start --brokers 3   # a three-node cluster on 127.0.0.1:9092,9094,9096
+    $ eventml kafka stop --node 2       # ... and one node down, then `start --node 2`
     $ eventml produce --source sea --events 10000 --topic sea --drift-at 5000
     $ eventml consume --topic sea --from-beginning --max-events 3
     $ eventml notebooks run
@@ -77,9 +79,13 @@ class _NoPasswordArgument(argparse.Action):
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from eventml.kafka.local import DEFAULT_PORT, DEFAULT_SECURE_PORT, LocalKafka
+    from eventml.kafka.cluster import read_layout
+    from eventml.kafka.local import DEFAULT_PORT, DEFAULT_SECURE_PORT, LocalKafka, default_data_dir
 
     port = args.port or (DEFAULT_SECURE_PORT if args.secure else DEFAULT_PORT)
+    if (args.brokers not in (None, 1) or args.node is not None or args.kill
+            or read_layout(args.data_dir or default_data_dir(port)) is not None):
+        return _kafka_cluster(args)
     # --secure makes a new broker secured; an existing data directory says which kind it holds
     kafka = LocalKafka(port=port, controller_port=args.controller_port, data_dir=args.data_dir,
                        secure=True if args.secure and args.action == "start" else None)
@@ -98,6 +104,42 @@ def _kafka(args: argparse.Namespace) -> int:
         print("# to connect, run these lines (the password is read from its file when they run):")
         print(status.exports)
     return 0 if status.running else 3
+
+
+def _kafka_cluster(args: argparse.Namespace) -> int:
+    """``eventml kafka`` on a local cluster: every node, or one with ``--node``."""
+    from eventml.kafka.cluster import LocalCluster
+
+    refused = [option for option, given in (("--secure", args.secure), ("--controller-port", args.controller_port),
+                                            ("--kill", args.kill and args.action != "stop"))
+               if given]
+    if refused:
+        raise ConfigError(f"{' and '.join(refused)} do not go with a local cluster here: a cluster's nodes are "
+                          "PLAINTEXT with their controller on the port after their own, and --kill is for stop --node")
+    if args.port == 0 and not args.data_dir:
+        raise ConfigError("--port 0 (free ports) needs --data-dir, where the cluster remembers the ports it got")
+    if args.kill and args.node is None:
+        raise ConfigError("--kill stops one node like a crash: give it with --node N")
+    cluster = LocalCluster(brokers=args.brokers, port=args.port, data_dir=args.data_dir)
+    if args.action == "stop":
+        if args.node is None:
+            print("Kafka cluster stopped" if cluster.stop() else "Kafka cluster was not running")
+        elif (cluster.kill_node if args.kill else cluster.stop_node)(args.node):
+            print(f"node {args.node} {'killed' if args.kill else 'stopped'}")
+        else:
+            print(f"node {args.node} was not running")
+        return 0
+    was_up = cluster.status().up
+    if args.action == "start" and args.node is not None:
+        cluster.start_node(args.node)
+    elif args.action == "start":
+        cluster.start()
+    status = cluster.status()
+    print(status)
+    if args.action == "start" and was_up:
+        print(f"(already running: node{'s' if len(was_up) > 1 else ''} {', '.join(map(str, was_up))})")
+    print(status.bootstrap_servers)
+    return 0 if status.running else 3 if not status.up else 4
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -240,9 +282,27 @@ def build_parser() -> argparse.ArgumentParser:
         for refused in ("--sasl-password", "--ssl-password"):
             kafka.add_argument(refused, nargs="?", action=_NoPasswordArgument, help=argparse.SUPPRESS)
 
-    kafka = command("kafka", _kafka, "start, stop or check the local single-node Apache Kafka")
+    kafka = command("kafka", _kafka, "start, stop or check the local Apache Kafka: one broker, or a cluster of\n"
+                                     "several (--brokers 3) whose nodes stop and start one by one (--node N)")
+    kafka.formatter_class = argparse.RawDescriptionHelpFormatter
+    kafka.epilog = """a local cluster:
+  eventml kafka start --brokers 3   three nodes on 127.0.0.1:9092,9094,9096, each a KRaft controller
+                                    and a broker; new topics, the internal ones too, get replication
+                                    factor 3 and min.insync.replicas 2
+  eventml kafka status              every node: id, ports, pid, up or down (exit 0: all up, 4: some, 3: none)
+  eventml kafka stop --node 2       one node down (--kill: SIGKILL, as a crash would) ...
+  eventml kafka start --node 2      ... and up again
+  eventml kafka stop                every node
+
+Node N listens on PORT + 2(N-1), its controller on the port after. The data dir remembers what it
+holds (DATA_DIR/cluster.json, node N in DATA_DIR/node-N), so status, stop and start need no --brokers."""
     kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.add_argument("--port", type=int, help="client port (default 9092; with --secure 9094)")
+    kafka.add_argument("--brokers", type=int, metavar="N",
+                       help="start a local cluster of N nodes (default: one broker, or as many as the data dir holds)")
+    kafka.add_argument("--node", type=int, metavar="N", help="a cluster's node N only (start or stop; 1 to brokers)")
+    kafka.add_argument("--kill", action="store_true", help="with stop --node: SIGKILL, as a crash would")
+    kafka.add_argument("--port", type=int,
+                       help="client port (default 9092; with --secure 9094); a cluster's node 1 (0: free ports)")
     kafka.add_argument("--controller-port", type=int, help="KRaft controller port (default: port + 1)")
     kafka.add_argument("--data-dir", help="storage folder (default: ~/.local/share/eventml/kafka-PORT)")
     kafka.add_argument("--secure", action="store_true",
