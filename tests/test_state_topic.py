@@ -456,3 +456,46 @@ def test_loading_after_500_sequences_reads_near_the_end(kafka, state_topic_name)
         consumer.close()
     print(f"\nstate topic: 500 transactions of a {len(pickle.dumps(state)) / 1000:.0f} KB state written in "
           f"{wrote:.1f} s; load of the newest: {', '.join(f'{t * 1000:.0f}' for t in timings)} ms")
+
+
+@pytest.mark.integration
+def test_the_newest_state_survives_compaction(kafka, topic):
+    """Compaction keeps the newest chunk of each index: the newest manifest's, even after the state shrank and
+    transactions were aborted; what it leaves of older, larger states is not named by the manifest."""
+    from eventml.kafka.rdkafka import TopicPartition
+    from eventml.kafka.topics import create_topic, delete_topic
+
+    create_topic(topic, kafka=kafka, topic_config={**state_topic_config(), "segment.ms": "100",
+                                                   "min.cleanable.dirty.ratio": "0.01"})
+    store, producer = StateTopic(topic, KEY, chunk_bytes=1000), transactional_producer(kafka)
+    consumer = restore_consumer(kafka)
+    tp = TopicPartition(topic, 0)
+
+    def committed_records():
+        end = consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        count, deadline = 0, time.monotonic() + 30
+        while consumer.position([tp])[0].offset < end and time.monotonic() < deadline:
+            count += sum(m.error() is None for m in consumer.consume(1000, 0.2))
+        consumer.unassign()
+        return count
+
+    try:
+        for sequence in range(1, 41):
+            size = 2500 if sequence < 30 else 800  # three chunks, then one
+            write(producer, topic, 0, store.records("t", 0, sequence, {"in:0": sequence}, bytes(size)))
+            write(producer, topic, 0, store.records("u", 0, sequence, {"in:0": sequence}, sequence))
+            if sequence % 5 == 0:
+                write(producer, topic, 0, store.records("t", 0, 99, {"in:0": 99}, bytes(5000)), commit=False)
+            time.sleep(0.12)  # segments roll every 100 ms
+        written, deadline = committed_records(), time.monotonic() + 120
+        while committed_records() > written / 4:
+            assert time.monotonic() < deadline, "the log cleaner did not compact the state topic within 120 s"
+            time.sleep(2)
+            write(producer, topic, 0, store.records("v", 0, 1, {}, 0))  # rolls the segment the cleaner may take
+        t = store.load(consumer, "t", 0, timeout_s=30, committed={"in:0": 40})
+        u = store.load(consumer, "u", 0, timeout_s=30, committed={"in:0": 40})
+        assert (t.sequence, t.state, u.state) == (40, bytes(800), 40)
+    finally:
+        consumer.close()
+        delete_topic(topic, kafka=kafka)
