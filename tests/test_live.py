@@ -89,6 +89,77 @@ def test_a_snapshot_round_trips_and_pruning_keeps_only_the_committed_one(tmp_pat
     assert list_snapshots(tmp_path) == [second]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "zeroed", "empty"])
+def test_a_snapshot_an_os_crash_damaged_is_refused_before_unpickling_with_what_to_do(tmp_path, damage):
+    # snapshots are not fsynced: after an OS crash the newest may be short, zeros or empty; never resume from it
+    path = write_snapshot(tmp_path, 3, {"events:0": 10}, {"model": list(range(1000))})
+    data = path.read_bytes()
+    header_end = data.index(b"\n", data.index(b"\n") + 1) + 1
+    path.write_bytes({"truncated": data[:-100], "zeroed": data[:header_end] + bytes(len(data) - header_end),
+                      "empty": b""}[damage])
+    with pytest.raises(SnapshotError, match=f"{path.name}.*(OS crash|power loss).*new state_dir"):
+        load_snapshot(path)
+
+
+def test_a_snapshot_of_format_2_written_by_the_previous_eventml_is_still_read(tmp_path):
+    import pickle
+
+    path = tmp_path / "snapshot-00000004-9733cf97202b.pkl"
+    path.write_bytes(b"eventml-snapshot 2\n" + pickle.dumps({"sequence": 4, "offsets": {"events:0": 500}, "state": 7}))
+    snapshot = load_snapshot(path)
+    assert (snapshot.sequence, snapshot.offsets, snapshot.state) == (4, {"events:0": 500}, 7)
+
+
+def test_a_durable_snapshot_and_the_identity_sync_write_the_same_readable_file(tmp_path):
+    from eventml.live.snapshots import sync_files
+
+    path = write_snapshot(tmp_path, 1, {"events:0": 3}, {"n": 1}, fsync=True)
+    sync_files(tmp_path, "updater.json", "no-such-file")  # a missing name is skipped
+    assert load_snapshot(path).state == {"n": 1}
+
+
+def test_commits_are_spaced_by_what_a_snapshot_costs_not_by_one_slow_write(tmp_path):
+    # one write that waited for the disk or the CPU used to hold the next commit back 4x as long
+    from types import SimpleNamespace
+
+    from eventml.live import snapshots
+    from eventml.live.commit import TransactionCommit
+
+    producer = SimpleNamespace(send_offsets_to_transaction=lambda *a: None, commit_transaction=lambda *a: None)
+    commit = TransactionCommit(tmp_path, timeout_s=5)
+    real_write = snapshots.write_snapshot
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.3)
+        return real_write(*args, **kwargs)
+
+    state = SimpleNamespace(sequence=0, offsets={"events:0": 1})
+    for i in range(5):
+        state.offsets["events:0"] = i + 1
+        if i == 2:
+            import eventml.live.commit as commit_module
+
+            commit_module.write_snapshot, saved = slow_write, commit_module.write_snapshot
+            try:
+                commit(producer, None, state, {"events:0": ("events", 0)})
+            finally:
+                commit_module.write_snapshot = saved
+        else:
+            commit(producer, None, state, {"events:0": ("events", 0)})
+    assert commit.snapshot_cost_s < 0.1 and set(commit.timings) >= {"snapshot", "offsets", "commit", "prune", "total"}
+    assert [p.name.split("-")[1] for p in list_snapshots(tmp_path)] == ["00000005"]
+    commit.close()
+
+
+def test_importing_eventml_imports_no_model_or_table_library_until_a_name_is_used():
+    code = ("import sys, eventml as em; heavy = {'river', 'pandas', 'sklearn', 'matplotlib', 'kafka'} & set(sys.modules); "
+            "assert not heavy, heavy; import eventml.serve.app, eventml.watch; "
+            "assert callable(em.serve) and callable(em.watch) and em.events.encode_label and em.LiveUpdater; "
+            "assert not hasattr(em, 'no_such_name'); from eventml import plots; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
 def test_a_transaction_step_that_outlives_its_bound_is_a_timeout_and_the_next_step_still_runs():
     # librdkafka's send_offsets_to_transaction can ignore its own timeout: the updater bounds it itself
     from confluent_kafka import KafkaError, KafkaException
@@ -346,6 +417,26 @@ def test_sigkill_at_random_points_then_restart_gives_exactly_once_and_the_same_m
     assert count == n and len(got) == n
     assert got == expected == offline_predictions(events)
     assert probe(load_model(state)) == probe(load_model(tmp_path / "clean"))
+
+
+@pytest.mark.parametrize("loss", ["missing", "truncated"])
+def test_a_snapshot_lost_in_an_os_crash_is_refused_on_restart_never_resumed_from_another(kafka_bootstrap, topic,
+                                                                                          tmp_path, loss):
+    # snapshots are not fsynced (a process crash loses none); an OS crash may lose the newest one
+    events = list(em.synthetic("sea", 300, seed=3))
+    produce_events(events, topic, kafka_bootstrap)
+    state = tmp_path / "state"
+    first = dict(model="river_logreg", state_dir=state, bootstrap_servers=kafka_bootstrap, records_per_transaction=100)
+    LiveUpdater(topic, f"{topic}.pred", max_events=200, **first).run()
+    newest = list_snapshots(state)[-1]
+    if loss == "missing":
+        newest.unlink()
+    else:
+        newest.write_bytes(newest.read_bytes()[:50])
+    with pytest.raises(SnapshotError, match="(OS crash|power loss).*new state_dir"):
+        LiveUpdater(topic, f"{topic}.pred", max_events=300, **first).run()
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == 200  # nothing published by the refused run
 
 
 def test_a_broker_restart_mid_run_loses_and_repeats_nothing(tmp_path, topic):

@@ -38,8 +38,11 @@ it publishes the predictions and the dead letters of its records; at the end it 
 and the next offset of every input partition; see :mod:`eventml.live.snapshots`), then adds the
 input offsets to the transaction (``send_offsets_to_transaction``) and commits. So the
 predictions, the dead letters and the consumer offsets become visible together or not at all,
-and the snapshot that goes with the committed offsets is already on disk. Older snapshots are
-deleted only after the commit. The snapshot is the one thing outside the transaction; it is
+and the snapshot that goes with the committed offsets is already written. It is not fsynced (a
+wait for the disk at every commit held predictions back by up to 100 ms): a crash of the process
+loses nothing the kernel has, while after an OS crash or power loss that lost it the restart refuses
+with a sentence rather than resume from another snapshot (see :mod:`eventml.live.snapshots`). Older
+snapshots are deleted only after the commit. The snapshot is the one thing outside the transaction; it is
 named after the offsets it follows, so a restart uses it only if those offsets committed.
 
 On start the updater calls ``init_transactions`` with a transactional id that is stable for
@@ -87,6 +90,8 @@ Parts
 merge of input partitions), :mod:`~eventml.live.processor` (the per-record work),
 :mod:`~eventml.live.commit` (closing a transaction, bounded in time), :mod:`~eventml.live.state`
 and :mod:`~eventml.live.snapshots` (what is kept, and where), :mod:`~eventml.live.stats` (figures).
+Several updaters sharing a topic's partitions, one model per partition and the state in Kafka:
+:mod:`~eventml.live.group` (:class:`GroupUpdater`) and :mod:`~eventml.live.state_topic`.
 
 Examples
 --------
@@ -101,7 +106,9 @@ Examples
 from eventml.consumer import read_predictions
 from eventml.errors import SnapshotError
 from eventml.live.commit import KILL_ENV
+from eventml.live.group import GroupUpdater, load_group_models, read_assignments
 from eventml.live.stats import LiveStats
 from eventml.live.updater import LiveUpdater, load_model
 
-__all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "SnapshotError", "KILL_ENV"]
+__all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "SnapshotError", "KILL_ENV",
+           "GroupUpdater", "load_group_models", "read_assignments"]

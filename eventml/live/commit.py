@@ -2,8 +2,10 @@
 
 :class:`TransactionCommit` closes the open transaction in numbered steps:
 
-1. write the snapshot of the state, named after the input offsets it follows (durably, before
-   anything commits, so the snapshot that goes with committed offsets is always on disk);
+1. write the snapshot of the state, named after the input offsets it follows, before anything
+   commits, so the snapshot that goes with committed offsets is always there after a crash of the
+   process (it is not fsynced: see :mod:`eventml.live.snapshots` for why, and for what an OS
+   crash does);
 2. add the input offsets to the transaction and commit it, in a helper thread that the updater
    stops waiting for after ``timeout_s`` + 2 s (:class:`BoundedCalls`);
 3. delete the older snapshots.
@@ -12,10 +14,15 @@ A crash between 1 and 2 leaves a snapshot ahead of the committed offsets, which 
 a crash after 2 leaves the old snapshots too, which a restart also ignores. The test hook
 ``EVENTML_LIVE_KILL_AT=before_commit:N`` (or ``after_commit:N``) makes the process SIGKILL itself
 at the N-th commit of the process, right before step 2 (or after it).
+
+Each commit's steps are timed (:attr:`TransactionCommit.timings`); one slower than
+``SLOW_COMMIT_S`` is logged (``eventml.live``, INFO) with the step that took the time.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import os
 import queue
 import signal
@@ -34,6 +41,9 @@ __all__ = ["KILL_ENV", "BoundedCalls", "TransactionCommit", "fenced"]
 #: between writing the N-th snapshot of this process and committing it, or right after the commit.
 KILL_ENV = "EVENTML_LIVE_KILL_AT"
 GRACE_S = 2.0  # for librdkafka to report its own timeout before the updater stops waiting for it
+SLOW_COMMIT_S = 0.1  # a commit slower than this is logged with its steps
+
+log = logging.getLogger("eventml.live")
 
 
 class BoundedCalls:
@@ -121,6 +131,8 @@ class TransactionCommit:
         self.timeout_s = timeout_s
         self.commits = 0  # commits of this process, for the kill hook
         self.snapshot_s = 0.0  # how long the last snapshot took to write
+        self.timings: dict[str, float] = {}  # seconds of each step of the last commit
+        self._snapshot_times: collections.deque = collections.deque(maxlen=20)
         self._bounded = BoundedCalls()
         self._kill_at = _kill_hook()
 
@@ -138,21 +150,46 @@ class TransactionCommit:
         self.commits += 1
         started = time.monotonic()
         path = write_snapshot(self.state_dir, state.sequence, state.offsets, state)  # 1
-        self.snapshot_s = time.monotonic() - started
+        snapshot_done = time.monotonic()
+        self.snapshot_s = snapshot_done - started
+        self._snapshot_times.append(self.snapshot_s)
         self._maybe_die("before_commit")
         offsets = [TopicPartition(*partitions[key], offset) for key, offset in state.offsets.items()]
         timeout = self.timeout_s
+        steps = [0.0, 0.0, 0.0]
 
         def commit() -> None:  # 2
-            ends = time.monotonic() + timeout
+            steps[0] = time.monotonic()
+            ends = steps[0] + timeout
             producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+            steps[1] = time.monotonic()
             producer.commit_transaction(max(0.1, ends - time.monotonic()))
+            steps[2] = time.monotonic()
 
         # a broker that does not come back within timeout_s is a KafkaException (_TIMED_OUT), from
         # librdkafka or, if one of its waits ignores the timeout, from here; the run then restores
         self._bounded.call(commit, timeout + GRACE_S)
+        committed = time.monotonic()
         self._maybe_die("after_commit")
         prune_snapshots(self.state_dir, keep=path)  # 3
+        ended = time.monotonic()
+        self.timings = {"snapshot": self.snapshot_s, "handoff": (steps[0] - snapshot_done) + (committed - steps[2]),
+                        "offsets": steps[1] - steps[0], "commit": steps[2] - steps[1], "prune": ended - committed,
+                        "total": ended - started}
+        if self.timings["total"] > SLOW_COMMIT_S:
+            log.info("commit %d took %.0f ms (%s)", state.sequence, self.timings["total"] * 1e3,
+                     ", ".join(f"{step} {seconds * 1e3:.1f} ms" for step, seconds in self.timings.items()
+                               if step != "total"))
+
+    @property
+    def snapshot_cost_s(self) -> float:
+        """What writing a snapshot of this state costs: the fastest of the last 20 writes.
+
+        Not the last one: a write that waited for the disk or for the CPU (another process's burst)
+        says nothing about the next one, and spacing commits by it held predictions back for
+        hundreds of milliseconds; a big model's snapshot is slow every time, so its cost is still seen.
+        """
+        return min(self._snapshot_times, default=0.0)
 
     def close(self) -> None:
         self._bounded.close()

@@ -28,8 +28,8 @@ from eventml.live.clients import CLIENT_ERRORS, LiveClients, end_of_partition
 from eventml.live.commit import TransactionCommit, fenced
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import RecordProcessor
-from eventml.live.snapshots import find_snapshot, list_snapshots, load_snapshot
-from eventml.live.state import UpdaterState, read_identity
+from eventml.live.snapshots import find_snapshot, list_snapshots, load_snapshot, sync_files
+from eventml.live.state import IDENTITY_FILE, UpdaterState, read_identity
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
 from eventml.progress import progress_bar
 from eventml.validation import int_in_range, positive_int, positive_number
@@ -202,7 +202,10 @@ class LiveUpdater:
         if path is None:
             raise SnapshotError(
                 f"consumer group {self.group_id!r} committed offsets {committed}, but {self.state_dir} has no "
-                "snapshot for them; the state directory is not the one this updater wrote")
+                "snapshot for them: the machine stopped (an OS crash or a power loss) before the snapshot reached "
+                "the disk, since snapshots are not fsynced, or the state directory is not the one this updater "
+                "wrote; resuming from anything else would repeat or skip predictions, so start over with a new "
+                "state_dir (the predictions already committed stay in Kafka)")
         snapshot = load_snapshot(path)
         if snapshot.offsets != committed:
             raise SnapshotError(f"snapshot {path} is for offsets {snapshot.offsets}, not the committed {committed}")
@@ -277,7 +280,7 @@ class LiveUpdater:
             now = time.monotonic()
             if began and now >= deadline:
                 break
-            picked = self._next_record(0.1 if not began else max(0.005, min(0.1, deadline - now)))
+            picked = self._next_record(0.1 if not began else max(0.001, min(0.1, deadline - now)))
             if picked is None:
                 if not began and clients.brokers_down_at is not None:
                     clients.check_brokers(self.events_topic, min(self.reconnect_timeout_s, 5.0))
@@ -309,8 +312,9 @@ class LiveUpdater:
             committed_at = time.time()
             clients.brokers_down_at = None
             # the next commit for being caught up comes no sooner than this, so snapshots take at most
-            # _SNAPSHOT_SHARE of the time at any produce rate, even for a big model
-            self._earliest_early_commit = time.monotonic() + self._commit.snapshot_s / _SNAPSHOT_SHARE
+            # _SNAPSHOT_SHARE of the time at any produce rate, even for a big model (spaced by what a
+            # snapshot costs, not by how long the last one happened to take: see snapshot_cost_s)
+            self._earliest_early_commit = time.monotonic() + self._commit.snapshot_cost_s / _SNAPSHOT_SHARE
             self._meter.latencies.extend(committed_at - ts / 1000.0 for ts in timestamps)
             self._bar.tick(len(timestamps))
             self._publish_stats(running=True)
@@ -377,6 +381,8 @@ class LiveUpdater:
             except CLIENT_ERRORS as error:  # e.g. a cluster that refuses transactions or topic creation
                 raise KafkaUnavailableError(f"the live updater could not set up its Kafka clients at "
                                             f"{self.bootstrap_servers or 'the default address'}: {error}") from None
+            # the Kafka ids survive an OS crash (snapshots need not: see eventml.live.snapshots)
+            sync_files(self.state_dir, IDENTITY_FILE)
             self._last_record_at = time.monotonic()
             self._meter.restart()
             self._publish_stats(running=True)
