@@ -190,19 +190,47 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
+    if args.group is not None:
+        return _live_group(args)
+    if args.state_dir is None:
+        raise ConfigError("eventml live needs --state-dir (one updater, one global model) or --group NAME "
+                          "(updaters sharing the partitions, one model per partition, state in Kafka)")
     from eventml.live import LiveUpdater
 
     updater = LiveUpdater(args.events, args.predictions, model=args.model, state_dir=args.state_dir,
                           labels_topic=args.labels, kafka=kafka_settings(args),
                           max_events=args.max_events, idle_timeout_s=args.idle_timeout,
                           records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
-                          label_ttl_s=args.label_ttl, seed=args.seed, progress=not args.quiet)
+                          label_ttl_s=args.label_ttl, name=args.name, seed=args.seed, progress=not args.quiet)
     s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
     print(f"live: {s.events} events predicted, {s.labelled} learned (model {updater.learner.name} "
           f"v{s.model_version}), {s.metric} {score}, {s.dead_letters} dead letters, {s.expired} expired, "
           f"{s.late} late and {s.unknown_id} unknown labels, {s.restarts} restarts, {s.transactions} transactions; "
           f"state in {args.state_dir}")
+    return 0
+
+
+def _live_group(args: argparse.Namespace) -> int:
+    from eventml.live.group import GroupUpdater
+
+    refused = [option for option, value in (("--state-dir", args.state_dir), ("--max-events", args.max_events))
+               if value is not None]
+    if refused:
+        raise ConfigError(f"{' and '.join(refused)} do not go with --group: a group keeps its state in Kafka "
+                          "and runs until --idle-timeout or Ctrl-C")
+    updater = GroupUpdater(args.events, args.predictions, group=args.group, model=args.model, scope=args.scope,
+                           labels_topic=args.labels, state_key=_secret(args.state_key_file, "--state-key-file"),
+                           kafka=kafka_settings(args), idle_timeout_s=args.idle_timeout,
+                           records_per_transaction=args.records_per_transaction,
+                           transaction_interval_s=args.transaction_interval, label_ttl_s=args.label_ttl,
+                           session_timeout_s=args.session_timeout, name=args.name, seed=args.seed)
+    try:
+        figures = updater.run()
+    except KeyboardInterrupt:  # the open transaction is aborted; its partitions resume where the last commit left
+        figures = updater.figures()
+    print(f"live group {args.group!r}: updater {figures['updater']} predicted {figures['events']} events in "
+          f"{figures['transactions']} transactions; its partitions changed {figures['rebalances']} times")
     return 0
 
 
@@ -341,7 +369,17 @@ holds (DATA_DIR/cluster.json, node N in DATA_DIR/node-N), so status, stop and st
     live.add_argument("--predictions", required=True, help="topic the predictions are published to")
     live.add_argument("--labels", help="topic of labels that arrive after their events")
     live.add_argument("--model", default="river_logreg", help="learner name (default %(default)s)")
-    live.add_argument("--state-dir", required=True, help="snapshots; restart with the same folder to resume")
+    live.add_argument("--state-dir", help="one updater, one model: its snapshots; restart with the same folder "
+                                          "to resume")
+    live.add_argument("--group", metavar="NAME", help="instead of --state-dir: updaters started with the same NAME "
+                                                      "share the partitions, one model per partition, state in Kafka")
+    live.add_argument("--scope", choices=["partition", "global"], default="partition",
+                      help="with --group: one model per partition (default), or one global model kept by one "
+                           "updater at a time, the others waiting as standbys")
+    live.add_argument("--state-key-file", metavar="PATH",
+                      help="with --group: file holding the key that authenticates the state (else EVENTML_STATE_KEY)")
+    live.add_argument("--session-timeout", type=float, default=10.0,
+                      help="with --group: seconds before a silent updater's partitions move (default %(default)s)")
     live.add_argument("--max-events", type=int, help="stop after this many events in total (across restarts)")
     live.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
     live.add_argument("--records-per-transaction", type=int, default=10_000,
@@ -350,6 +388,7 @@ holds (DATA_DIR/cluster.json, node N in DATA_DIR/node-N), so status, stop and st
                       help="seconds per transaction at most (default %(default)s)")
     live.add_argument("--label-ttl", type=float, help="seconds of event time a prediction waits for its label")
     live.add_argument("--seed", type=int, default=42)
+    live.add_argument("--name", help="this updater's name (default: from the state directory, or host and process)")
     live.add_argument("--quiet", action="store_true", help="no progress bar")
     with_servers(live)
 

@@ -1,0 +1,213 @@
+"""Live updaters in a group: partitions shared, one model per partition, state in Kafka, exactly once.
+
+Integration tests talk to a real broker; the failover ones (kill -9, a joining updater, a broker stop)
+are in tests/test_scale_out.py, against the three-broker cluster.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+import eventml as em
+from eventml.cli import main
+from eventml.learners import make_learner
+from eventml.live.group import GroupUpdater, load_group_models, read_assignments, state_topic_name
+
+from live_helpers import probe, produce_events, published
+
+KEY = "k" * 32
+
+
+# ----------------------------------------------------------------------------- no broker
+
+
+@pytest.mark.parametrize("group", ["a b", "", "é/x"])
+def test_a_bad_group_name_is_a_config_error(group):
+    with pytest.raises(em.ConfigError, match="group must be letters"):
+        GroupUpdater("e", "p", group=group, state_key=KEY)
+
+
+def test_a_group_without_a_state_key_is_refused_with_how_to_give_one(monkeypatch):
+    monkeypatch.delenv("EVENTML_STATE_KEY", raising=False)
+    with pytest.raises(em.ConfigError, match="EVENTML_STATE_KEY"):
+        GroupUpdater("e", "p", group="g")
+
+
+def test_the_live_command_refuses_a_state_dir_with_a_group(tmp_path, capsys):
+    code = main(["live", "--events", "e", "--predictions", "p", "--group", "g", "--state-dir", str(tmp_path)])
+    assert code == 2
+    assert "--state-dir do not go with --group" in capsys.readouterr().err
+
+
+def test_the_live_command_needs_a_state_dir_or_a_group(capsys):
+    assert main(["live", "--events", "e", "--predictions", "p"]) == 2
+    assert "needs --state-dir" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def events_by_partition(topic, servers):
+    """{partition: [event, ...]} in offset order, read back from Kafka."""
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    end = consumer.end_offsets(parts)
+    out = collections.defaultdict(list)
+    while any(consumer.position(tp) < end[tp] for tp in parts):
+        for tp, records in consumer.poll(1000).items():
+            out[tp.partition].extend(em.decode_event(r.value) for r in records)
+    consumer.close()
+    return dict(out)
+
+
+def per_partition_offline(by_partition, model="river_logreg"):
+    """What one uninterrupted updater per partition predicts, and its final model."""
+    predictions, models = {}, {}
+    for number, events in by_partition.items():
+        learner = make_learner(model)
+        for version, event in enumerate(events):
+            proba = learner.predict_proba_one(event.features)
+            predictions[event.id] = (version, max(proba, key=proba.get) if proba else None,
+                                     {str(k): v for k, v in proba.items()} or None)
+            learner.learn_one(event.features, event.label)
+        models[number] = learner
+    return predictions, models
+
+
+def make_input(topic, servers, n, partitions, seed):
+    em.create_topic(topic, partitions, bootstrap_servers=servers)
+    produce_events(list(em.synthetic("sea", n, seed=seed)), topic, servers)
+    return events_by_partition(topic, servers)
+
+
+# ----------------------------------------------------------------------------- one broker
+
+
+def test_two_updaters_share_the_partitions_and_each_partition_learns_alone(kafka_bootstrap, topic):
+    n, group = 3000, f"{topic}-g"
+    by_partition = make_input(topic, kafka_bootstrap, n, 4, seed=5)
+    settings = dict(group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap, idle_timeout_s=4,
+                    records_per_transaction=200, session_timeout_s=6)
+    first = GroupUpdater(topic, f"{topic}.pred", name="first", **settings).start()
+    second = GroupUpdater(topic, f"{topic}.pred", name="second", **settings).start()
+    figures = [first.join(120), second.join(120)]
+
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    expected, models = per_partition_offline(by_partition)
+    assert count == n and got == expected
+    assert sum(f["events"] for f in figures) == n
+    final = load_group_models(topic, group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap)
+    assert sorted(final) == [0, 1, 2, 3]
+    assert all(probe(final[p]) == probe(models[p]) for p in final)
+    assignments = read_assignments(group, bootstrap_servers=kafka_bootstrap)
+    owners = assignments[assignments.event == "assigned"]
+    assert set(owners.updater) == {"first", "second"}
+    assert set().union(*owners.partitions) == {0, 1, 2, 3}
+
+
+def test_a_restarted_group_resumes_from_the_state_in_kafka(kafka_bootstrap, topic):
+    n, group = 2000, f"{topic}-g"
+    by_partition = make_input(topic, kafka_bootstrap, n, 2, seed=6)
+    settings = dict(group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap, idle_timeout_s=3,
+                    records_per_transaction=150)
+    GroupUpdater(topic, f"{topic}.pred", **settings).run()
+    more = [dataclasses.replace(event, id=f"more-{event.id}") for event in em.synthetic("sea", 1000, seed=7)]
+    produce_events(more, topic, kafka_bootstrap)
+    by_partition = events_by_partition(topic, kafka_bootstrap)
+    figures = GroupUpdater(topic, f"{topic}.pred", **settings).run()  # another process, no shared disk
+
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    expected, models = per_partition_offline(by_partition)
+    assert figures["events"] == 1000
+    assert count == n + 1000 and got == expected
+    final = load_group_models(topic, group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap)
+    assert all(probe(final[p]) == probe(models[p]) for p in by_partition)
+
+
+def test_a_group_refuses_a_labels_topic_partitioned_otherwise(kafka_bootstrap, topic):
+    em.create_topic(topic, 3, bootstrap_servers=kafka_bootstrap)
+    em.create_topic(f"{topic}.labels", 1, bootstrap_servers=kafka_bootstrap)
+    updater = GroupUpdater(topic, f"{topic}.pred", group=f"{topic}-g", labels_topic=f"{topic}.labels",
+                           state_key=KEY, bootstrap_servers=kafka_bootstrap, idle_timeout_s=1)
+    with pytest.raises(em.ConfigError, match="has 1 partitions and events topic .* has 3"):
+        updater.run()
+
+
+def test_a_state_record_written_without_the_key_is_refused_and_nothing_runs(kafka_bootstrap, topic, tmp_path):
+    n, group = 500, f"{topic}-g"
+    make_input(topic, kafka_bootstrap, n, 1, seed=8)
+    settings = dict(group=group, bootstrap_servers=kafka_bootstrap, idle_timeout_s=2)
+    GroupUpdater(topic, f"{topic}.pred", state_key=KEY, **settings).run()
+    # someone who can write to the state topic, but has not the key, writes a state of their own
+    from eventml.kafka import rdkafka
+    from eventml.kafka.settings import KafkaSettings
+    from eventml.live.state_topic import StateTopic
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    forger = StateTopic(state_topic_name(group), b"f" * 32)
+    producer = rdkafka.producer(KafkaSettings.resolve(None, bootstrap_servers=kafka_bootstrap),
+                                {"transactional.id": f"{topic}-forger"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    # the forged state claims exactly the committed offsets, so only its authentication can give it away
+    reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=f"eventml-{group}", enable_auto_commit=False)
+    forged_offsets = {f"{topic}:0": reader.committed(TopicPartition(topic, 0))}
+    reader.close()
+    for key, value, headers in forger.records(f"{topic}:0", 0, 99, forged_offsets, Payload()):
+        producer.produce(state_topic_name(group), value, key, 0, headers=headers)
+    producer.commit_transaction(30)
+    del producer  # no client left to log about the broker once the session stops it
+
+    with pytest.raises(em.SnapshotError, match="authentication"):
+        GroupUpdater(topic, f"{topic}.pred", state_key=KEY, **settings).run()
+    assert not marker.exists()
+
+
+def test_a_second_global_updater_is_a_standby_that_takes_over_where_the_first_stopped(kafka_bootstrap, topic,
+                                                                                     tmp_path):
+    n, group = 3000, f"{topic}-g"
+    events = list(em.synthetic("sea", n, seed=9))
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    produce_events(events[:n // 2], topic, kafka_bootstrap)
+    settings = dict(group=group, scope="global", state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                    records_per_transaction=100, session_timeout_s=6)
+    first = GroupUpdater(topic, f"{topic}.pred", name="first", **settings).start()
+    second = GroupUpdater(topic, f"{topic}.pred", name="second", **settings).start()
+    deadline = time.monotonic() + 60
+    while first.events + second.events < n // 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    active, standby = (first, second) if first.events else (second, first)
+    time.sleep(1)
+    assert active.events == n // 2 and standby.events == 0 and standby.figures()["partitions"] == []
+    active.stop()
+    active.join(60)
+    produce_events(events[n // 2:], topic, kafka_bootstrap)  # the standby gets the lease and goes on
+    while standby.events < n - n // 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    standby.stop()
+    standby.join(60)
+
+    # one global model, as one LiveUpdater over the same topic makes it
+    from eventml.live import LiveUpdater, load_model
+
+    LiveUpdater(topic, f"{topic}.one", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n).run()
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    expected, _ = published(f"{topic}.one", kafka_bootstrap)
+    assert count == n and got == expected
+    final = load_group_models(topic, group=group, scope="global", state_key=KEY, bootstrap_servers=kafka_bootstrap)
+    assert probe(final["global"]) == probe(load_model(tmp_path))
+    assignments = read_assignments(group, bootstrap_servers=kafka_bootstrap)
+    assigned = assignments[assignments.event == "assigned"]
+    assert list(assigned.updater) == [active.name, standby.name]

@@ -1,0 +1,80 @@
+"""Scale-out on the local three-broker cluster: three updaters in one group over six partitions, one
+killed with SIGKILL, a fourth joining, and the leader of a busy partition's broker stopped and started
+mid-run; afterwards exactly one committed prediction per event and each partition's model equal to
+what one uninterrupted updater builds from that partition alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import eventml as em
+from eventml.live.group import load_group_models, read_assignments
+
+from live_helpers import probe, published
+from test_group import KEY, events_by_partition, per_partition_offline
+
+pytestmark = pytest.mark.integration
+
+
+def updater_process(servers, topic, group, name):
+    env = {**os.environ, "EVENTML_BOOTSTRAP_SERVERS": servers, "EVENTML_STATE_KEY": KEY}
+    cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", topic, "--predictions", f"{topic}.pred",
+           "--group", group, "--name", name, "--idle-timeout", "20", "--records-per-transaction", "200",
+           "--session-timeout", "6", "--quiet"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_assigned(group, servers, name, timeout_s=90):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = read_assignments(group, bootstrap_servers=servers, timeout_s=10)
+        if ((rows.updater == name) & (rows.event == "assigned") & (rows.partitions.map(len) > 0)).any():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} got no partition within {timeout_s} s")
+
+
+def test_kill_join_and_a_broker_stop_leave_one_prediction_per_event_and_per_partition_models(kafka_cluster, topic):
+    servers, group, n = kafka_cluster.bootstrap_servers, f"{topic}-g", 12_000
+    em.create_topic(topic, 6, kafka=kafka_cluster.settings)
+    events = list(em.synthetic("sea", n, seed=21))
+    job = em.produce_in_background(events, topic, rate=800, kafka=kafka_cluster.settings)  # 15 s of events
+    procs = {name: updater_process(servers, topic, group, name) for name in ("u1", "u2", "u3")}
+    try:
+        wait_until_assigned(group, servers, "u1")
+        time.sleep(1.0)
+        procs["u1"].send_signal(signal.SIGKILL)  # mid-stream, mid-transaction most likely
+        procs["u4"] = updater_process(servers, topic, group, "u4")
+        wait_until_assigned(group, servers, "u4")
+        leader = kafka_cluster.leader(topic, 0)
+        kafka_cluster.stop_node(leader)  # the leader of a busy partition
+        time.sleep(3)
+        kafka_cluster.start_node(leader)
+        job.join()
+        outcomes = {name: proc.communicate(timeout=180) for name, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.kill()
+        kafka_cluster.start()  # every node up for the next test
+
+    assert procs["u1"].returncode == -signal.SIGKILL
+    for name in ("u2", "u3", "u4"):
+        assert procs[name].returncode == 0, outcomes[name][1][-3000:]
+    by_partition = events_by_partition(topic, servers)
+    assert sum(map(len, by_partition.values())) == n
+    got, count = published(f"{topic}.pred", servers)
+    expected, models = per_partition_offline(by_partition)
+    assert count == n and len(got) == n  # exactly one committed prediction per event
+    assert got == expected  # each from its partition's model, as one uninterrupted updater per partition
+    final = load_group_models(topic, group=group, state_key=KEY, bootstrap_servers=servers)
+    assert sorted(final) == list(range(6))
+    assert all(probe(final[p]) == probe(models[p]) for p in range(6))
+    rows = read_assignments(group, bootstrap_servers=servers)
+    assigned = rows[rows.event == "assigned"]
+    assert {"u1", "u4"} <= set(assigned.updater)
