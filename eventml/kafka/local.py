@@ -269,6 +269,9 @@ class LocalKafka:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "delete.topic.enable": "true",
+            # a transaction whose producer died (kill -9) is aborted within a second of its timeout, not ten
+            # (Kafka's default check interval): a group updater's partitions move that much sooner
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
         }
 
     def _write_config(self) -> Path:
