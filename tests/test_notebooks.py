@@ -265,3 +265,45 @@ def test_a_grid_over_the_learners_notebook_collects_every_runs_figures(kafka_boo
         df[["run", "SOURCE", "online_after_drift"]])
     ax = plot_grid(df, x="SOURCE", y="online_after_drift")
     assert ax.containers[0].lines[0].get_ydata().tolist() == df["online_after_drift"].tolist()
+
+
+def test_scale_out_shares_partitions_survives_a_kill_and_a_join_and_measures_per_partition_accuracy(
+        kafka_cluster, tmp_path):
+    n, partitions, counts = 4000, 6, [1, 2, 4, 6, 12]
+    servers = kafka_cluster.bootstrap_servers
+    warm_group_coordinator(servers)
+    figures = run("07_scale_out", tmp_path, servers, TOPIC=unique_topic("nb07"), N_EVENTS=n, RATE=200, KILL_AT=600,
+                  IDLE_TIMEOUT_S=8.0, THROUGHPUT_UPDATERS=[1, 2, 3], THROUGHPUT_EVENTS=3000, SWEEP_EVENTS=4000,
+                  SWEEP_PARTITIONS=counts)
+
+    # exactly once through a kill -9 and a join: one committed prediction per event, in murmur2's partition
+    assert figures["events_produced"] == figures["events_in_kafka"] == n
+    assert figures["predictions"] == figures["distinct_ids_predicted"] == n
+    assert figures["duplicates"] == figures["missing"] == figures["unexpected"] == 0
+    assert figures["partitioner_matches"] is True
+    # the killed updater's partitions moved to the others; the joiner got some; the others ended cleanly
+    assert figures["updaters_started"] == 4 and figures["killed_exit_code"] == -9
+    assert figures["killed_after_committed"] >= 600 and figures["others_exit_zero"] is True
+    assert figures["killed_partitions_count"] >= 1 and figures["killed_partitions_moved"] is True
+    assert figures["joiner_partitions_count"] >= 1
+    assert figures["partition_moves"] >= figures["killed_partitions_count"]
+    # the live group's predictions are those of one model per partition, replayed offline
+    assert figures["live_equals_offline"] is True
+    assert 0.85 < figures["live_accuracy"] <= figures["live_global_accuracy"] < 1.0
+    # throughput: every group size predicted every event once (the rates themselves are benchmarks' business)
+    for updaters in (1, 2, 3):
+        assert figures[f"throughput_predictions__{updaters}"] == 3000
+        assert figures[f"throughput_duplicates__{updaters}"] == 0
+        assert figures[f"events_per_s__{updaters}"] > 0
+    assert figures["throughput_ratio__1"] == 1.0
+    # the research question: per-partition models give up accuracy, more with more partitions (SEA, 4,000 events)
+    assert figures["accuracy__p1"] == figures["global_accuracy"] and figures["gap__p1"] == 0.0
+    for k in counts:
+        assert 0.85 < figures[f"accuracy__p{k}"] <= figures["global_accuracy"]
+        assert figures[f"partition_accuracy_min__p{k}"] <= figures[f"accuracy__p{k}"]
+        assert figures[f"accuracy__p{k}"] <= figures[f"partition_accuracy_max__p{k}"]
+        assert figures[f"events_per_model_min__p{k}"] <= n // k
+    assert figures["gap__p12"] > figures["gap__p2"] > 0
+    assert figures["accuracy__p6"] == figures["live_offline_accuracy"]
+    for key in ("figure_ownership", "figure_throughput", "figure_partition_sweep"):
+        assert (tmp_path / figures[key]).stat().st_size > 0

@@ -243,3 +243,64 @@ def test_served_accuracy_names_what_is_wrong(served_scores):
         plots.plot_served(served_scores, x="stream_index")
     with pytest.raises(em.ConfigError, match="window"):
         plots.plot_served(served_scores, window=0)
+
+
+# ----------------------------------------------------------------------------- scale out
+
+
+@pytest.fixture
+def killed_and_joined() -> pd.DataFrame:
+    """Two updaters share two partitions; u1 is killed (it announces nothing), u2 takes its partition at
+    12 s after the session timeout, u3 joins at 20 s (a rebalance) and all stop cleanly at 30 s."""
+    rows = [(100.0, "u1", "assigned", [0, 1]), (101.0, "u1", "revoked", [0, 1]), (101.5, "u1", "assigned", [0]),
+            (101.5, "u2", "assigned", [1]), (112.0, "u2", "assigned", [0, 1]), (120.0, "u2", "revoked", [0, 1]),
+            (120.5, "u2", "assigned", [0]), (120.5, "u3", "assigned", [1]), (130.0, "u2", "revoked", [0]),
+            (130.0, "u3", "revoked", [1])]
+    return pd.DataFrame(rows, columns=["time", "updater", "event", "partitions"])
+
+
+def test_ownership_draws_a_killed_updaters_stretch_solid_to_its_death_and_hatched_to_the_takeover(killed_and_joined):
+    ax = plots.plot_ownership(killed_and_joined, died={"u1": 105.0}, marks={"u1 killed": 105.0, "u3 started": 110.0})
+    bars = [(round(float(p.get_y() + p.get_height() / 2)), float(p.get_x()), float(p.get_width()),
+             p.get_hatch() is not None) for p in ax.patches]
+    # partition 0: u1 until the rebalance, u1 again (solid to its death at 5 s, hatched to 12 s), then u2
+    assert (0, 1.5, 3.5, False) in bars and (0, 5.0, 7.0, True) in bars
+    assert (0, 12.0, 8.0, False) in bars and (0, 20.5, 9.5, False) in bars
+    assert (1, 1.5, 18.5, False) in bars and (1, 20.5, 9.5, False) in bars  # u2's 1 runs on through the takeover
+    assert sum(hatched for *_, hatched in bars) == 1
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["u1", "u2", "u3", "ended unannounced (kill -9): at the latest here"]
+    assert [line.get_xdata()[0] for line in ax.lines] == [5.0, 10.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["partition 0", "partition 1"]
+
+
+def test_ownership_without_the_time_of_death_hatches_the_whole_unannounced_stretch(killed_and_joined):
+    ax = plots.plot_ownership(killed_and_joined, t0=0.0)
+    hatched = [(float(p.get_x()), float(p.get_width())) for p in ax.patches if p.get_hatch() is not None]
+    assert hatched == [(101.5, 10.5)]
+
+
+def test_throughput_bars_with_perfect_scaling_and_ratios():
+    runs = pd.DataFrame({"updaters": [3, 1, 2], "events_per_s": [2400.0, 1000.0, None],
+                         "events_per_s_overall": [2000.0, 900.0, 1500.0]})
+    ax = plots.plot_throughput(runs)
+    assert [float(p.get_height()) for p in ax.patches] == [1000.0, 2400.0]  # the run without a figure is left out
+    assert ax.lines[0].get_ydata().tolist() == [1000.0, 3000.0]
+    assert [t.get_text() for t in ax.texts] == ["1.00x", "2.40x"]
+    ax = plots.plot_throughput(runs, y="events_per_s_overall")
+    assert [float(p.get_height()) for p in ax.patches] == [900.0, 1500.0, 2000.0]
+    with pytest.raises(em.ConfigError, match="'updaters' and 'rate'"):
+        plots.plot_throughput(runs, y="rate")
+
+
+def test_partition_sweep_draws_accuracy_band_global_line_and_the_live_run():
+    from eventml.scaling import partition_sweep
+
+    sweep = partition_sweep(em.synthetic("sea", 600, seed=3), [1, 2, 4])
+    ax = plots.plot_partition_sweep(sweep, live={2: 0.5})
+    line, global_line, live = ax.lines
+    assert line.get_xdata().tolist() == [1, 2, 4] and line.get_ydata().tolist() == sweep["accuracy"].tolist()
+    assert global_line.get_ydata()[0] == sweep["accuracy"].iloc[0]
+    assert live.get_xdata().tolist() == [2] and live.get_ydata().tolist() == [0.5]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+    assert len(ax.collections) == 1  # the worst-to-best band

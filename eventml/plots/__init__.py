@@ -19,6 +19,7 @@ Examples
 
 from eventml.plots.learning import plot_grid, plot_metric_vs_speed, plot_rolling_metric, plot_time_per_event
 from eventml.plots.live import plot_live, plot_served, streaming_rate
+from eventml.plots.scale import plot_ownership, plot_partition_sweep, plot_throughput
 from eventml.plots.streams import (plot_event_rate, plot_feature_distributions, plot_label_share, plot_missing_share,
                                    plot_online_vs_batch, plot_transform_gap)
 
@@ -36,4 +37,7 @@ __all__ = [
     "plot_live",
     "plot_served",
     "streaming_rate",
+    "plot_ownership",
+    "plot_throughput",
+    "plot_partition_sweep",
 ]
