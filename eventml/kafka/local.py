@@ -287,9 +287,12 @@ class LocalKafka:
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file))
         return path
 
+    #: JVM options after the heap's (a cluster's nodes add theirs)
+    _jvm_options: tuple[str, ...] = ()
+
     def _java(self, lib: Path, main: str, *args: str) -> list[str]:
         return [
-            "java", f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 256)}m",
+            "java", f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 256)}m", *self._jvm_options,
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             "-cp", f"{lib}/*", main, *args,
         ]
@@ -449,6 +452,12 @@ class LocalKafka:
             time.sleep(0.2)
         _reap(pid)
         self.pid_file.unlink(missing_ok=True)
+        # a dying process drops its command line before its sockets: wait until the ports are free
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not (port_is_free(self.host, self.port)
+                                                    and port_is_free(self.host, self.controller_port)):
+            _reap(pid)
+            time.sleep(0.1)
 
     def __enter__(self) -> "LocalKafka":
         self.start()
