@@ -108,7 +108,7 @@ def _kafka(args: argparse.Namespace) -> int:
 
 def _kafka_cluster(args: argparse.Namespace) -> int:
     """``eventml kafka`` on a local cluster: every node, or one with ``--node``."""
-    from eventml.kafka.cluster import LocalCluster
+    from eventml.kafka.cluster import LocalCluster, read_layout
 
     refused = [option for option, given in (("--secure", args.secure), ("--controller-port", args.controller_port),
                                             ("--kill", args.kill and args.action != "stop"))
@@ -121,6 +121,9 @@ def _kafka_cluster(args: argparse.Namespace) -> int:
     if args.kill and args.node is None:
         raise ConfigError("--kill stops one node like a crash: give it with --node N")
     cluster = LocalCluster(brokers=args.brokers, port=args.port, data_dir=args.data_dir)
+    if args.action == "start" and args.node is not None and read_layout(cluster.data_dir) is None:
+        raise ConfigError(f"there is no cluster in {cluster.data_dir} to start node {args.node} of: start one with "
+                          "--brokers 3 first")
     if args.action == "stop":
         if args.node is None:
             print("Kafka cluster stopped" if cluster.stop() else "Kafka cluster was not running")

@@ -3,6 +3,7 @@ nothing lost, and the command that runs it."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -36,6 +37,18 @@ def test_nodes_listen_on_consecutive_port_pairs_from_the_first(tmp_path):
     assert not (tmp_path / "cluster.json").exists()  # nothing written before a start
 
 
+def test_a_taken_port_is_one_sentence_before_anything_is_written(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        cluster = LocalCluster(brokers=3, port=port - 2, data_dir=tmp_path)  # node 2's client port is taken
+        # (node 2's client port, unless another program holds one of node 1's)
+        with pytest.raises(BrokerError, match=r"on 127.0.0.1 \(node [12]'s (client|controller) port\) is already taken"):
+            cluster.start()
+    assert not (tmp_path / "cluster.json").exists()
+
+
 def test_replication_defaults_survive_one_node_down_and_shrink_with_the_cluster():
     three = replication_defaults(3)
     assert three["default.replication.factor"] == three["offsets.topic.replication.factor"] == "3"
@@ -56,6 +69,9 @@ def test_a_data_dir_keeps_its_kind(tmp_path):
     (tmp_path / "cluster.json").write_text('{"cluster_id": "x", "nodes": [{"id": 1, "port": 19092, '
                                            '"controller_port": 19093}, {"id": 2, "port": 19094, '
                                            '"controller_port": 19095}]}')
+    assert LocalCluster(brokers=3, port=19192, data_dir=tmp_path).bootstrap_servers.startswith("127.0.0.1:19192,")
+    (tmp_path / "node-1" / "logs").mkdir(parents=True)
+    (tmp_path / "node-1" / "logs" / "meta.properties").write_text("")  # formatted: the layout holds from now on
     with pytest.raises(BrokerError, match="holds a 2-node cluster, not 3"):
         LocalCluster(brokers=3, data_dir=tmp_path)
     assert LocalCluster(brokers=None, data_dir=tmp_path).bootstrap_servers == "127.0.0.1:19092,127.0.0.1:19094"
@@ -118,6 +134,7 @@ def test_the_command_refuses_what_a_cluster_does_not_do(tmp_path, capsys):
     assert "this cluster has nodes 1 to 3, not 5" in refused("stop", "--node", "5", "--data-dir", str(tmp_path))
     assert "brokers must be a whole number of at least 1" in refused("start", "--brokers", "0",
                                                                      "--data-dir", str(tmp_path))
+    assert "there is no cluster in" in refused("start", "--node", "2", "--data-dir", str(tmp_path))
     assert not (tmp_path / "cluster.json").exists()
 
 

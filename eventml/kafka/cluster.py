@@ -44,7 +44,8 @@ from typing import Any
 
 from eventml.errors import BrokerError, ConfigError
 from eventml.kafka.jars import KAFKA_VERSION
-from eventml.kafka.local import DEFAULT_PORT, LocalKafka, _broker_properties, _cluster_id, default_data_dir, free_port
+from eventml.kafka.local import (DEFAULT_PORT, LocalKafka, _broker_properties, _cluster_id, default_data_dir, free_port,
+                                 port_is_free)
 from eventml.kafka.settings import KafkaSettings
 
 #: the file in a cluster's data directory that says how many nodes it has, their ports and its id
@@ -81,14 +82,18 @@ def replication_defaults(brokers: int) -> dict[str, str]:
 
 
 def read_layout(data_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """What ``DATA_DIR/cluster.json`` says of a cluster, or None if the folder holds none."""
+    """What ``DATA_DIR/cluster.json`` says of a cluster, or None if the folder holds none (a
+    ``cluster.json`` whose nodes were never formatted, left by a first start that failed, is none)."""
     path = Path(data_dir) / CLUSTER_FILE
     try:
-        return json.loads(path.read_text())
+        layout = json.loads(path.read_text())
+        nodes = [(int(node["id"]), int(node["port"]), int(node["controller_port"])) for node in layout["nodes"]]
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise BrokerError(f"cannot read {path} ({exc}); delete the folder {data_dir} to start over") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BrokerError(f"cannot read {path} ({exc!r}); delete the folder {data_dir} to start over") from None
+    formatted = any((Path(data_dir) / f"node-{node_id}" / "logs" / "meta.properties").exists() for node_id, _, _ in nodes)
+    return layout if formatted else None
 
 
 def describe_layout(data_dir: str | os.PathLike) -> str:
@@ -286,16 +291,17 @@ class LocalCluster:
         Idempotent: running nodes are left alone. The nodes start together (a KRaft quorum needs a
         majority of them), their storage formatted on the first start.
         """
-        self._prepare()
         nodes = [node for node in self.nodes if node._pid() is None]
+        self._prepare(nodes)
         self._launch_and_wait(nodes)
         return self.status()
 
     def start_node(self, node_id: int) -> NodeStatus:
         """Start one node again (after :meth:`stop_node` or :meth:`kill_node`) and wait until it is registered."""
         node = self.node(node_id)
-        self._prepare()
-        self._launch_and_wait([node])
+        nodes = [node] if node._pid() is None else []
+        self._prepare(nodes)
+        self._launch_and_wait(nodes)
         return self.status().nodes[node_id - 1]
 
     def stop(self, timeout_s: float = 30.0) -> bool:
@@ -318,11 +324,18 @@ class LocalCluster:
         """
         return self.node(node_id).kill()
 
-    def _prepare(self) -> None:
-        """Check the folder holds this cluster (or nothing) and write ``cluster.json``."""
+    def _prepare(self, nodes: list[_Node]) -> None:
+        """Check the folder holds this cluster (or nothing) and the ports of ``nodes`` are free, then
+        write ``cluster.json``."""
         if (self.data_dir / "logs" / "meta.properties").exists():
             raise BrokerError(f"{self.data_dir} holds a single broker: start it without --brokers, "
                               "or give the cluster another --data-dir")
+        for node in nodes:
+            for kind, port in (("client", node.port), ("controller", node.controller_port)):
+                if not port_is_free(self.host, port):
+                    raise BrokerError(
+                        f"port {port} on {self.host} (node {node.node_id}'s {kind} port) is already taken by another "
+                        f"program; stop it, or give a new cluster another --port (node 1's; the others follow)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         layout = {
             "kafka_version": KAFKA_VERSION, "cluster_id": self.cluster_id, "host": self.host,

@@ -344,9 +344,9 @@ class LocalKafka:
 
     def _check_kind(self, formatted: bool) -> None:
         """A data directory keeps the kind of broker it was formatted for."""
-        from eventml.kafka.cluster import CLUSTER_FILE, describe_layout
+        from eventml.kafka.cluster import describe_layout, read_layout
 
-        if (self.data_dir / CLUSTER_FILE).exists():
+        if read_layout(self.data_dir) is not None:
             raise BrokerError(f"{self.data_dir} holds {describe_layout(self.data_dir)}: start it with "
                               "`eventml kafka start` (LocalCluster), or give another --data-dir for a single broker")
         if self._secure is False and self.secure_files.has_users:
