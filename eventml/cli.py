@@ -198,13 +198,28 @@ def _live(args: argparse.Namespace) -> int:
     if args.state_dir is None:
         raise ConfigError("eventml live needs --state-dir (one updater, one global model) or --group NAME "
                           "(updaters sharing the partitions, one model per partition, state in Kafka)")
-    from eventml.live import LiveUpdater
+    from eventml.live.clients import restart_clients_early
 
-    updater = LiveUpdater(args.events, args.predictions, model=args.model, state_dir=args.state_dir,
-                          labels_topic=args.labels, kafka=kafka_settings(args),
-                          max_events=args.max_events, idle_timeout_s=args.idle_timeout,
-                          records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
-                          label_ttl_s=args.label_ttl, name=args.name, seed=args.seed, progress=not args.quiet)
+    settings = kafka_settings(args)
+    # a restart makes its Kafka clients (after a kill -9 mid-transaction, librdkafka waits 500 ms in
+    # init_transactions) while the model's libraries are imported; the wanted fields are read_identity's
+    early = restart_clients_early(args.state_dir, settings, {
+        "events_topic": args.events, "labels_topic": args.labels, "predictions_topic": args.predictions,
+        "model": args.model}, args.name, setup_timeout_s=60.0)
+    try:
+        from eventml.live import LiveUpdater
+
+        updater = LiveUpdater(args.events, args.predictions, model=args.model, state_dir=args.state_dir,
+                              labels_topic=args.labels, kafka=settings,
+                              max_events=args.max_events, idle_timeout_s=args.idle_timeout,
+                              records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
+                              label_ttl_s=args.label_ttl, name=args.name, seed=args.seed, progress=not args.quiet)
+    except BaseException:
+        if early is not None:
+            early.discard()
+        raise
+    if early is not None:
+        updater.use_clients(early)
     s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
     print(f"live: {s.events} events predicted, {s.labelled} learned (model {updater.learner.name} "
@@ -283,9 +298,23 @@ def _parse_parameter(text: str) -> tuple[str, object]:
         return name, value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from eventml.sources import source_names
+class _SourceNames:
+    """The source names, looked up only when ``--source`` is checked or the help is shown: the sources
+    import river's datasets and scikit-learn, which most commands (``eventml live``) do not need."""
 
+    def _names(self) -> list[str]:
+        from eventml.sources import source_names
+
+        return source_names()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def build_parser() -> argparse.ArgumentParser:
     # no abbreviations: "--sasl-password X" must not be read as "--sasl-password-file X"
     parser = argparse.ArgumentParser(prog="eventml", description=__doc__.splitlines()[0].replace("``", ""),
                                      allow_abbrev=False)
@@ -341,8 +370,8 @@ holds (DATA_DIR/cluster.json, node N in DATA_DIR/node-N), so status, stop and st
                             "and passwords made in DATA_DIR/secure at the first start); status prints how to connect")
 
     produce = command("produce", _produce, "write events from a seeded source to a topic")
-    produce.add_argument("--source", required=True, choices=source_names(), metavar="NAME",
-                         help="one of: " + ", ".join(source_names()))
+    produce.add_argument("--source", required=True, choices=_SourceNames(), metavar="NAME",
+                         help="one of: %(choices)s")
     produce.add_argument("--events", type=int, required=True, help="how many events")
     produce.add_argument("--topic", required=True)
     produce.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")

@@ -103,12 +103,23 @@ Examples
 >>> updater.summary()[["events", "accuracy", "rolling_accuracy", "model_version"]]  # doctest: +SKIP
 """
 
-from eventml.consumer import read_predictions
+import importlib
+from typing import Any
+
 from eventml.errors import SnapshotError
-from eventml.live.commit import KILL_ENV
-from eventml.live.group import GroupUpdater, load_group_models, read_assignments
-from eventml.live.stats import LiveStats
-from eventml.live.updater import LiveUpdater, load_model
+
+#: imported on first use, so that importing one part (e.g. ``eventml.live.clients``) imports no other
+_LAZY = {"LiveUpdater": "eventml.live.updater", "load_model": "eventml.live.updater",
+         "LiveStats": "eventml.live.stats", "read_predictions": "eventml.consumer", "KILL_ENV": "eventml.live.commit",
+         **dict.fromkeys(["GroupUpdater", "load_group_models", "read_assignments"], "eventml.live.group")}
 
 __all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "SnapshotError", "KILL_ENV",
            "GroupUpdater", "load_group_models", "read_assignments"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'eventml.live' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # the next use is a plain attribute
+    return value

@@ -14,13 +14,23 @@ earlier instance with the same transactional id and aborts what it left open
   updater's restore path makes new clients instead;
 - a Producer has no ``close()``: after the last commit nothing is queued, and records of a
   transaction that failed are purged; that transaction is aborted by the next
-  ``init_transactions`` with this transactional id (or by the broker's transaction timeout).
+  ``init_transactions`` with this transactional id (or by the broker's transaction timeout);
+- after a ``kill -9`` mid-transaction, the first ``InitProducerId`` of the restarted updater meets
+  the abort of that transaction in progress (``CONCURRENT_TRANSACTIONS``), and librdkafka asks again
+  only after a fixed 500 ms (``rd_kafka_idemp_pid_timer_restart`` in ``rdkafka_idempotence.c``; no
+  setting changes it). :class:`ClientsInBackground` makes the clients of a restart while the
+  process is still importing its model, so that wait overlaps work the process does anyway.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
+from pathlib import Path
+from typing import Any
+
 from eventml.errors import KafkaUnavailableError
 from eventml.kafka import rdkafka
 from eventml.kafka.clients import ClientError as KafkaPythonError
@@ -29,7 +39,7 @@ from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
 from eventml.kafka.settings import KafkaSettings
 from eventml.live.merge import InputPartition
 
-__all__ = ["CLIENT_ERRORS", "LiveClients"]
+__all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "live_id", "restart_clients_early"]
 
 log = logging.getLogger("eventml.live")
 client_log = logging.getLogger("eventml.live.librdkafka")  # librdkafka's own lines, instead of stderr
@@ -40,6 +50,11 @@ CLIENT_ERRORS = (KafkaException, KafkaPythonError)
 _BATCH = 5000  # messages taken from the consumer's local queue at a time
 _COORDINATOR_NOT_READY = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                           KafkaError.COORDINATOR_NOT_AVAILABLE)
+
+
+def live_id(name: str) -> str:
+    """The consumer group and the transactional id of the live updater named ``name``."""
+    return f"eventml-live-{name}"
 
 
 def end_of_partition(error: KafkaError) -> bool:
@@ -245,3 +260,76 @@ class LiveClients:
                 producer.purge()
             except Exception:
                 log.debug("purging the producer failed", exc_info=True)
+
+
+class ClientsInBackground:
+    """:class:`LiveClients` made in a daemon thread, so that a starting process makes them (metadata,
+    ``init_transactions``, the consumer: network waits, the GIL released) while it imports its model.
+
+    :meth:`result` waits for them (or raises what making them raised); :meth:`discard` closes them
+    once made, if nobody takes them.
+    """
+
+    def __init__(self, kafka: KafkaSettings, transactional_id: str, group_id: str, setup_timeout_s: float):
+        self.kafka, self.transactional_id, self.group_id = kafka, transactional_id, group_id
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._clients: LiveClients | None = None
+        self._error: BaseException | None = None
+        self._discarded = False
+        threading.Thread(target=self._make, args=(setup_timeout_s,), name="eventml-live-connect", daemon=True).start()
+
+    def _make(self, setup_timeout_s: float) -> None:
+        try:
+            clients = LiveClients(self.kafka, self.transactional_id, self.group_id, setup_timeout_s)
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+        else:
+            with self._lock:
+                self._clients = clients
+                if self._discarded:
+                    self._close()
+        self._done.set()
+
+    def matches(self, kafka: KafkaSettings, transactional_id: str, group_id: str) -> bool:
+        """True if these clients are the ones an updater with these settings and ids would make."""
+        return (kafka, transactional_id, group_id) == (self.kafka, self.transactional_id, self.group_id)
+
+    def result(self) -> LiveClients:
+        self._done.wait()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        clients, self._clients = self._clients, None
+        return clients
+
+    def _close(self) -> None:
+        if self._clients is not None:
+            self._clients.close()
+            self._clients = None
+
+    def discard(self) -> None:
+        """Close the clients now, or as soon as they are made (without waiting for them)."""
+        with self._lock:
+            self._discarded = True
+            self._close()
+
+
+def restart_clients_early(state_dir: str | Path, kafka: KafkaSettings, wanted: dict[str, Any], name: str | None,
+                          setup_timeout_s: float) -> ClientsInBackground | None:
+    """Start making the clients of the updater a state directory belongs to, for a restart.
+
+    None on a first start (no ``updater.json``) or when ``updater.json`` names another updater
+    than ``wanted`` (topics and model) and ``name`` describe, so that nothing is fenced before the
+    updater itself says what is wrong (:func:`eventml.live.state.read_identity`).
+    """
+    try:
+        saved = json.loads((Path(state_dir) / "updater.json").read_text())  # state.IDENTITY_FILE
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or "name" not in saved or any(saved.get(k) != v for k, v in wanted.items()):
+        return None
+    if name is not None and name != saved["name"]:
+        return None
+    ids = live_id(saved["name"])
+    return ClientsInBackground(kafka, ids, ids, setup_timeout_s)

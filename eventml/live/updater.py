@@ -16,23 +16,23 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from eventml.errors import ConfigError, EventmlError, KafkaAuthError, KafkaUnavailableError, SnapshotError
 from eventml.kafka.rdkafka import KafkaException
 from eventml.kafka.settings import KafkaSettings
 from eventml.learners import CLASSIFICATION, make_learner
-from eventml.live.clients import CLIENT_ERRORS, LiveClients, end_of_partition
+from eventml.live.clients import CLIENT_ERRORS, ClientsInBackground, LiveClients, end_of_partition, live_id
 from eventml.live.commit import TransactionCommit, fenced
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import RecordProcessor
 from eventml.live.snapshots import find_snapshot, list_snapshots, load_snapshot, sync_files
 from eventml.live.state import IDENTITY_FILE, UpdaterState, read_identity
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
-from eventml.progress import progress_bar
 from eventml.validation import int_in_range, positive_int, positive_number
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LiveUpdater"]
 
@@ -42,6 +42,11 @@ _SNAPSHOT_SHARE = 0.25  # commits for being caught up spend at most this share o
 _SETUP_TIMEOUT_S = 30.0  # at least this long for the calls that set up the clients (a new broker's first
 #                          transaction creates its internal topics)
 _SILENT_POLLS = 3  # a partition that stays silent this many polls (e.g. an open transaction upstream) is skipped
+
+
+def setup_timeout(reconnect_timeout_s: float) -> float:
+    """How long the calls that set up an updater's clients may take."""
+    return max(reconnect_timeout_s, _SETUP_TIMEOUT_S)
 
 
 class LiveUpdater:
@@ -149,6 +154,7 @@ class LiveUpdater:
         self._state: UpdaterState | None = None
         self._clients: LiveClients | None = None
         self._commit = TransactionCommit(self.state_dir, self.reconnect_timeout_s)
+        self._early: ClientsInBackground | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -156,20 +162,32 @@ class LiveUpdater:
     @property
     def group_id(self) -> str:
         """The consumer group whose committed offsets say how far the updater got."""
-        return f"eventml-live-{self.name}"
+        return live_id(self.name)
 
     @property
     def transactional_id(self) -> str:
         """Stable across restarts, so a restart fences the previous instance."""
-        return f"eventml-live-{self.name}"
+        return live_id(self.name)
+
+    def use_clients(self, early: ClientsInBackground) -> None:
+        """Take clients being made in the background for the next :meth:`run` (``eventml live`` starts
+        making them before it imports the model; see :func:`~eventml.live.clients.restart_clients_early`).
+        Clients made for other settings or ids are closed and the run makes its own."""
+        self._early = early
 
     # ------------------------------------------------------------------ connecting and restoring
 
     def _connect(self) -> None:
         """Make the clients, fence any previous instance, and load the committed state."""
         self._close_clients()
-        self._clients = clients = LiveClients(self.kafka, self.transactional_id, self.group_id,
-                                              max(self.reconnect_timeout_s, _SETUP_TIMEOUT_S))
+        early, self._early = self._early, None
+        if early is not None and early.matches(self.kafka, self.transactional_id, self.group_id):
+            self._clients = clients = early.result()
+        else:
+            if early is not None:
+                early.discard()
+            self._clients = clients = LiveClients(self.kafka, self.transactional_id, self.group_id,
+                                                  setup_timeout(self.reconnect_timeout_s))
         # one partition: nothing to choose, and skipping the key hash saves time per prediction
         prediction_partition = 0 if clients.partitions(self.predictions_topic) == [0] else -1  # -1: by key
         inputs = [InputPartition(topic, p, rank)
@@ -349,6 +367,8 @@ class LiveUpdater:
         ``rolling_`` ones), ``dead_letters``, ``model_errors``, ``late``, ``expired``, ``unknown_id``,
         ``duplicate``, ``pending``, ``restarts``, ``lag`` and ``time`` (epoch seconds).
         """
+        import pandas as pd  # only here: `eventml live` need not import it
+
         # a copy: the updater's thread may append a row meanwhile
         return pd.DataFrame(list(self._state.rows) if self._state is not None else [])
 
@@ -392,6 +412,8 @@ class LiveUpdater:
             froze = gc.get_freeze_count() == 0  # a freeze made by someone else is left alone
             if froze:
                 gc.freeze()
+            from eventml.progress import progress_bar  # tqdm, imported once connected
+
             with progress_bar(total=self.max_events, desc=f"live {self.events_topic}",
                               enabled=self.progress) as self._bar:
                 self._bar.tick(self._state.counts["events"])
@@ -413,6 +435,9 @@ class LiveUpdater:
         finally:
             if froze:
                 gc.unfreeze()
+            if self._early is not None:
+                self._early.discard()
+                self._early = None
             self._close_clients()
             self._commit.close()
         return self.stats
