@@ -32,9 +32,12 @@ __all__ = [
     "EventFormatError",
     "encode_event",
     "decode_event",
+    "decode_event_fields",
     "encode_label",
     "decode_label",
     "encode_prediction",
+    "encode_prediction_fields",
+    "prediction_dict",
     "decode_prediction",
     "events_to_dataframe",
 ]
@@ -43,6 +46,8 @@ _FEATURE_TYPES = (int, float, str, bool, type(None))
 _EXACT_FEATURE_TYPES = frozenset(_FEATURE_TYPES)  # fast path: a set lookup per value
 _LABEL_TYPES = (int, float, str, bool)
 _EXACT_LABEL_TYPES = frozenset(_LABEL_TYPES)
+_EXACT_TS_TYPES = frozenset((int, float))
+_orjson_loads, _orjson_dumps, _isfinite = orjson.loads, orjson.dumps, math.isfinite  # per-record calls, bound once
 
 
 @dataclasses.dataclass(slots=True)
@@ -105,15 +110,33 @@ class Prediction:
     ts: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "prediction": self.prediction}
-        if self.proba is not None:
-            out["proba"] = {str(k): v for k, v in self.proba.items()}
-        out.update(model=self.model, model_version=self.model_version)
-        if self.event_ts is not None:
-            out["event_ts"] = self.event_ts
-        if self.ts is not None:
-            out["ts"] = self.ts
-        return out
+        """The prediction as the JSON object of the wire format (absent fields left out)."""
+        return prediction_dict(self.id, self.prediction, self.model, self.model_version, self.proba, self.event_ts,
+                               self.ts)
+
+
+def prediction_dict(event_id: str, prediction: Any, model: str, model_version: int, proba: Any = None,
+                    event_ts: float | None = None, ts: float | None = None) -> dict[str, Any]:
+    """A prediction's JSON object from its fields (:class:`Prediction`'s, in its order), without the object.
+
+    The probabilities' keys become strings (``str(label)``); absent fields are left out.
+
+    Examples
+    --------
+    >>> obj = prediction_dict("e-1", True, "logreg", 3, {False: 0.25, True: 0.75}, event_ts=10.0)
+    >>> list(obj), obj["proba"]
+    (['id', 'prediction', 'proba', 'model', 'model_version', 'event_ts'], {'False': 0.25, 'True': 0.75})
+    """
+    out = {"id": event_id, "prediction": prediction}
+    if proba is not None:
+        out["proba"] = {str(k): v for k, v in proba.items()}
+    out["model"] = model
+    out["model_version"] = model_version
+    if event_ts is not None:
+        out["event_ts"] = event_ts
+    if ts is not None:
+        out["ts"] = ts
+    return out
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
@@ -226,23 +249,35 @@ def decode_event(raw: bytes | None, default_ts: float | None = None) -> Event:
     >>> decode_event(b'{"id": "a", "features": {"x": 1}}', default_ts=5.0)
     Event(id='a', features={'x': 1}, label=None, ts=5.0)
     """
+    return Event(*decode_event_fields(raw, default_ts))
+
+
+def decode_event_fields(raw: bytes | None, default_ts: float | None = None) -> tuple[str, dict[str, Any], Any, Any]:
+    """:func:`decode_event`, the same checks and reasons, as ``(id, features, label, ts)`` without an
+    :class:`Event` (the live updater's per-record path).
+
+    Examples
+    --------
+    >>> decode_event_fields(b'{"id": "a", "features": {"x": 1}, "label": 0}', default_ts=5.0)
+    ('a', {'x': 1}, 0, 5.0)
+    """
     try:
-        obj = orjson.loads(raw)  # the fast path: orjson checks UTF-8 itself
+        obj = _orjson_loads(raw)  # the fast path: orjson checks UTF-8 itself
     except (orjson.JSONDecodeError, TypeError):
         obj = _load_object(raw, "an event")  # raises with the precise reason
     if type(obj) is dict:
-        event_id, features = obj.get("id"), obj.get("features")
-        label, ts = obj.get("label"), obj.get("ts")
+        get = obj.get
+        event_id, features, label, ts = get("id"), get("features"), get("label"), get("ts")
         if (type(event_id) is str and event_id and type(features) is dict
                 and _EXACT_FEATURE_TYPES.issuperset(map(type, features.values()))
                 and (label is None or type(label) in _EXACT_LABEL_TYPES)
-                and (ts is None or (type(ts) in (int, float) and math.isfinite(ts)))):
-            return Event(event_id, features, label, default_ts if ts is None else ts)
+                and (ts is None or (type(ts) in _EXACT_TS_TYPES and _isfinite(ts)))):
+            return event_id, features, label, default_ts if ts is None else ts
     if type(obj) is not dict:
         obj = _load_object(raw, "an event")  # raises: empty or not an object
     validate_event(obj)  # the slow path names what is wrong
     ts = obj.get("ts")
-    return Event(obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts)
+    return obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts
 
 
 def encode_label(label: Label | dict[str, Any]) -> bytes:
@@ -266,6 +301,30 @@ def decode_label(raw: bytes | None, default_ts: float | None = None) -> Label:
 def encode_prediction(prediction: Prediction) -> bytes:
     """Encode a prediction as UTF-8 JSON bytes."""
     return _dumps(prediction.to_dict())
+
+
+def encode_prediction_fields(event_id: str, prediction: Any, model: str, model_version: int, proba: Any = None,
+                             event_ts: float | None = None, ts: float | None = None) -> bytes:
+    """:func:`encode_prediction` of a :class:`Prediction` with these fields, the same bytes, without the object.
+
+    Raises
+    ------
+    EventFormatError
+        With reason ``not_serializable`` when a value has no JSON form.
+
+    Examples
+    --------
+    >>> encode_prediction_fields("e-1", 1, "logreg", 3, {0: 0.25, 1: 0.75}, 10.0, 11.5)
+    b'{"id":"e-1","prediction":1,"proba":{"0":0.25,"1":0.75},"model":"logreg","model_version":3,"event_ts":10.0,"ts":11.5}'
+    """
+    try:
+        if proba is not None and event_ts is not None and ts is not None:  # what the live updater publishes
+            return _orjson_dumps({"id": event_id, "prediction": prediction,
+                                  "proba": {str(k): v for k, v in proba.items()}, "model": model,
+                                  "model_version": model_version, "event_ts": event_ts, "ts": ts})
+        return _orjson_dumps(prediction_dict(event_id, prediction, model, model_version, proba, event_ts, ts))
+    except TypeError as exc:
+        raise EventFormatError("not_serializable", f"cannot encode as JSON: {exc}") from None
 
 
 def decode_prediction(raw: bytes | None) -> Prediction:

@@ -6,7 +6,7 @@ import pytest
 
 from eventml.events import (
     Event, Label, Prediction, decode_event, decode_label, decode_prediction, encode_event, encode_label,
-    encode_prediction,
+    encode_prediction, encode_prediction_fields,
 )
 from eventml.errors import EventFormatError, EventmlError
 
@@ -73,6 +73,24 @@ def test_a_label_and_a_prediction_survive_encode_and_decode():
     back = decode_prediction(encode_prediction(prediction))
     assert back.proba == {"0": 0.2, "1": 0.8}  # JSON object keys are strings on the wire
     assert (back.id, back.prediction, back.model, back.model_version) == ("e-42", 1, "logreg", 17)
+
+
+@pytest.mark.parametrize("fields", [
+    ("e-1", True, "logreg", 3, {False: 0.25, True: 0.75}, 1.0, 2.0),
+    ("e-2", "cat", "gnb", 0, {"cat": 1.0}, None, 2.0),
+    ("e-3", 1, "sgd", 9, None, 1.5, None),
+    ("e-4", None, "logreg", 0, {}, None, None),
+    ("e-5", 2.5, "linreg", 1, None, 1.0, 2.0),
+])
+def test_a_prediction_encoded_from_its_fields_is_the_same_bytes_as_from_the_object(fields):
+    assert encode_prediction_fields(*fields) == encode_prediction(Prediction(*fields))
+
+
+def test_a_prediction_without_a_json_form_is_not_serializable_either_way():
+    for encode in (lambda *f: encode_prediction(Prediction(*f)), encode_prediction_fields):
+        with pytest.raises(EventFormatError) as info:
+            encode("e-1", object(), "logreg", 0)
+        assert info.value.reason == "not_serializable"
 
 
 def test_a_label_record_without_a_label_is_rejected():

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
 from eventml.errors import EventFormatError, ModelError
-from eventml.events import Prediction, decode_event, decode_label, encode_prediction
+from eventml.events import decode_event_fields, decode_label, encode_prediction_fields
 
 __all__ = ["RecordProcessor"]
 
@@ -74,41 +74,40 @@ class RecordProcessor:
 
     def event(self, record: Any) -> int | None:
         """Process an event record; return its timestamp (ms) if a prediction was published."""
-        state = self.state
         ts_ms = record.timestamp()[1]
         try:
-            event = decode_event(record.value(), ts_ms / 1000.0)
+            event_id, x, y, event_ts = decode_event_fields(record.value(), ts_ms / 1000.0)
         except EventFormatError as error:
             self.dead_letter(record, error)
             return None
+        state = self.state
         scorer, counts = state.scorer, state.counts
-        x, y = event.features, event.label
         try:
             label, proba = scorer.predict(x)
         except Exception as exc:  # the model's own failure: this event ends in the DLQ, the run goes on
-            self.dead_letter(record, scorer.failed(event.id, "predict", exc))
+            self.dead_letter(record, scorer.failed(event_id, "predict", exc))
             return None
-        prediction = Prediction(event.id, label, self.model_name, counts["learned"], proba, event.ts, time.time())
+        version, predicted_at = counts["learned"], time.time()
         if y is not None:
             try:
                 scorer.learner.learn_one(x, y)
                 scorer.update(y, label, proba)
             except Exception as exc:
-                self.dead_letter(record, scorer.failed(event.id, "learn", exc))
+                self.dead_letter(record, scorer.failed(event_id, "learn", exc))
                 return None
-            counts["learned"] += 1
+            counts["learned"] = version + 1
         elif self.keep_unlabelled:
-            self._keep(event, label, proba)
-        self.send(self.predictions_topic, encode_prediction(prediction), record.key() or event.id.encode(),
-                  self.prediction_partition)
+            self._keep(event_id, x, event_ts, label, proba)
+        value = encode_prediction_fields(event_id, label, self.model_name, version, proba, event_ts, predicted_at)
+        self.send(self.predictions_topic, value, record.key() or event_id.encode(), self.prediction_partition)
         counts["events"] += 1
         return ts_ms
 
-    def _keep(self, event: Any, label: Any, proba: Any) -> None:
+    def _keep(self, event_id: str, x: dict, event_ts: Any, label: Any, proba: Any) -> None:
         state = self.state
-        state.pending.wait(event.id, (event.features, label, proba), event.ts)
-        if event.ts is not None and event.ts > state.newest_ts:
-            state.newest_ts = event.ts
+        state.pending.wait(event_id, (x, label, proba), event_ts)
+        if event_ts is not None and event_ts > state.newest_ts:
+            state.newest_ts = event_ts
         state.pending.expire(state.newest_ts)
 
     def label(self, record: Any) -> None:
