@@ -29,10 +29,12 @@ from ``EVENTML_SASL_PASSWORD`` / ``EVENTML_SSL_PASSWORD``, from a file, or from 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
+import signal
 import sys
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -192,6 +194,24 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _stop_on_signals(updater: Any) -> Iterator[None]:
+    """Ctrl-C or SIGTERM asks a live updater to stop: it commits its open transaction (a group updater
+    then hands its partitions over at once); a second one interrupts at once."""
+    def stop(signum: int, frame: Any) -> None:
+        for name in ("SIGINT", "SIGTERM"):
+            signal.signal(getattr(signal, name), signal.default_int_handler)
+        print("stopping after the current transaction (again to interrupt now)", file=sys.stderr)
+        updater.stop()
+
+    previous = {name: signal.signal(getattr(signal, name), stop) for name in ("SIGINT", "SIGTERM")}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
 def _live(args: argparse.Namespace) -> int:
     if args.group is not None:
         return _live_group(args)
@@ -220,7 +240,8 @@ def _live(args: argparse.Namespace) -> int:
         raise
     if early is not None:
         updater.use_clients(early)
-    s = updater.run()
+    with _stop_on_signals(updater):
+        s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
     print(f"live: {s.events} events predicted, {s.labelled} learned (model {updater.learner.name} "
           f"v{s.model_version}), {s.metric} {score}, {s.dead_letters} dead letters, {s.expired} expired, "
@@ -243,10 +264,8 @@ def _live_group(args: argparse.Namespace) -> int:
                            records_per_transaction=args.records_per_transaction,
                            transaction_interval_s=args.transaction_interval, label_ttl_s=args.label_ttl,
                            session_timeout_s=args.session_timeout, name=args.name, seed=args.seed)
-    try:
+    with _stop_on_signals(updater):
         figures = updater.run()
-    except KeyboardInterrupt:  # the open transaction is aborted; its partitions resume where the last commit left
-        figures = updater.figures()
     print(f"live group {args.group!r}: updater {figures['updater']} predicted {figures['events']} events in "
           f"{figures['transactions']} transactions; its partitions changed {figures['rebalances']} times")
     return 0

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -211,3 +215,33 @@ def test_a_second_global_updater_is_a_standby_that_takes_over_where_the_first_st
     assignments = read_assignments(group, bootstrap_servers=kafka_bootstrap)
     assigned = assignments[assignments.event == "assigned"]
     assert list(assigned.updater) == [active.name, standby.name]
+
+
+def test_sigterm_stops_a_group_updater_cleanly_and_hands_its_partitions_over(kafka_bootstrap, topic):
+    n, group = 4000, f"{topic}-g"
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    events = list(em.synthetic("sea", n, seed=12))
+    job = em.produce_in_background(events, topic, rate=800, bootstrap_servers=kafka_bootstrap)
+    env = {**os.environ, "EVENTML_BOOTSTRAP_SERVERS": kafka_bootstrap, "EVENTML_STATE_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "eventml.cli", "live", "--events", topic, "--predictions",
+                             f"{topic}.pred", "--group", group, "--name", "first", "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = read_assignments(group, bootstrap_servers=kafka_bootstrap)
+        if (rows.event == "assigned").any():
+            break
+        time.sleep(0.3)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)  # mid-stream
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "updater first predicted" in out
+    rows = read_assignments(group, bootstrap_servers=kafka_bootstrap)
+    assert list(rows.event) == ["assigned", "revoked"] and rows.partitions.iloc[-1] == [0, 1]
+    job.join()
+    GroupUpdater(topic, f"{topic}.pred", group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                 idle_timeout_s=3).run()  # the rest, from where the stopped one committed
+    by_partition = events_by_partition(topic, kafka_bootstrap)
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == n and got == per_partition_offline(by_partition)[0]
