@@ -1,19 +1,26 @@
 """The live updater's per-record work without Kafka, against the model alone, in one run.
 
-Three contenders on the same SEA events (already encoded as the wire format), each predicting
+Four contenders on the same SEA events (already encoded as the wire format), each predicting
 then learning every event, with the order of contenders reversed every round:
 
-- ``model``: the learner alone, ``predict_proba_one`` then ``learn_one`` on decoded features;
+- ``river``: the river model itself (``learner.model``, no eventml wrapper), ``predict_proba_one``
+  then ``learn_one`` on decoded features: the strongest denominator;
+- ``model``: the eventml learner alone (:func:`eventml.learners.make_learner`, the same river model
+  behind eventml's wrapper, which drops nulls and one-hot encodes strings), the same calls;
 - ``scorer``: :class:`eventml.scoring.Scorer` (predict, the live metrics: accuracy and log loss,
   cumulative and rolling, learn) on decoded features;
-- ``processor``: :class:`eventml.live.processor.RecordProcessor` on the encoded records, with a
-  ``send`` that keeps the bytes: decode, validate, predict, score, learn, encode the prediction.
+- ``processor``: :class:`eventml.live.processor.RecordProcessor` on the encoded records: decode,
+  validate, predict, score, learn, encode the prediction, hand it to ``send``. The timed ``send``
+  lets the bytes go, as a producer does once it has copied them; an untimed run keeps them, and
+  they are decoded and checked.
 
 Everything each contender predicts is checked equal. Reported as events/s and as ratios to the
-model alone, so the cost of eventml's own bookkeeping per record is visible (issue 11).
+model alone and to river alone, so the cost of eventml's own bookkeeping per record is visible
+(issue 11). ``--clock cpu`` times CPU seconds of this process instead of wall seconds: steadier on
+a machine shared with other work.
 
 Usage: ``python benchmarks/bench_record_path.py [--events 100000] [--rounds 3] [--model river_logreg]
-[--profile]``
+[--clock wall|cpu] [--profile]``
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ import pstats
 import statistics
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import eventml as em
 from eventml.learners import make_learner
@@ -39,25 +45,56 @@ METRICS = ["accuracy", "log_loss"]  # what the live updater tracks for a classif
 ROLLING = 500
 
 
-def records(events: list[em.Event]) -> list[SimpleNamespace]:
+class Record:
+    """An input record as the processor reads it, like confluent-kafka's ``Message``: one small object
+    whose methods return its parts (a record built of lambdas would put six function objects per record
+    in the way of the cache)."""
+
+    __slots__ = ("_value", "_key", "_offset")
+
+    def __init__(self, value: bytes, key: bytes, offset: int):
+        self._value, self._key, self._offset = value, key, offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes:
+        return self._key
+
+    def topic(self) -> str:
+        return "events"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, 1_764_000_000_000 + self._offset
+
+
+def records(events: list[em.Event]) -> list[Record]:
     """What a consumer hands the processor: value, key, topic, partition, offset, timestamp."""
+    return [Record(em.encode_event(event), event.id.encode(), offset) for offset, event in enumerate(events)]
+
+
+def predict_learn(model, events: list[em.Event]) -> list:
+    """Predict then learn each event with ``model``; the predicted labels."""
     out = []
-    for offset, event in enumerate(events):
-        value, key = em.encode_event(event), event.id.encode()
-        out.append(SimpleNamespace(value=lambda v=value: v, key=lambda k=key: k, topic=lambda: "events",
-                                   partition=lambda: 0, offset=lambda o=offset: o,
-                                   timestamp=lambda o=offset: (1, 1_764_000_000_000 + o)))
+    for event in events:
+        proba = model.predict_proba_one(event.features)
+        out.append(max(proba, key=proba.get) if proba else None)
+        model.learn_one(event.features, event.label)
     return out
+
+
+def run_river(name: str, events: list[em.Event]) -> list:
+    return predict_learn(make_learner(name).model, events)
 
 
 def run_model(name: str, events: list[em.Event]) -> list:
-    learner = make_learner(name)
-    out = []
-    for event in events:
-        proba = learner.predict_proba_one(event.features)
-        out.append(max(proba, key=proba.get) if proba else None)
-        learner.learn_one(event.features, event.label)
-    return out
+    return predict_learn(make_learner(name), events)
 
 
 def run_scorer(name: str, events: list[em.Event]) -> list:
@@ -71,21 +108,35 @@ def run_scorer(name: str, events: list[em.Event]) -> list:
     return out
 
 
-def run_processor(name: str, recs: list[SimpleNamespace]) -> list:
+def processor_predictions(name: str, recs: list[Record], keep: bool) -> list:
+    """Run a RecordProcessor over the records; the encoded predictions if ``keep``, else their count."""
     sent = []
     state = UpdaterState.fresh(make_learner(name), METRICS, ROLLING)
-    processor = RecordProcessor(state, name, "predictions", lambda topic, value, key, partition=-1, headers=None:
-                                sent.append(value) or True)
+    if keep:
+        def send(topic, value, key, partition=-1, headers=None):
+            sent.append(value)
+            return True
+    else:
+        def send(topic, value, key, partition=-1, headers=None):
+            return True
+    processor = RecordProcessor(state, name, "predictions", send)
     for record in recs:
         processor.event(record)
-    return sent  # the encoded predictions, decoded after the clock stops
+    return sent if keep else [state.counts["events"]]
 
 
-def timed(function, *args) -> tuple[float, list]:
+def run_processor(name: str, recs: list[Record]) -> list:
+    return processor_predictions(name, recs, keep=False)
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def timed(clock, function, *args) -> tuple[float, list]:
     gc.collect()
-    started = time.perf_counter()
+    started = clock()
     out = function(*args)
-    return time.perf_counter() - started, out
+    return clock() - started, out
 
 
 def main() -> None:
@@ -93,33 +144,43 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default="river_logreg")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall seconds, or CPU seconds of this process (steadier on a shared machine)")
     parser.add_argument("--profile", action="store_true", help="also print where the processor spends its time")
     parser.add_argument("--output", default="benchmarks/results")
     args = parser.parse_args()
 
     events = list(em.synthetic("sea", args.events, seed=42))
     recs = records(events)
-    contenders = {"model": (run_model, events), "scorer": (run_scorer, events), "processor": (run_processor, recs)}
+    clock = CLOCKS[args.clock]
+    contenders = {"river": (run_river, events), "model": (run_model, events), "scorer": (run_scorer, events),
+                  "processor": (run_processor, recs)}
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(args.rounds):
         order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
         predictions = {}
         for name in order:
             function, data = contenders[name]
-            elapsed, predictions[name] = timed(function, args.model, data)
+            elapsed, predictions[name] = timed(clock, function, args.model, data)
             seconds[name].append(elapsed)
-        predictions["processor"] = [em.events.decode_prediction(value).prediction for value in predictions["processor"]]
-        assert predictions["model"] == predictions["scorer"] == predictions["processor"], "contenders disagree"
+        assert predictions["river"] == predictions["model"] == predictions["scorer"], "contenders disagree"
+        assert predictions["processor"] == [args.events], "the processor did not publish every prediction"
+    published = processor_predictions(args.model, recs, keep=True)  # untimed: the bytes, decoded and checked
+    assert [em.events.decode_prediction(value).prediction for value in published] == predictions["model"], \
+        "the processor's predictions differ"
 
     rates = {name: args.events / statistics.median(values) for name, values in seconds.items()}
-    print(f"{args.events} SEA events, {args.model}, predict then learn each, median of {args.rounds} rounds")
+    print(f"{args.events} SEA events, {args.model}, predict then learn each, median of {args.rounds} rounds, "
+          f"{args.clock} clock")
     for name, rate in rates.items():
-        print(f"  {name:<10} {rate:>10,.0f} events/s   {rate / rates['model']:.2f}x the model alone")
+        print(f"  {name:<10} {rate:>10,.0f} events/s  {1e6 / rate:6.2f} us/event   "
+              f"{rate / rates['model']:.2f}x the model alone   {rate / rates['river']:.2f}x river alone")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_record_path.json").write_text(json.dumps(
-        {"events": args.events, "model": args.model, "rounds": args.rounds, "events_per_s": rates,
-         "ratio_to_model": {name: rate / rates["model"] for name, rate in rates.items()}}, indent=1))
+        {"events": args.events, "model": args.model, "rounds": args.rounds, "clock": args.clock,
+         "events_per_s": rates, "ratio_to_model": {name: rate / rates["model"] for name, rate in rates.items()},
+         "ratio_to_river": {name: rate / rates["river"] for name, rate in rates.items()}}, indent=1))
 
     if args.profile:
         profile = cProfile.Profile()
