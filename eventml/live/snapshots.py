@@ -32,8 +32,8 @@ matches the offsets Kafka committed is found without opening the others:
 ``snapshot-00000042-3f2a9c1b7d0e.pkl``. A snapshot starts with a line naming its format
 (``eventml-snapshot 3``), a line with the length and the BLAKE2b digest of the rest, then a pickle
 of public, stable eventml types (:class:`~eventml.live.state.UpdaterState`); a file of another
-format (format 2, without the digest line, is still read) or whose length or digest is wrong is
-refused with a sentence before anything is unpickled. Snapshots are pickles, so only load the ones you wrote.
+format (formats 1 and 2 hold the metrics of an earlier eventml's Scorer) or whose length or digest
+is wrong is refused with a sentence before anything is unpickled. Snapshots are pickles, so only load the ones you wrote.
 
 Examples
 --------
@@ -65,10 +65,9 @@ __all__ = ["SnapshotError", "Snapshot", "offsets_digest", "write_snapshot", "fin
 
 _NAME = re.compile(r"^snapshot-(\d{8})-([0-9a-f]{12})\.pkl$")
 FORMAT = 3
-"""The snapshot format this eventml writes (and reads, with format 2; format 1, a bare pickle of private
-types, is refused)."""
+"""The snapshot format this eventml writes and reads (formats 1 and 2, whose Scorers kept river's metric
+objects, are refused)."""
 _HEADER = f"eventml-snapshot {FORMAT}\n".encode()
-_HEADER_2 = b"eventml-snapshot 2\n"  # the same pickle, without the length and digest line
 
 
 def _digest(data: bytes) -> str:
@@ -184,8 +183,6 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
             header = src.readline(64)
             if header == _HEADER:
                 payload = pickle.loads(_checked(path, src.readline(80), src.read()))
-            elif header == _HEADER_2:
-                payload = pickle.load(src)
             else:
                 raise SnapshotError(_wrong_format(path, header))
     except FileNotFoundError:
@@ -214,14 +211,14 @@ def _checked(path: Path, line: bytes, data: bytes) -> bytes:
 
 
 def _wrong_format(path: Path, header: bytes) -> str:
-    if header.startswith(b"eventml-snapshot "):
-        found = header.decode("ascii", "replace").split()[-1]
+    found = header.decode("ascii", "replace").split()[-1] if header.startswith(b"eventml-snapshot ") else None
+    if header.startswith(b"\x80") or found in ("1", "2"):  # format 1 is a bare pickle
+        return (f"snapshot {path} was written by an earlier eventml (snapshot format {found or 1}), whose state "
+                "this one cannot read; finish that run with the eventml that wrote it, or start over with a new "
+                "state_dir (the predictions already committed stay in Kafka)")
+    if found is not None:
         return (f"snapshot {path} has format {found}, and this eventml reads format {FORMAT}; "
                 "use the eventml that wrote it, or a new state_dir to start over")
-    if header.startswith(b"\x80"):  # a bare pickle: format 1
-        return (f"snapshot {path} was written by an earlier eventml (snapshot format 1), whose state this one "
-                "cannot read; finish that run with the eventml that wrote it, or start over with a new state_dir "
-                "(the predictions already committed stay in Kafka)")
     what = "is empty" if not header else "is not an eventml snapshot"
     return (f"snapshot {path} {what} (format {FORMAT}): if the machine stopped (an OS crash or a power loss) "
             "right after it was written, it never reached the disk, since snapshots are not fsynced; start over "
