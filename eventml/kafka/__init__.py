@@ -27,14 +27,25 @@ Examples
 'broker:9092'
 """
 
-from eventml.kafka.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
-from eventml.kafka.cluster import ClusterStatus, LocalCluster, NodeStatus
-from eventml.kafka.connection import check_connection
-from eventml.kafka.jars import KAFKA_VERSION, MIN_JAVA, check_java, resolve_jars
-from eventml.kafka.local import DEFAULT_PORT, DEFAULT_SECURE_PORT, BrokerStatus, LocalKafka, free_port, kafka_for
-from eventml.kafka.settings import ENV_BOOTSTRAP, MECHANISMS, PROTOCOLS, KafkaSettings, bootstrap_servers
-from eventml.kafka.topics import (create_topic, delete_topic, describe_topic, list_topics, recreate_topic,
-                                  topic_offsets)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: where each name lives, imported on first use (``eventml live`` needs neither kafka-python's helpers,
+#: pandas nor the local brokers)
+_LAZY = {
+    **dict.fromkeys(["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS"], "eventml.kafka.clients"),
+    **dict.fromkeys(["ClusterStatus", "LocalCluster", "NodeStatus"], "eventml.kafka.cluster"),
+    "check_connection": "eventml.kafka.connection",
+    **dict.fromkeys(["KAFKA_VERSION", "MIN_JAVA", "check_java", "resolve_jars"], "eventml.kafka.jars"),
+    **dict.fromkeys(["DEFAULT_PORT", "DEFAULT_SECURE_PORT", "BrokerStatus", "LocalKafka", "free_port", "kafka_for"],
+                    "eventml.kafka.local"),
+    **dict.fromkeys(["ENV_BOOTSTRAP", "MECHANISMS", "PROTOCOLS", "KafkaSettings", "bootstrap_servers"],
+                    "eventml.kafka.settings"),
+    **dict.fromkeys(["create_topic", "delete_topic", "describe_topic", "list_topics", "recreate_topic",
+                     "topic_offsets"], "eventml.kafka.topics"),
+}
 
 __all__ = [
     "KafkaSettings", "bootstrap_servers", "ENV_BOOTSTRAP", "PROTOCOLS", "MECHANISMS", "check_connection",
@@ -43,3 +54,16 @@ __all__ = [
     "DEFAULT_PORT", "DEFAULT_SECURE_PORT", "KAFKA_VERSION", "MIN_JAVA", "check_java", "resolve_jars",
     "create_topic", "delete_topic", "describe_topic", "list_topics", "recreate_topic", "topic_offsets",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventml.kafka' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
