@@ -276,9 +276,6 @@ class LiveUpdater:
             picked = merge.pick(force=self._empty_polls >= _SILENT_POLLS)
         return None if picked is WAIT else picked
 
-    def _limit_reached(self) -> bool:
-        return self.max_events is not None and self._state.counts["events"] >= self.max_events
-
     def _transaction(self) -> bool:
         """Process one transaction; False when the run should end (stop, limit or idle).
 
@@ -288,42 +285,55 @@ class LiveUpdater:
         """
         state, clients, processor = self._state, self._clients, self._processor
         offsets, counts = state.offsets, state.counts
+        # bound once: this loop runs per record
+        stop_set, monotonic, next_record, pick = self._stop.is_set, time.monotonic, self._next_record, self._merge.pick
+        caught_up, event, label = self._merge.caught_up, processor.event, processor.label
+        max_events, limit, summary_every = self.max_events, self.records_per_transaction, self.summary_every
         timestamps = []  # of the events predicted in this transaction, for the latency figures
         began, deadline, n = False, 0.0, 0
         keep_going = True
-        while n < self.records_per_transaction:
-            if self._stop.is_set() or self._limit_reached():
+        while n < limit:
+            if stop_set() or (max_events is not None and counts["events"] >= max_events):
                 keep_going = False
                 break
-            now = time.monotonic()
-            if began and now >= deadline:
-                break
-            picked = self._next_record(0.1 if not began else max(0.001, min(0.1, deadline - now)))
+            now = monotonic()
+            if began:
+                if now >= deadline:
+                    break
+                picked = pick(False)  # a buffered record, without a poll (None or WAIT: poll below)
+                if picked is None or picked is WAIT:
+                    picked = next_record(max(0.001, min(0.1, deadline - now)))
+                    now = monotonic()
+            else:
+                picked = next_record(0.1)
+                now = monotonic()
             if picked is None:
                 if not began and clients.brokers_down_at is not None:
                     clients.check_brokers(self.events_topic, min(self.reconnect_timeout_s, 5.0))
-                if self.idle_timeout_s is not None and time.monotonic() - self._last_record_at >= self.idle_timeout_s:
+                if self.idle_timeout_s is not None and monotonic() - self._last_record_at >= self.idle_timeout_s:
                     keep_going = False
                     break
                 continue
             where, record = picked
-            self._last_record_at = time.monotonic()
+            self._last_record_at = now
             if not began:
                 clients.producer.begin_transaction()
-                began, deadline = True, self._last_record_at + self.transaction_interval_s
+                began, deadline = True, now + self.transaction_interval_s
             offsets[where.key] = record.offset() + 1
             if where.rank == EVENTS:
-                ts_ms = processor.event(record)
+                ts_ms = event(record)
                 if ts_ms is not None:
                     timestamps.append(ts_ms)
-                    if counts["events"] % self.summary_every == 0:
+                    if counts["events"] % summary_every == 0:
                         state.rows.append(summary_row(state, self._lag()))
             else:
-                processor.label(record)
+                label(record)
             n += 1
-            if self._merge.caught_up():  # nothing left to read now: commit soon, so predictions become readable
+            # nothing left to read now: commit soon, so predictions become readable (a partition with records
+            # still buffered is not caught up: no need to ask the others)
+            if not where.buf and caught_up():
                 deadline = min(deadline, self._earliest_early_commit)
-                if time.monotonic() >= deadline:
+                if monotonic() >= deadline:
                     break
         if began:
             self._commit(clients.producer, clients.group_metadata, state, self._partitions)
