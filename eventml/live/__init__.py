@@ -91,7 +91,8 @@ merge of input partitions), :mod:`~eventml.live.processor` (the per-record work)
 :mod:`~eventml.live.commit` (closing a transaction, bounded in time), :mod:`~eventml.live.state`
 and :mod:`~eventml.live.snapshots` (what is kept, and where), :mod:`~eventml.live.stats` (figures).
 Several updaters sharing a topic's partitions, one model per partition and the state in Kafka:
-:mod:`~eventml.live.group` (:class:`GroupUpdater`) and :mod:`~eventml.live.state_topic`.
+:mod:`~eventml.live.group` (:class:`GroupUpdater`) and :mod:`~eventml.live.state_topic`. Both kinds
+run in a background thread the same way (:mod:`~eventml.live.background`).
 
 Examples
 --------

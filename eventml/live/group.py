@@ -63,7 +63,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from typing import Any
@@ -71,12 +70,13 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from eventml.errors import ConfigError, EventmlError, KafkaAuthError, KafkaUnavailableError, SnapshotError
+from eventml.errors import ConfigError, EventmlError, KafkaAuthError, KafkaUnavailableError
 from eventml.kafka import rdkafka
 from eventml.kafka.rdkafka import KafkaException, TopicPartition
 from eventml.kafka.settings import KafkaSettings
 from eventml.kafka.topics import create_topic
 from eventml.learners import CLASSIFICATION, make_learner
+from eventml.live.background import BackgroundRun
 from eventml.live.clients import CLIENT_ERRORS, LiveClients, end_of_partition
 from eventml.live.commit import GRACE_S, BoundedCalls, _kill_hook
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
@@ -126,7 +126,7 @@ class _Task:
         self.dirty = False  # processed records in the open transaction
 
 
-class GroupUpdater:
+class GroupUpdater(BackgroundRun):
     """One member of a group of live updaters: predicts, publishes and learns, one model per partition.
 
     Parameters
@@ -218,9 +218,6 @@ class GroupUpdater:
         self._commits = 0
         self._txn_open = False
         self._earliest_early_commit = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     @property
     def group_id(self) -> str:
@@ -453,7 +450,7 @@ class GroupUpdater:
         n = 0
         keep_going = True
         while not self._txn_open or (n < self.records_per_transaction and time.monotonic() < self._deadline):
-            if self._stop.is_set():
+            if self.stopping.is_set():
                 keep_going = False
                 break
             wait = 0.1 if not self._txn_open else max(0.005, min(0.1, self._deadline - time.monotonic()))
@@ -539,7 +536,6 @@ class GroupUpdater:
             If a partition's state in the state topic does not match its committed offsets, or fails
             authentication.
         """
-        self._error = None
         try:
             try:
                 self._connect()
@@ -563,33 +559,7 @@ class GroupUpdater:
             self._bounded.close()
         return self.figures()
 
-    def start(self) -> "GroupUpdater":
-        """Run in a background thread; see :meth:`stop` and :meth:`join`."""
-        if self._thread is not None and self._thread.is_alive():
-            raise EventmlError("this group updater is already running")
-        self._stop.clear()
-
-        def target() -> None:
-            try:
-                self.run()
-            except BaseException as exc:  # handed to join()
-                self._error = exc
-
-        self._thread = threading.Thread(target=target, name=f"eventml-group-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Ask the run to end; the open transaction is committed and the partitions handed over."""
-        self._stop.set()
-
-    def join(self, timeout_s: float | None = None) -> dict[str, Any]:
-        """Wait for a background run to end; re-raise its error, if any."""
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+    def _result(self) -> dict[str, Any]:
         return self.figures()
 
     def figures(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from eventml.errors import ConfigError, EventmlError, KafkaAuthError, KafkaUnava
 from eventml.kafka.rdkafka import KafkaException
 from eventml.kafka.settings import KafkaSettings
 from eventml.learners import CLASSIFICATION, make_learner
+from eventml.live.background import BackgroundRun
 from eventml.live.clients import CLIENT_ERRORS, ClientsInBackground, LiveClients, end_of_partition, live_id
 from eventml.live.commit import TransactionCommit, fenced
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
@@ -49,7 +49,7 @@ def setup_timeout(reconnect_timeout_s: float) -> float:
     return max(reconnect_timeout_s, _SETUP_TIMEOUT_S)
 
 
-class LiveUpdater:
+class LiveUpdater(BackgroundRun):
     """Consume events, predict, publish predictions, learn, and snapshot, exactly once.
 
     Parameters
@@ -155,9 +155,6 @@ class LiveUpdater:
         self._clients: LiveClients | None = None
         self._commit = TransactionCommit(self.state_dir, self.reconnect_timeout_s)
         self._early: ClientsInBackground | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     @property
     def group_id(self) -> str:
@@ -286,7 +283,7 @@ class LiveUpdater:
         state, clients, processor = self._state, self._clients, self._processor
         offsets, counts = state.offsets, state.counts
         # bound once: this loop runs per record
-        stop_set, monotonic, next_record, pick = self._stop.is_set, time.monotonic, self._next_record, self._merge.pick
+        stop_set, monotonic, next_record, pick = self.stopping.is_set, time.monotonic, self._next_record, self._merge.pick
         caught_up, event, label = self._merge.caught_up, processor.event, processor.label
         max_events, limit, summary_every = self.max_events, self.records_per_transaction, self.summary_every
         timestamps = []  # of the events predicted in this transaction, for the latency figures
@@ -402,7 +399,6 @@ class LiveUpdater:
             If the state directory does not match the offsets committed in Kafka, or its
             snapshot is unreadable.
         """
-        self._error = None
         self._earliest_early_commit = 0.0
         froze = False
         try:
@@ -452,38 +448,8 @@ class LiveUpdater:
             self._commit.close()
         return self.stats
 
-    def start(self) -> "LiveUpdater":
-        """Run in a background thread; see :meth:`stop` and :meth:`join`."""
-        if self._thread is not None and self._thread.is_alive():
-            raise EventmlError("this live updater is already running")
-        self._stop.clear()
-
-        def target() -> None:
-            try:
-                self.run()
-            except BaseException as exc:  # handed to join()
-                self._error = exc
-
-        self._thread = threading.Thread(target=target, name=f"eventml-live-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Ask the run to end after the current record; the open transaction is committed."""
-        self._stop.set()
-
-    def join(self, timeout_s: float | None = None) -> LiveStats:
-        """Wait for a background run to end; re-raise its error, if any."""
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+    def _result(self) -> LiveStats:
         return self.stats
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
 
 def load_model(state_dir: str | os.PathLike) -> Any:
