@@ -16,6 +16,8 @@ Examples
     $ eventml notebooks run
     $ eventml grid notebooks/03_compare_learners.ipynb --grid SEED=1,2,3 --grid SOURCE=sine,sea
     $ eventml live --events sea --predictions sea-predictions --state-dir runs/live --idle-timeout 5
+    $ eventml live --events clicks --predictions clicks-predictions --group clicks   # run it N times: one
+                                        # model per partition, state in Kafka (needs EVENTML_STATE_KEY)
     $ eventml serve --state-dir runs/live --port 8000
 
 Every command that talks to Kafka takes the connection options ``--bootstrap-servers``,
