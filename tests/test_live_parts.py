@@ -164,6 +164,16 @@ def test_a_dead_letter_too_large_for_the_producer_leaves_a_shorter_copy():
     assert sent[0][1] == b"x" * (64 << 10) and proc.state.counts["dead_letters"] == 1
 
 
+def test_an_event_whose_prediction_is_too_large_to_publish_is_dead_lettered_not_lost():
+    record = event_record(0, {"x": 1.0}, label=1, event_id="i" * 3000)  # the id is the key and in the prediction
+    proc, sent = processor(too_large=len(record.value()) + 10)
+    assert proc.event(record) is None
+    ((topic, value, _, headers),) = sent
+    assert topic == "events.dlq" and value == record.value()
+    assert read_headers(headers)["eventml.error.reason"] == "prediction_too_large"
+    assert proc.state.counts == {"dead_letters": 1, "learned": 1}  # learned from, not counted as predicted
+
+
 def test_late_labels_join_the_features_kept_then_and_expire_after_max_wait():
     proc, sent = processor(labels_topic=True, max_wait=10.0)
     proc.event(event_record(0, {"x": 1.0}, ts=100.0))

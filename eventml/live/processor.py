@@ -99,7 +99,14 @@ class RecordProcessor:
         elif self.keep_unlabelled:
             self._keep(event_id, x, event_ts, label, proba)
         value = encode_prediction_fields(event_id, label, self.model_name, version, proba, event_ts, predicted_at)
-        self.send(self.predictions_topic, value, record.key() or event_id.encode(), self.prediction_partition)
+        key = record.key() or event_id.encode()
+        if not self.send(self.predictions_topic, value, key, self.prediction_partition):
+            # the event fitted, its prediction (the id as key and in the value, and the probabilities)
+            # does not: it was learned from, and ends in the DLQ instead
+            self.dead_letter(record, EventFormatError(
+                "prediction_too_large", f"the prediction of event {event_id[:80]!r} with its key is "
+                f"{len(value) + len(key)} bytes, more than the producer may send"))
+            return None
         counts["events"] += 1
         return ts_ms
 
