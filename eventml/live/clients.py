@@ -29,9 +29,9 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from eventml.errors import KafkaUnavailableError
+from eventml.errors import KafkaAuthError, KafkaUnavailableError
 from eventml.kafka import rdkafka
 from eventml.kafka.clients import ClientError as KafkaPythonError
 from eventml.kafka.connection import forget, login_error
@@ -39,7 +39,8 @@ from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
 from eventml.kafka.settings import KafkaSettings
 from eventml.live.merge import InputPartition
 
-__all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "live_id", "restart_clients_early"]
+__all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "connect_with_backoff", "live_id",
+           "restart_clients_early", "setup_timeout"]
 
 log = logging.getLogger("eventml.live")
 client_log = logging.getLogger("eventml.live.librdkafka")  # librdkafka's own lines, instead of stderr
@@ -50,6 +51,36 @@ CLIENT_ERRORS = (KafkaException, KafkaPythonError)
 _BATCH = 5000  # messages taken from the consumer's local queue at a time
 _COORDINATOR_NOT_READY = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                           KafkaError.COORDINATOR_NOT_AVAILABLE)
+_SETUP_TIMEOUT_S = 30.0  # at least this long for the calls that set up the clients (a new broker's first
+#                          transaction creates its internal topics)
+
+
+def setup_timeout(reconnect_timeout_s: float) -> float:
+    """How long the calls that set up an updater's clients may take."""
+    return max(reconnect_timeout_s, _SETUP_TIMEOUT_S)
+
+
+def connect_with_backoff(connect: Callable[[], None], close: Callable[[], None], timeout_s: float,
+                         kafka: KafkaSettings, advice: str = "") -> None:
+    """``connect()`` until it works, after a Kafka failure: ``close()`` and a wait between tries (0.2 s,
+    doubling up to 5 s), for up to ``timeout_s``; then a :class:`KafkaUnavailableError` naming the address,
+    the last error and ``advice``. Refused credentials or certificates are raised at once."""
+    deadline = time.monotonic() + timeout_s
+    wait = 0.2
+    while True:
+        try:
+            connect()
+            return
+        except KafkaAuthError:  # credentials or certificates do not get better by waiting
+            raise
+        except (*CLIENT_ERRORS, KafkaUnavailableError) as exc:
+            if time.monotonic() + wait > deadline:
+                raise KafkaUnavailableError(
+                    f"Kafka at {kafka.bootstrap_servers or 'the default address'} did not come back within "
+                    f"{timeout_s:g} s (last error: {exc}){advice}") from None
+            close()
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
 
 
 def live_id(name: str) -> str:

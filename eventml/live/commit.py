@@ -35,11 +35,13 @@ from eventml.errors import ConfigError
 from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
 from eventml.live.snapshots import prune_snapshots, write_snapshot
 
-__all__ = ["KILL_ENV", "BoundedCalls", "TransactionCommit", "fenced"]
+__all__ = ["KILL_ENV", "SNAPSHOT_SHARE", "BoundedCalls", "KillHook", "StateCost", "TransactionCommit", "fenced"]
 
 #: Test hook: ``"before_commit:N"`` or ``"after_commit:N"`` makes the process SIGKILL itself
 #: between writing the N-th snapshot of this process and committing it, or right after the commit.
 KILL_ENV = "EVENTML_LIVE_KILL_AT"
+#: commits for being caught up spend at most this share of the time on writing state (see :class:`StateCost`)
+SNAPSHOT_SHARE = 0.25
 GRACE_S = 2.0  # for librdkafka to report its own timeout before the updater stops waiting for it
 SLOW_COMMIT_S = 0.1  # a commit slower than this is logged with its steps
 
@@ -105,14 +107,49 @@ def fenced(error: KafkaException) -> bool:
         code == KafkaError.INVALID_PRODUCER_EPOCH and err.fatal())
 
 
-def _kill_hook() -> tuple[str, int] | None:
-    value = os.environ.get(KILL_ENV)
-    if not value:
-        return None
-    where, _, n = value.partition(":")
-    if where not in ("before_commit", "after_commit") or not n.isdigit():
-        raise ConfigError(f"{KILL_ENV} must be before_commit:N or after_commit:N, got {value!r}")
-    return where, int(n)
+class KillHook:
+    """The test hook :data:`KILL_ENV`: counts the commits of this process and SIGKILLs it at the chosen one."""
+
+    def __init__(self) -> None:
+        self.commits = 0  # commits of this process
+        value = os.environ.get(KILL_ENV)
+        self._at = None
+        if value:
+            where, _, n = value.partition(":")
+            if where not in ("before_commit", "after_commit") or not n.isdigit():
+                raise ConfigError(f"{KILL_ENV} must be before_commit:N or after_commit:N, got {value!r}")
+            self._at = where, int(n)
+
+    def maybe_die(self, where: str) -> None:
+        """Called ``"before_commit"`` (after counting the commit) and ``"after_commit"``."""
+        if self._at == (where, self.commits):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class StateCost:
+    """What writing an updater's state costs, and so when the next commit for being caught up may come.
+
+    The cost is the fastest of the last 20 writes, not the last one: a write that waited for the disk
+    or for the CPU (another process's burst) says nothing about the next one, and spacing commits by it
+    held predictions back for hundreds of milliseconds; a big model's state is slow every time, so its
+    cost is still seen. Commits are spaced so that writing state takes at most :data:`SNAPSHOT_SHARE`
+    of the time, at any produce rate.
+    """
+
+    def __init__(self) -> None:
+        self._times: collections.deque = collections.deque(maxlen=20)
+
+    def add(self, seconds: float) -> None:
+        """One write took this long."""
+        self._times.append(seconds)
+
+    @property
+    def seconds(self) -> float:
+        return min(self._times, default=0.0)
+
+    def next_early_commit(self) -> float:
+        """The ``time.monotonic()`` before which a commit for being caught up should not come."""
+        return time.monotonic() + self.seconds / SNAPSHOT_SHARE
 
 
 class TransactionCommit:
@@ -129,16 +166,11 @@ class TransactionCommit:
     def __init__(self, state_dir: Path, timeout_s: float):
         self.state_dir = state_dir
         self.timeout_s = timeout_s
-        self.commits = 0  # commits of this process, for the kill hook
         self.snapshot_s = 0.0  # how long the last snapshot took to write
+        self.state_cost = StateCost()  # of the snapshots
         self.timings: dict[str, float] = {}  # seconds of each step of the last commit
-        self._snapshot_times: collections.deque = collections.deque(maxlen=20)
         self._bounded = BoundedCalls()
-        self._kill_at = _kill_hook()
-
-    def _maybe_die(self, where: str) -> None:
-        if self._kill_at == (where, self.commits):
-            os.kill(os.getpid(), signal.SIGKILL)
+        self._kill = KillHook()
 
     def __call__(self, producer: Any, group_metadata: Any, state: Any, partitions: dict[str, tuple[str, int]]) -> None:
         """Commit the open transaction of ``producer`` with the state and its input offsets.
@@ -147,13 +179,13 @@ class TransactionCommit:
         Raises a ``KafkaException`` (``_TIMED_OUT`` if step 2 outlived ``timeout_s``).
         """
         state.sequence += 1
-        self.commits += 1
+        self._kill.commits += 1
         started = time.monotonic()
         path = write_snapshot(self.state_dir, state.sequence, state.offsets, state)  # 1
         snapshot_done = time.monotonic()
         self.snapshot_s = snapshot_done - started
-        self._snapshot_times.append(self.snapshot_s)
-        self._maybe_die("before_commit")
+        self.state_cost.add(self.snapshot_s)
+        self._kill.maybe_die("before_commit")
         offsets = [TopicPartition(*partitions[key], offset) for key, offset in state.offsets.items()]
         timeout = self.timeout_s
         steps = [0.0, 0.0, 0.0]
@@ -170,7 +202,7 @@ class TransactionCommit:
         # librdkafka or, if one of its waits ignores the timeout, from here; the run then restores
         self._bounded.call(commit, timeout + GRACE_S)
         committed = time.monotonic()
-        self._maybe_die("after_commit")
+        self._kill.maybe_die("after_commit")
         prune_snapshots(self.state_dir, keep=path)  # 3
         ended = time.monotonic()
         self.timings = {"snapshot": self.snapshot_s, "handoff": (steps[0] - snapshot_done) + (committed - steps[2]),
@@ -183,13 +215,8 @@ class TransactionCommit:
 
     @property
     def snapshot_cost_s(self) -> float:
-        """What writing a snapshot of this state costs: the fastest of the last 20 writes.
-
-        Not the last one: a write that waited for the disk or for the CPU (another process's burst)
-        says nothing about the next one, and spacing commits by it held predictions back for
-        hundreds of milliseconds; a big model's snapshot is slow every time, so its cost is still seen.
-        """
-        return min(self._snapshot_times, default=0.0)
+        """What writing a snapshot of this state costs (see :class:`StateCost`)."""
+        return self.state_cost.seconds
 
     def close(self) -> None:
         self._bounded.close()

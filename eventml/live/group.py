@@ -70,18 +70,19 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from eventml.errors import ConfigError, EventmlError, KafkaAuthError, KafkaUnavailableError
+from eventml.errors import ConfigError, EventmlError, KafkaUnavailableError
 from eventml.kafka import rdkafka
 from eventml.kafka.rdkafka import KafkaException, TopicPartition
 from eventml.kafka.settings import KafkaSettings
 from eventml.kafka.topics import create_topic
-from eventml.learners import CLASSIFICATION, make_learner
+from eventml.learners import make_learner
 from eventml.live.background import BackgroundRun
-from eventml.live.clients import CLIENT_ERRORS, LiveClients, end_of_partition
-from eventml.live.commit import GRACE_S, BoundedCalls, _kill_hook
-from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
+from eventml.live.clients import (CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition,
+                                  setup_timeout)
+from eventml.live.commit import GRACE_S, BoundedCalls, KillHook, StateCost
+from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import RecordProcessor
-from eventml.live.state import UpdaterState
+from eventml.live.state import UpdaterState, check_topics, live_metrics
 from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG, StateTopic, state_topic_config
 from eventml.live.stats import summary_row
 from eventml.validation import one_of, positive_int, positive_number
@@ -91,9 +92,6 @@ __all__ = ["GroupUpdater", "SCOPES", "load_group_models", "read_assignments", "s
 
 log = logging.getLogger("eventml.live.group")
 
-_SNAPSHOT_SHARE = 0.25  # as in LiveUpdater: early commits spend at most this share of the time on state
-_SETUP_TIMEOUT_S = 30.0
-_SILENT_POLLS = 3
 SCOPES = ("partition", "global")
 """A group's scopes: one model per partition, or one model over all partitions (one active updater)."""
 GLOBAL_TASK = "global"
@@ -180,10 +178,7 @@ class GroupUpdater(BackgroundRun):
                  summary_every: int = 1000, **connection: Any):
         if not isinstance(group, str) or not group or not all(c.isalnum() or c in "._-" for c in group):
             raise ConfigError(f"group must be letters, digits, '.', '_' or '-', got {group!r}")
-        if labels_topic is not None and labels_topic == events_topic:
-            raise ConfigError("labels_topic must differ from events_topic (labels inside events need no topic)")
-        if predictions_topic in (events_topic, labels_topic):
-            raise ConfigError("predictions_topic must differ from the input topics")
+        check_topics(events_topic, predictions_topic, labels_topic)
         self.scope = one_of("scope", scope, SCOPES)
         self.learner = make_learner(model, seed=seed)
         self.events_topic, self.predictions_topic, self.labels_topic = events_topic, predictions_topic, labels_topic
@@ -204,18 +199,18 @@ class GroupUpdater(BackgroundRun):
         self.reconnect_timeout_s = positive_number("reconnect_timeout_s", reconnect_timeout_s)
         self.summary_every = positive_int("summary_every", summary_every)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._metrics = ["accuracy", "log_loss"] if self.learner.task == CLASSIFICATION else ["mae"]
+        self._metrics = live_metrics(self.learner)
 
         self.assignments: list[dict[str, Any]] = []  # this updater's own, as announced
         self.events = 0  # predicted by this process
         self.transactions = 0  # committed by this process
         self._tasks: dict[int, _Task] = {}
-        self._owner: dict[tuple[str, int], tuple[_Task, InputPartition]] = {}
+        self._owner: dict[tuple[str, int], _Task] = {}  # (topic, partition) -> the task it is an input of
         self._clients: LiveClients | None = None
         self._reader: Any = None
         self._bounded = BoundedCalls()
-        self._kill_at = _kill_hook()
-        self._commits = 0
+        self._kill = KillHook()
+        self._state_cost = StateCost()
         self._txn_open = False
         self._earliest_early_commit = 0.0
 
@@ -234,7 +229,7 @@ class GroupUpdater(BackgroundRun):
     def _connect(self) -> None:
         self._close_clients()
         self._clients = clients = LiveClients(
-            self.kafka, self.transactional_id, self.group_id, max(self.reconnect_timeout_s, _SETUP_TIMEOUT_S),
+            self.kafka, self.transactional_id, self.group_id, setup_timeout(self.reconnect_timeout_s),
             producer_config={"transaction.timeout.ms": int(self.transaction_timeout_s * 1000)},
             # range: partition p of the events and of the labels go to the same updater; cooperative-sticky:
             # the lease stays with its owner when a standby joins
@@ -284,22 +279,7 @@ class GroupUpdater(BackgroundRun):
         if self._clients is not None:
             self._clients.abort_if_needed(error, min(self.reconnect_timeout_s, 5.0))
         self._txn_open = False
-        deadline = time.monotonic() + self.reconnect_timeout_s
-        wait = 0.2
-        while True:
-            try:
-                self._connect()
-                return
-            except (KafkaAuthError, ConfigError):
-                raise
-            except (*CLIENT_ERRORS, KafkaUnavailableError) as exc:
-                if time.monotonic() + wait > deadline:
-                    raise KafkaUnavailableError(
-                        f"Kafka at {self.kafka.bootstrap_servers or 'the default address'} did not come back within "
-                        f"{self.reconnect_timeout_s:g} s (last error: {exc})") from None
-                self._close_clients()
-                time.sleep(wait)
-                wait = min(wait * 2, 5.0)
+        connect_with_backoff(self._connect, self._close_clients, self.reconnect_timeout_s, self.kafka)
 
     # ------------------------------------------------------------------ rebalances
 
@@ -321,7 +301,7 @@ class GroupUpdater(BackgroundRun):
                 self._tasks[number] = self._restore(number, inputs[0].key, inputs)
         for task in self._tasks.values():
             for where in task.inputs:
-                self._owner[where.topic, where.partition] = (task, where)
+                self._owner[where.topic, where.partition] = task
         inputs = [TopicPartition(where.topic, where.partition, where.fetched)
                   for task in self._tasks.values() for where in task.inputs]
         if self.scope == "global":
@@ -405,24 +385,18 @@ class GroupUpdater(BackgroundRun):
             self._deadline = time.monotonic() + self.transaction_interval_s
 
     def _route(self, messages: list) -> bool:
-        """Put polled records into their task's buffer; True if there were records."""
-        got = False
+        """Hand polled records to their task's merge; True if there were records."""
+        by_task: dict[_Task, list] = {}
         owner = self._owner
         for message in messages:
-            found = owner.get((message.topic(), message.partition()))
-            error = message.error()
-            if found is None:  # a partition given up meanwhile, or an error of no partition
-                if error is not None:
-                    end_of_partition(error)  # raises a fatal one
-                continue
-            task, where = found
-            if error is None:
-                where.buf.append(message)
-                where.fetched = message.offset() + 1
-                where.eof = False
-                got = True
-            elif end_of_partition(error):
-                where.eof = True
+            task = owner.get((message.topic(), message.partition()))
+            if task is not None:
+                by_task.setdefault(task, []).append(message)
+            elif message.error() is not None:  # a partition given up meanwhile, or an error of no partition
+                end_of_partition(message.error())  # raises a fatal one
+        got = False
+        for task, batch in by_task.items():
+            got = task.merge.fill(batch) or got
         return got
 
     def _pick(self, force: bool) -> Any:
@@ -439,7 +413,7 @@ class GroupUpdater(BackgroundRun):
                 self._empty_polls = 0
             else:
                 self._empty_polls += 1
-            picked = self._pick(force=self._empty_polls >= _SILENT_POLLS)
+            picked = self._pick(force=self._empty_polls >= SILENT_POLLS)
         return picked
 
     def _caught_up(self) -> bool:
@@ -477,7 +451,9 @@ class GroupUpdater(BackgroundRun):
             else:
                 task.processor.label(record)
             n += 1
-            if self._caught_up():  # nothing left to read now: commit soon, so predictions become readable
+            # nothing left to read now: commit soon, so predictions become readable (as in LiveUpdater, a
+            # partition with records still buffered is not caught up: no need to ask the others)
+            if not where.buf and self._caught_up():
                 self._deadline = min(self._deadline, self._earliest_early_commit)
         if self._txn_open:
             self._commit()
@@ -499,9 +475,9 @@ class GroupUpdater(BackgroundRun):
                     raise EventmlError(f"a state record of {task.key} is too large for the producer")
             offsets.extend(TopicPartition(where.topic, where.partition, state.offsets[where.key])
                            for where in task.inputs)
-        state_s = time.monotonic() - started
-        self._commits += 1
-        self._maybe_die("before_commit")
+        self._state_cost.add(time.monotonic() - started)
+        self._kill.commits += 1
+        self._kill.maybe_die("before_commit")
         metadata = clients.consumer.consumer_group_metadata()
         timeout = self.reconnect_timeout_s
 
@@ -516,12 +492,8 @@ class GroupUpdater(BackgroundRun):
         self.transactions += 1
         for task in self._tasks.values():
             task.dirty = False
-        self._maybe_die("after_commit")
-        self._earliest_early_commit = time.monotonic() + state_s / _SNAPSHOT_SHARE
-
-    def _maybe_die(self, where: str) -> None:
-        if self._kill_at == (where, self._commits):
-            os.kill(os.getpid(), 9)
+        self._kill.maybe_die("after_commit")
+        self._earliest_early_commit = self._state_cost.next_early_commit()
 
     # ------------------------------------------------------------------ running
 

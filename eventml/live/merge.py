@@ -25,9 +25,12 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Iterable
 
-__all__ = ["EVENTS", "LABELS", "WAIT", "InputPartition", "PartitionMerge"]
+__all__ = ["EVENTS", "LABELS", "WAIT", "SILENT_POLLS", "InputPartition", "PartitionMerge"]
 
 EVENTS, LABELS = 0, 1  # ranks: on a timestamp tie an event goes before a label
+#: a partition that stays silent this many polls (e.g. an open transaction upstream) is skipped:
+#: ``pick(force=True)``
+SILENT_POLLS = 3
 WAIT = object()
 """What :meth:`PartitionMerge.pick` returns when a partition may still have earlier records."""
 

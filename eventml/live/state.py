@@ -25,9 +25,10 @@ from typing import Any
 
 from eventml.errors import ConfigError, SnapshotError
 from eventml.labels import PendingLabels
+from eventml.learners.base import CLASSIFICATION
 from eventml.scoring import Scorer
 
-__all__ = ["UpdaterState", "read_identity"]
+__all__ = ["UpdaterState", "check_topics", "live_metrics", "read_identity"]
 
 IDENTITY_FILE = "updater.json"
 
@@ -55,6 +56,20 @@ class UpdaterState:
         """A new state: a fresh clone of ``learner``, nothing read, nothing pending."""
         return cls(Scorer(learner.clone(), metrics, rolling_window), dict(offsets or {}),
                    PendingLabels(max_wait, max_pending))
+
+
+def check_topics(events_topic: str, predictions_topic: str, labels_topic: str | None) -> None:
+    """Refuse, with a :class:`~eventml.errors.ConfigError`, an updater whose topics are not distinct."""
+    if labels_topic is not None and labels_topic == events_topic:
+        raise ConfigError("labels_topic must differ from events_topic (labels inside events need no topic)")
+    if predictions_topic in (events_topic, labels_topic):
+        raise ConfigError("predictions_topic must differ from the input topics")
+
+
+def live_metrics(learner: Any) -> list[str]:
+    """The metrics a live updater keeps: accuracy and log loss for a classifier, MAE for a regressor
+    (the first is the one its :class:`~eventml.live.LiveStats` report)."""
+    return ["accuracy", "log_loss"] if learner.task == CLASSIFICATION else ["mae"]
 
 
 def read_identity(state_dir: Path, wanted: dict[str, Any], name: str | None) -> str:

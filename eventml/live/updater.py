@@ -17,17 +17,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventml.errors import ConfigError, EventmlError, KafkaAuthError, KafkaUnavailableError, SnapshotError
+from eventml.errors import EventmlError, KafkaUnavailableError, SnapshotError
 from eventml.kafka.rdkafka import KafkaException
 from eventml.kafka.settings import KafkaSettings
-from eventml.learners import CLASSIFICATION, make_learner
+from eventml.learners import make_learner
 from eventml.live.background import BackgroundRun
-from eventml.live.clients import CLIENT_ERRORS, ClientsInBackground, LiveClients, end_of_partition, live_id
+from eventml.live.clients import (CLIENT_ERRORS, ClientsInBackground, LiveClients, connect_with_backoff,
+                                  end_of_partition, live_id, setup_timeout)
 from eventml.live.commit import TransactionCommit, fenced
-from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
+from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import RecordProcessor
 from eventml.live.snapshots import find_snapshot, list_snapshots, load_snapshot, sync_files
-from eventml.live.state import IDENTITY_FILE, UpdaterState, read_identity
+from eventml.live.state import IDENTITY_FILE, UpdaterState, check_topics, live_metrics, read_identity
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
 from eventml.validation import int_in_range, positive_int, positive_number
 
@@ -38,15 +39,6 @@ __all__ = ["LiveUpdater"]
 
 log = logging.getLogger("eventml.live")
 
-_SNAPSHOT_SHARE = 0.25  # commits for being caught up spend at most this share of the time on snapshots
-_SETUP_TIMEOUT_S = 30.0  # at least this long for the calls that set up the clients (a new broker's first
-#                          transaction creates its internal topics)
-_SILENT_POLLS = 3  # a partition that stays silent this many polls (e.g. an open transaction upstream) is skipped
-
-
-def setup_timeout(reconnect_timeout_s: float) -> float:
-    """How long the calls that set up an updater's clients may take."""
-    return max(reconnect_timeout_s, _SETUP_TIMEOUT_S)
 
 
 class LiveUpdater(BackgroundRun):
@@ -122,10 +114,7 @@ class LiveUpdater(BackgroundRun):
                  name: str | None = None, seed: int | None = 42, progress: bool = False,
                  summary_every: int = 1000, **connection: Any):
         self.learner = make_learner(model, seed=seed)
-        if labels_topic is not None and labels_topic == events_topic:
-            raise ConfigError("labels_topic must differ from events_topic (labels inside events need no topic)")
-        if predictions_topic in (events_topic, labels_topic):
-            raise ConfigError("predictions_topic must differ from the input topics")
+        check_topics(events_topic, predictions_topic, labels_topic)
         self.events_topic = events_topic
         self.predictions_topic = predictions_topic
         self.labels_topic = labels_topic
@@ -142,9 +131,8 @@ class LiveUpdater(BackgroundRun):
         self.reconnect_timeout_s = positive_number("reconnect_timeout_s", reconnect_timeout_s)
         self.summary_every = positive_int("summary_every", summary_every)
         self.progress = progress
-        classifier = self.learner.task == CLASSIFICATION
-        self.metric = "accuracy" if classifier else "mae"
-        self._metrics = ["accuracy", "log_loss"] if classifier else ["mae"]
+        self._metrics = live_metrics(self.learner)
+        self.metric = self._metrics[0]
         self.name = read_identity(self.state_dir, {
             "events_topic": events_topic, "labels_topic": labels_topic, "predictions_topic": predictions_topic,
             "model": self.learner.name}, name)
@@ -241,23 +229,8 @@ class LiveUpdater(BackgroundRun):
         if self._clients is not None:
             self._clients.abort_if_needed(error, min(self.reconnect_timeout_s, 5.0))
         self._close_clients()
-        deadline = time.monotonic() + self.reconnect_timeout_s
-        wait = 0.2
-        while True:
-            try:
-                self._connect()
-                return
-            except KafkaAuthError:  # credentials or certificates do not get better by waiting
-                raise
-            except (*CLIENT_ERRORS, KafkaUnavailableError) as exc:
-                if time.monotonic() + wait > deadline:
-                    raise KafkaUnavailableError(
-                        f"Kafka at {self.bootstrap_servers or 'the default address'} did not come back within "
-                        f"{self.reconnect_timeout_s:g} s (last error: {exc}); restart the updater with the "
-                        f"same state_dir ({self.state_dir}) to resume") from None
-                self._close_clients()
-                time.sleep(wait)
-                wait = min(wait * 2, 5.0)
+        connect_with_backoff(self._connect, self._close_clients, self.reconnect_timeout_s, self.kafka,
+                             f"; restart the updater with the same state_dir ({self.state_dir}) to resume")
 
     # ------------------------------------------------------------------ one transaction
 
@@ -270,7 +243,7 @@ class LiveUpdater(BackgroundRun):
                 self._empty_polls = 0
             else:
                 self._empty_polls += 1
-            picked = merge.pick(force=self._empty_polls >= _SILENT_POLLS)
+            picked = merge.pick(force=self._empty_polls >= SILENT_POLLS)
         return None if picked is WAIT else picked
 
     def _transaction(self) -> bool:
@@ -336,10 +309,8 @@ class LiveUpdater(BackgroundRun):
             self._commit(clients.producer, clients.group_metadata, state, self._partitions)
             committed_at = time.time()
             clients.brokers_down_at = None
-            # the next commit for being caught up comes no sooner than this, so snapshots take at most
-            # _SNAPSHOT_SHARE of the time at any produce rate, even for a big model (spaced by what a
-            # snapshot costs, not by how long the last one happened to take: see snapshot_cost_s)
-            self._earliest_early_commit = time.monotonic() + self._commit.snapshot_cost_s / _SNAPSHOT_SHARE
+            # snapshots take at most a quarter of the time at any produce rate, even for a big model
+            self._earliest_early_commit = self._commit.state_cost.next_early_commit()
             self._meter.latencies.extend(committed_at - ts / 1000.0 for ts in timestamps)
             self._bar.tick(len(timestamps))
             self._publish_stats(running=True)
