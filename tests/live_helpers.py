@@ -1,12 +1,18 @@
 """What the live updater's integration tests share: events written by another producer, the predictions
-an uninterrupted offline run makes, the committed predictions read back, and a probe of a model."""
+an uninterrupted offline run makes, the committed predictions read back, a probe of a model, and
+``eventml live`` in a process of its own."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 from kafka import KafkaProducer
 
 import eventml as em
 from eventml.learners import make_learner
+from eventml.live import KILL_ENV
 
 
 def offline_predictions(events, model="river_logreg"):
@@ -39,3 +45,23 @@ def published(topic, servers=None, *, kafka=None):
 def probe(model, n=200):
     """A model's probabilities on a fixed set of events, to compare two models."""
     return [model.predict_proba_one(e.features) for e in em.synthetic("sea", n, seed=99)]
+
+
+def live_process(servers, events_topic, predictions_topic, *options, kill_at=None, env=None):
+    """``eventml live --quiet`` in a new process, its output captured: ``options`` after the topics; the
+    environment ``env`` (default: this process's) with ``servers`` as ``EVENTML_BOOTSTRAP_SERVERS`` unless
+    None, and the kill hook set only with ``kill_at``."""
+    env = dict(os.environ if env is None else env)
+    if servers is not None:
+        env["EVENTML_BOOTSTRAP_SERVERS"] = servers
+    env.pop(KILL_ENV, None)
+    if kill_at:
+        env[KILL_ENV] = kill_at
+    cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions", predictions_topic,
+           *options, "--quiet"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def resumable(state_dir, n):
+    """The options of a run over a state directory: up to ``n`` events, transactions of 100 records."""
+    return "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100"

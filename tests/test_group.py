@@ -10,8 +10,6 @@ import collections
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -22,7 +20,7 @@ from eventml.cli import main
 from eventml.learners import make_learner
 from eventml.live.group import GroupUpdater, load_group_models, read_assignments, state_topic_name
 
-from live_helpers import probe, produce_events, published
+from live_helpers import live_process, probe, produce_events, published
 
 KEY = "k" * 32
 
@@ -222,10 +220,8 @@ def test_sigterm_stops_a_group_updater_cleanly_and_hands_its_partitions_over(kaf
     em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
     events = list(em.synthetic("sea", n, seed=12))
     job = em.produce_in_background(events, topic, rate=800, bootstrap_servers=kafka_bootstrap)
-    env = {**os.environ, "EVENTML_BOOTSTRAP_SERVERS": kafka_bootstrap, "EVENTML_STATE_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "eventml.cli", "live", "--events", topic, "--predictions",
-                             f"{topic}.pred", "--group", group, "--name", "first", "--quiet"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = live_process(kafka_bootstrap, topic, f"{topic}.pred", "--group", group, "--name", "first",
+                        env={**os.environ, "EVENTML_STATE_KEY": KEY})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         rows = read_assignments(group, bootstrap_servers=kafka_bootstrap)

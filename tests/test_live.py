@@ -4,7 +4,6 @@ bad records dead-lettered, clear errors. Integration tests talk to a real broker
 from __future__ import annotations
 
 import gc
-import os
 import random
 import signal
 import subprocess
@@ -20,10 +19,10 @@ import eventml as em
 from eventml.kafka import free_port
 from eventml.live.snapshots import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from eventml.dlq import read_dead_letters
-from eventml.live import KILL_ENV, LiveUpdater, load_model
+from eventml.live import LiveUpdater, load_model
 from eventml.learners import make_learner
 
-from live_helpers import offline_predictions, probe, produce_events, published
+from live_helpers import live_process, offline_predictions, probe, produce_events, published, resumable
 
 
 
@@ -387,17 +386,6 @@ def test_a_second_updater_on_the_same_state_dir_fences_the_first_and_nothing_is_
     assert got == offline_predictions(events)  # the zombie's open transaction left nothing behind
 
 
-def _live_process(servers, events_topic, predictions_topic, state_dir, n, kill_at=None):
-    env = {**os.environ, "EVENTML_BOOTSTRAP_SERVERS": servers}
-    env.pop(KILL_ENV, None)
-    if kill_at:
-        env[KILL_ENV] = kill_at
-    cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions",
-           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100",
-           "--quiet"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def _sequence(state_dir: Path) -> int:
     names = [p.name for p in list_snapshots(state_dir)]
     return max((int(name.split("-")[1]) for name in names), default=0)
@@ -415,11 +403,11 @@ def test_sigkill_at_random_points_then_restart_gives_exactly_once_and_the_same_m
     state, predictions = tmp_path / "crash", f"{topic}.crash"
     # 1: dies between writing its 3rd snapshot and committing it; 2: right after its 2nd commit
     for kill_at in ("before_commit:3", "after_commit:2"):
-        proc = _live_process(kafka_bootstrap, topic, predictions, state, n, kill_at)
+        proc = live_process(kafka_bootstrap, topic, predictions, *resumable(state, n), kill_at=kill_at)
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
     # 3: SIGKILL from outside at a random moment after a few more commits
-    proc = _live_process(kafka_bootstrap, topic, predictions, state, n)
+    proc = live_process(kafka_bootstrap, topic, predictions, *resumable(state, n))
     target = _sequence(state) + 3
     deadline = time.monotonic() + 60
     while _sequence(state) < target and proc.poll() is None and time.monotonic() < deadline:
@@ -429,7 +417,7 @@ def test_sigkill_at_random_points_then_restart_gives_exactly_once_and_the_same_m
     proc.wait(10)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     # 4: runs to the end
-    proc = _live_process(kafka_bootstrap, topic, predictions, state, n)
+    proc = live_process(kafka_bootstrap, topic, predictions, *resumable(state, n))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert f"live: {n} events predicted" in out and "3 restarts" in out

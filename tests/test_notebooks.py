@@ -272,9 +272,9 @@ def test_scale_out_shares_partitions_survives_a_kill_and_a_join_and_measures_per
     n, partitions, counts = 4000, 6, [1, 2, 4, 6, 12]
     servers = kafka_cluster.bootstrap_servers
     warm_group_coordinator(servers)
-    figures = run("07_scale_out", tmp_path, servers, LOCAL_CLUSTER=False, TOPIC=unique_topic("nb07"), N_EVENTS=n, RATE=200, KILL_AT=600,
-                  IDLE_TIMEOUT_S=8.0, THROUGHPUT_UPDATERS=[1, 2, 3], THROUGHPUT_EVENTS=3000, SWEEP_EVENTS=4000,
-                  SWEEP_PARTITIONS=counts)
+    figures = run("07_scale_out", tmp_path, servers, LOCAL_CLUSTER=False, TOPIC=unique_topic("nb07"), N_EVENTS=n,
+                  PARTITIONS=partitions, RATE=200, KILL_AT=600, IDLE_TIMEOUT_S=8.0, THROUGHPUT_UPDATERS=[1, 2, 3],
+                  THROUGHPUT_EVENTS=3000, SWEEP_EVENTS=4000, SWEEP_PARTITIONS=counts)
 
     # exactly once through a kill -9 and a join: one committed prediction per event, in murmur2's partition
     assert figures["events_produced"] == figures["events_in_kafka"] == n

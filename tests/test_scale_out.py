@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,18 +14,16 @@ import pytest
 import eventml as em
 from eventml.live.group import load_group_models, read_assignments
 
-from live_helpers import probe, published
+from live_helpers import live_process, probe, published
 from test_group import KEY, events_by_partition, per_partition_offline
 
 pytestmark = pytest.mark.integration
 
 
 def updater_process(servers, topic, group, name):
-    env = {**os.environ, "EVENTML_BOOTSTRAP_SERVERS": servers, "EVENTML_STATE_KEY": KEY}
-    cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", topic, "--predictions", f"{topic}.pred",
-           "--group", group, "--name", name, "--idle-timeout", "20", "--records-per-transaction", "200",
-           "--session-timeout", "6", "--quiet"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return live_process(servers, topic, f"{topic}.pred", "--group", group, "--name", name, "--idle-timeout", "20",
+                        "--records-per-transaction", "200", "--session-timeout", "6",
+                        env={**os.environ, "EVENTML_STATE_KEY": KEY})
 
 
 def wait_until_assigned(group, servers, name, timeout_s=90):

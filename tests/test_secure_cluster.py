@@ -27,7 +27,7 @@ from eventml.kafka.connection import check_connection
 from eventml.kafka.settings import ENV_NAMES, KafkaSettings
 from eventml.live import KILL_ENV, load_model
 
-from live_helpers import offline_predictions, probe, published
+from live_helpers import live_process, offline_predictions, probe, published, resumable
 
 pytestmark = pytest.mark.integration
 
@@ -177,11 +177,8 @@ def test_the_command_connects_with_the_exports_it_printed(secured, topic):
 
 
 def _live_process(secured, events_topic, predictions_topic, state_dir, n, kill_at=None):
-    env = _clean_env(**({KILL_ENV: kill_at} if kill_at else {}))
-    cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions",
-           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100",
-           "--quiet", *options(secured)]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return live_process(None, events_topic, predictions_topic, *resumable(state_dir, n), *options(secured),
+                        kill_at=kill_at, env=_clean_env())
 
 
 def test_the_live_updater_is_exactly_once_through_kill_9_and_restart(secured, topic, tmp_path):

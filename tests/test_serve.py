@@ -17,11 +17,11 @@ from kafka import KafkaProducer
 
 import eventml as em
 from eventml.kafka import free_port
-from eventml.live import KILL_ENV, LiveUpdater
+from eventml.live import LiveUpdater
 from eventml.live.snapshots import list_snapshots, load_snapshot
 from eventml.scoring import Scorer
 
-from live_helpers import produce_events
+from live_helpers import live_process, produce_events, resumable
 
 PROBES = [{"id": f"probe-{e.id}", "features": e.features} for e in em.synthetic("sea", 100, seed=99)]
 
@@ -200,17 +200,6 @@ def test_a_swap_under_concurrent_load_fails_and_loses_no_request(kafka_bootstrap
     assert first.model_version <= min(by_version) and last.model_version == n
 
 
-def _live_process(servers, events_topic, predictions_topic, state_dir, n, kill_at=None):
-    env = {**os.environ, "EVENTML_BOOTSTRAP_SERVERS": servers}
-    env.pop(KILL_ENV, None)
-    if kill_at:
-        env[KILL_ENV] = kill_at
-    cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions",
-           predictions_topic, "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100",
-           "--quiet"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.integration
 def test_the_snapshot_of_a_transaction_killed_before_its_commit_is_never_served(kafka_bootstrap, topic, tmp_path):
     n = 600
@@ -228,7 +217,7 @@ def test_the_snapshot_of_a_transaction_killed_before_its_commit_is_never_served(
         watcher = threading.Thread(target=watch)
         watcher.start()
         # dies between writing the snapshot of its 3rd transaction and committing it
-        proc = _live_process(kafka_bootstrap, topic, f"{topic}.pred", tmp_path, n, "before_commit:3")
+        proc = live_process(kafka_bootstrap, topic, f"{topic}.pred", *resumable(tmp_path, n), kill_at="before_commit:3")
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
         assert sequence_on_disk(tmp_path) == 3  # the uncommitted snapshot is on disk...
@@ -240,7 +229,7 @@ def test_the_snapshot_of_a_transaction_killed_before_its_commit_is_never_served(
             assert http.get("/model").json()["offsets"] == {f"{topic}:0": 200}
             assert http.post("/predict", json=PROBES[0]).json()["model_version"] == 200
         # the restarted updater commits again: the service follows it to the end
-        proc = _live_process(kafka_bootstrap, topic, f"{topic}.pred", tmp_path, n)
+        proc = live_process(kafka_bootstrap, topic, f"{topic}.pred", *resumable(tmp_path, n))
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         final = server.wait_for_model(10, sequence=sequence_on_disk(tmp_path))
