@@ -1,6 +1,6 @@
 """The live updater's per-record work without Kafka, against the model alone, in one run.
 
-Four contenders on the same SEA events (already encoded as the wire format), each predicting
+Five contenders on the same SEA events (already encoded as the wire format), each predicting
 then learning every event, with the order of contenders reversed every round:
 
 - ``river``: the river model itself (``learner.model``, no eventml wrapper), ``predict_proba_one``
@@ -10,9 +10,12 @@ then learning every event, with the order of contenders reversed every round:
 - ``scorer``: :class:`eventml.scoring.Scorer` (predict, the live metrics: accuracy and log loss,
   cumulative and rolling, learn) on decoded features;
 - ``processor``: :class:`eventml.live.processor.RecordProcessor` on the encoded records: decode,
-  validate, predict, score, learn, encode the prediction, hand it to ``send``. The timed ``send``
-  lets the bytes go, as a producer does once it has copied them; an untimed run keeps them, and
-  they are decoded and checked.
+  validate, predict, score, learn, encode the prediction, hand it to ``send``, in runs of
+  ``MAX_RUN`` records (``RecordProcessor.events``), as the live updater hands over records that are
+  already fetched. The timed ``send`` lets the bytes go, as a producer does once it has copied them;
+  an untimed run keeps them, and they are decoded and checked (and equal to one-by-one's);
+- ``one_by_one``: the same, one record at a time (``RecordProcessor.event``), as the updater works
+  when records arrive one by one.
 
 Everything each contender predicts is checked equal. Reported as events/s and as ratios to the
 model alone and to river alone, so the cost of eventml's own bookkeeping per record is visible
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import eventml as em
 from eventml.learners import make_learner
-from eventml.live.processor import RecordProcessor
+from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState
 from eventml.scoring import Scorer
 
@@ -108,8 +111,9 @@ def run_scorer(name: str, events: list[em.Event]) -> list:
     return out
 
 
-def processor_predictions(name: str, recs: list[Record], keep: bool) -> list:
-    """Run a RecordProcessor over the records; the encoded predictions if ``keep``, else their count."""
+def processor_predictions(name: str, recs: list[Record], keep: bool, run: int = MAX_RUN) -> list:
+    """Run a RecordProcessor over the records, in runs of ``run`` as the live updater hands them over when
+    they are there (1: one at a time); the encoded predictions if ``keep``, else their count."""
     sent = []
     state = UpdaterState.fresh(make_learner(name), METRICS, ROLLING)
     if keep:
@@ -120,13 +124,28 @@ def processor_predictions(name: str, recs: list[Record], keep: bool) -> list:
         def send(topic, value, key, partition=-1, headers=None):
             return True
     processor = RecordProcessor(state, name, "predictions", send)
-    for record in recs:
-        processor.event(record)
+    if run == 1:
+        for record in recs:
+            processor.event(record)
+    else:
+        for start in range(0, len(recs), run):
+            processor.events(recs[start:start + run])
     return sent if keep else [state.counts["events"]]
 
 
 def run_processor(name: str, recs: list[Record]) -> list:
     return processor_predictions(name, recs, keep=False)
+
+
+def run_record_by_record(name: str, recs: list[Record]) -> list:
+    return processor_predictions(name, recs, keep=False, run=1)
+
+
+def without_ts(value: bytes) -> dict:
+    """A prediction without the time it was made at."""
+    prediction = json.loads(value)
+    del prediction["ts"]
+    return prediction
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -154,7 +173,7 @@ def main() -> None:
     recs = records(events)
     clock = CLOCKS[args.clock]
     contenders = {"river": (run_river, events), "model": (run_model, events), "scorer": (run_scorer, events),
-                  "processor": (run_processor, recs)}
+                  "processor": (run_processor, recs), "one_by_one": (run_record_by_record, recs)}
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(args.rounds):
         order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
@@ -164,8 +183,12 @@ def main() -> None:
             elapsed, predictions[name] = timed(clock, function, args.model, data)
             seconds[name].append(elapsed)
         assert predictions["river"] == predictions["model"] == predictions["scorer"], "contenders disagree"
-        assert predictions["processor"] == [args.events], "the processor did not publish every prediction"
+        assert predictions["processor"] == predictions["one_by_one"] == [args.events], \
+            "the processor did not publish every prediction"
     published = processor_predictions(args.model, recs, keep=True)  # untimed: the bytes, decoded and checked
+    one_by_one = processor_predictions(args.model, recs, keep=True, run=1)
+    assert [without_ts(value) for value in published] == [without_ts(value) for value in one_by_one], \
+        "runs change the predictions"
     assert [em.events.decode_prediction(value).prediction for value in published] == predictions["model"], \
         "the processor's predictions differ"
 

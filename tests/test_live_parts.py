@@ -87,6 +87,27 @@ def test_an_end_of_partition_event_marks_the_partition_read_to_its_end():
     assert not merge.caught_up()  # the events partition has no end event and no watermark
 
 
+def test_take_hands_out_the_merge_order_in_runs_of_one_partition():
+    def filled(records):
+        inputs = [InputPartition("e", 0, EVENTS), InputPartition("e", 1, EVENTS), InputPartition("l", 0, LABELS)]
+        merge = PartitionMerge(inputs, high_watermark=lambda where: where.fetched)
+        merge.fill(records)
+        return merge
+
+    records = [Record("e", 0, 100), Record("e", 1, 110), Record("e", 2, 120), Record("e", 0, 115, partition=1),
+               Record("l", 0, 130), Record("e", 3, 140), Record("e", 4, 150), Record("e", 5, 160)]
+    one_by_one, _ = drain(filled(records))
+    merge, runs = filled(records), []
+    while (taken := merge.take(False, 2)) not in (None, WAIT):
+        where, run = taken
+        runs.append([(where.topic, where.partition, record.offset()) for record in run])
+    assert [len(run) for run in runs] == [2, 1, 1, 1, 2, 1]  # at most 2, one partition each, until another's turn
+    assert [record for run in runs for record in run] == one_by_one
+    single = PartitionMerge([InputPartition("e", 0, EVENTS)], high_watermark=lambda where: where.fetched)
+    single.fill([Record("e", i, i) for i in range(5)])
+    assert [len(single.take(False, 3)[1]), len(single.take(False, 3)[1]), single.take(False, 3)] == [3, 2, None]
+
+
 # ----------------------------------------------------------------------------- processor
 
 
@@ -150,6 +171,66 @@ def test_a_model_error_dead_letters_the_event_without_a_prediction():
     assert headers["eventml.error.reason"] == "model_error"
     assert headers["eventml.error.message"] == "learner 'fails' failed to predict event 'e-0': ValueError: no"
     assert proc.state.counts == {"dead_letters": 1, "model_errors": 1}
+
+
+def test_a_run_of_records_ends_exactly_as_the_same_records_one_at_a_time():
+    class Quirky:
+        """A river learner that fails to predict, to learn, or gives probabilities log loss cannot score."""
+        name, task, label_from_proba = "quirky", "classification", True
+
+        def __init__(self):
+            self.model = make_learner("river_logreg")
+
+        def predict_proba_one(self, x):
+            if "boom" in x:
+                raise ValueError("cannot predict")
+            return {True: "not a number"} if "odd" in x else self.model.predict_proba_one(x)
+
+        def learn_one(self, x, y):
+            if "bad" in x:
+                raise ValueError("cannot learn")
+            self.model.learn_one(x, y)
+
+    events = list(em.synthetic("sea", 60, seed=3))
+    records = []
+    for i, event in enumerate(events):
+        features, label, event_id = dict(event.features), event.label, None
+        if i % 7 == 3:
+            features["boom"] = 1.0
+        elif i % 11 == 5:
+            features["bad"] = 1.0
+        elif i % 13 == 6:
+            features["odd"] = 1.0
+        elif i % 5 == 4:
+            label = None  # waits for its label
+        elif i == 20:
+            event_id = "i" * 3000  # its prediction is too large to publish
+        records.append(event_record(i, features, label=label, ts=float(i), event_id=event_id))
+    records[30] = Record("events", 30, 30_000, b"not json")
+
+    def run(sizes):
+        proc, sent = processor(labels_topic=True, too_large=2000)
+        proc.state.scorer = Scorer(Quirky(), ["accuracy", "log_loss"], 10)
+        published, start = [], 0
+        for size in sizes:
+            published += proc.events(records[start:start + size])
+            start += size
+        assert start == len(records)
+        out = [(topic, em.events.decode_prediction(value).to_dict() if topic == "preds" else value, key,
+                read_headers(headers) if headers else None) for topic, value, key, headers in sent]
+        for row in out:
+            if row[0] == "preds":
+                del row[1]["ts"]  # the time each prediction was made
+        state = proc.state
+        return published, out, dict(state.counts), dict(state.dlq_reasons), state.scorer.metrics(), len(state.pending)
+
+    one_by_one = run([1] * len(records))
+    published, sent, counts, reasons, metrics, pending = one_by_one
+    assert reasons == {"model_error": 17, "not_json": 1, "prediction_too_large": 1}
+    assert counts["events"] == len(published) == 41 and counts["learned"] == 41 - 8 + 1 and pending == 8
+    assert [topic for topic, *_ in sent].count("events.dlq") == 19
+    assert run([60]) == one_by_one
+    assert run([7, 1, 23, 29]) == one_by_one
 
 
 def test_a_dead_letter_too_large_for_the_producer_leaves_a_shorter_copy():

@@ -7,10 +7,10 @@ from typing import Any
 from eventml.errors import ConfigError
 from eventml.learners.base import CLASSIFICATION, REGRESSION
 
-__all__ = ["RiverLearner"]
+__all__ = ["RiverLearner", "NUMBER_TYPES"]
 
 
-_NUMBER_TYPES = frozenset((int, float, bool))  # fast path: a set lookup per value, x passed unchanged
+NUMBER_TYPES = frozenset((int, float, bool))  # fast path: a set lookup per value, x passed unchanged
 
 
 class RiverLearner:
@@ -116,19 +116,37 @@ class RiverLearner:
     def predict_proba_one(self, x: dict) -> dict:
         if self.task != CLASSIFICATION:
             return {}
-        if not _NUMBER_TYPES.issuperset(map(type, x.values())):
+        if not NUMBER_TYPES.issuperset(map(type, x.values())):
             x = self._features(x)
         return self.model.predict_proba_one(x)
 
     def predict_one(self, x: dict) -> Any:
-        if not _NUMBER_TYPES.issuperset(map(type, x.values())):
+        if not NUMBER_TYPES.issuperset(map(type, x.values())):
             x = self._features(x)
         return self.model.predict_one(x)
 
     def learn_one(self, x: dict, y: Any) -> None:
-        if not _NUMBER_TYPES.issuperset(map(type, x.values())):
+        if not NUMBER_TYPES.issuperset(map(type, x.values())):
             x = self._features(x, learn=True)
         self.model.learn_one(x, y)
+
+    def numeric_calls(self) -> tuple[Any, Any] | None:
+        """``(predict_proba_one, learn_one)`` of the river model itself, for a caller that has already
+        checked that every feature value is an ``int``, ``float`` or ``bool`` (then this learner passes
+        ``x`` to them unchanged: the same results without a second check per call); None for a regressor.
+
+        Examples
+        --------
+        >>> from river import linear_model
+        >>> learner = RiverLearner(linear_model.LogisticRegression())
+        >>> predict_proba, learn = learner.numeric_calls()
+        >>> learn({"x": 1.0}, True)
+        >>> predict_proba({"x": 1.0}) == learner.predict_proba_one({"x": 1.0})
+        True
+        """
+        if self.task != CLASSIFICATION:
+            return None
+        return self.model.predict_proba_one, self.model.learn_one
 
     def clone(self) -> "RiverLearner":
         """A fresh, unfitted copy with the same parameters (river's ``clone``; no categories)."""

@@ -81,7 +81,7 @@ from eventml.live.clients import (CLIENT_ERRORS, LiveClients, connect_with_backo
                                   setup_timeout)
 from eventml.live.commit import GRACE_S, BoundedCalls, KillHook, StateCost
 from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
-from eventml.live.processor import RecordProcessor
+from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState, check_topics, live_metrics
 from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG, StateTopic, state_topic_config
 from eventml.live.stats import summary_row
@@ -399,21 +399,25 @@ class GroupUpdater(BackgroundRun):
             got = task.merge.fill(batch) or got
         return got
 
-    def _pick(self, force: bool) -> Any:
+    def _take(self, force: bool, room: int) -> Any:
+        """``(task, (partition, records))``: the next run of one task's records (at most ``room``, and
+        ending where the task's next summary row is due), or None."""
+        every = self.summary_every
         for task in self._tasks.values():
-            picked = task.merge.pick(force)
+            limit = min(MAX_RUN, room, every - task.state.counts["events"] % every)
+            picked = task.merge.take(force, limit)
             if picked is not None and picked is not WAIT:
                 return task, picked
         return None
 
-    def _next_record(self, timeout_s: float) -> Any:
-        picked = self._pick(force=False)
+    def _next_run(self, timeout_s: float, room: int) -> Any:
+        picked = self._take(False, room)
         if picked is None:
             if self._route(self._clients.poll(timeout_s)):  # rebalance callbacks run in here
                 self._empty_polls = 0
             else:
                 self._empty_polls += 1
-            picked = self._pick(force=self._empty_polls >= SILENT_POLLS)
+            picked = self._take(self._empty_polls >= SILENT_POLLS, room)
         return picked
 
     def _caught_up(self) -> bool:
@@ -428,7 +432,7 @@ class GroupUpdater(BackgroundRun):
                 keep_going = False
                 break
             wait = 0.1 if not self._txn_open else max(0.005, min(0.1, self._deadline - time.monotonic()))
-            picked = self._next_record(wait)
+            picked = self._next_run(wait, max(1, self.records_per_transaction - n))
             if picked is None:
                 if self._txn_open and self._caught_up() and time.monotonic() >= self._earliest_early_commit:
                     break
@@ -437,20 +441,22 @@ class GroupUpdater(BackgroundRun):
                     keep_going = False
                     break
                 continue
-            task, (where, record) = picked
+            task, (where, records) = picked
             self._last_record_at = time.monotonic()
             self._begin()
             state = task.state
-            state.offsets[where.key] = record.offset() + 1
+            state.offsets[where.key] = records[-1].offset() + 1
             task.dirty = True
             if where.rank == EVENTS:
-                if task.processor.event(record) is not None:
-                    self.events += 1
+                published = len(task.processor.events(records))
+                if published:
+                    self.events += published
                     if state.counts["events"] % self.summary_every == 0:
                         state.rows.append(summary_row(state, None))
             else:
-                task.processor.label(record)
-            n += 1
+                for record in records:
+                    task.processor.label(record)
+            n += len(records)
             # nothing left to read now: commit soon, so predictions become readable (as in LiveUpdater, a
             # partition with records still buffered is not caught up: no need to ask the others)
             if not where.buf and self._caught_up():

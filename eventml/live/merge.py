@@ -18,6 +18,8 @@ Examples
 True
 >>> [(where.topic, record.offset()) for where, record in iter(lambda: merge.pick(force=False), None)]
 [('l', 0), ('e', 0), ('e', 1)]
+
+:meth:`PartitionMerge.take` hands out the same order in runs of one partition's records.
 """
 
 from __future__ import annotations
@@ -122,3 +124,31 @@ class PartitionMerge:
             elif not force and not self.drained(where):
                 return WAIT
         return None if best is None else (best, best.buf.popleft())
+
+    def take(self, force: bool, limit: int) -> Any:
+        """The next run of at most ``limit`` records of one partition in merge order:
+        ``(partition, [record, ...])``, as many :meth:`pick` calls would hand them out (the first with
+        ``force``, the others without) until one picks another partition or has to wait; None or
+        :data:`WAIT` as :meth:`pick`."""
+        inputs = self.inputs
+        if len(inputs) == 1:
+            where = inputs[0]
+            buf = where.buf
+            if not buf:
+                return None
+            popleft = buf.popleft
+            return where, [popleft() for _ in range(min(limit, len(buf)))]
+        picked = self.pick(force)
+        if picked is None or picked is WAIT:
+            return picked
+        where, record = picked
+        run = [record]
+        while len(run) < limit:
+            picked = self.pick(False)
+            if picked is None or picked is WAIT:
+                break
+            if picked[0] is not where:
+                picked[0].buf.appendleft(picked[1])  # the next run's: back where it was
+                break
+            run.append(picked[1])
+        return where, run

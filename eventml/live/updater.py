@@ -26,7 +26,7 @@ from eventml.live.clients import (CLIENT_ERRORS, ClientsInBackground, LiveClient
                                   end_of_partition, live_id, setup_timeout)
 from eventml.live.commit import TransactionCommit, fenced
 from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
-from eventml.live.processor import RecordProcessor
+from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.snapshots import find_snapshot, list_snapshots, load_snapshot, sync_files
 from eventml.live.state import IDENTITY_FILE, UpdaterState, check_topics, live_metrics, read_identity
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
@@ -234,48 +234,55 @@ class LiveUpdater(BackgroundRun):
 
     # ------------------------------------------------------------------ one transaction
 
-    def _next_record(self, timeout_s: float) -> Any:
-        """The next ``(partition, record)`` in merge order, polling if needed; None if there is none yet."""
+    def _next_run(self, timeout_s: float, limit: int) -> Any:
+        """The next ``(partition, records)`` in merge order (see :meth:`PartitionMerge.take`), polling if
+        nothing is buffered; None if there is none yet."""
         merge = self._merge
-        picked = merge.pick(force=False)
-        if picked is None or picked is WAIT:
+        run = merge.take(False, limit)
+        if run is None or run is WAIT:
             if merge.fill(self._clients.poll(timeout_s)):
                 self._empty_polls = 0
             else:
                 self._empty_polls += 1
-            picked = merge.pick(force=self._empty_polls >= SILENT_POLLS)
-        return None if picked is WAIT else picked
+            run = merge.take(self._empty_polls >= SILENT_POLLS, limit)
+        return None if run is WAIT else run
 
     def _transaction(self) -> bool:
         """Process one transaction; False when the run should end (stop, limit or idle).
 
         A transaction begins with its first record and closes after ``records_per_transaction`` records,
         after ``transaction_interval_s``, or soon after everything there is has been read (spaced so
-        that snapshots take at most a quarter of the time).
+        that snapshots take at most a quarter of the time). Records already fetched are processed in
+        runs of up to ``MAX_RUN`` (:meth:`RecordProcessor.events`), ending where a summary row is due.
         """
         state, clients, processor = self._state, self._clients, self._processor
         offsets, counts = state.offsets, state.counts
-        # bound once: this loop runs per record
-        stop_set, monotonic, next_record, pick = self.stopping.is_set, time.monotonic, self._next_record, self._merge.pick
-        caught_up, event, label = self._merge.caught_up, processor.event, processor.label
+        # bound once: this loop runs per run of records
+        stop_set, monotonic, next_run, take = self.stopping.is_set, time.monotonic, self._next_run, self._merge.take
+        caught_up, events, label = self._merge.caught_up, processor.events, processor.label
         max_events, limit, summary_every = self.max_events, self.records_per_transaction, self.summary_every
-        timestamps = []  # of the events predicted in this transaction, for the latency figures
+        timestamps: list[int] = []  # of the events predicted in this transaction, for the latency figures
         began, deadline, n = False, 0.0, 0
         keep_going = True
         while n < limit:
             if stop_set() or (max_events is not None and counts["events"] >= max_events):
                 keep_going = False
                 break
+            # a run publishes at most as many predictions as it has records: it ends where a summary row
+            # is due or max_events is reached, as one record at a time would
+            run_limit = min(MAX_RUN, limit - n, summary_every - counts["events"] % summary_every)
+            if max_events is not None:
+                run_limit = min(run_limit, max_events - counts["events"])
             now = monotonic()
             if began:
                 if now >= deadline:
                     break
-                picked = pick(False)  # a buffered record, without a poll (None or WAIT: poll below)
+                picked = take(False, run_limit)  # buffered records, without a poll (None or WAIT: poll below)
                 if picked is None or picked is WAIT:
-                    picked = next_record(max(0.001, min(0.1, deadline - now)))
+                    picked = next_run(max(0.001, min(0.1, deadline - now)), run_limit)
                     now = monotonic()
             else:
-                picked = next_record(0.1)
+                picked = next_run(0.1, run_limit)
                 now = monotonic()
             if picked is None:
                 if not began and clients.brokers_down_at is not None:
@@ -284,21 +291,22 @@ class LiveUpdater(BackgroundRun):
                     keep_going = False
                     break
                 continue
-            where, record = picked
+            where, records = picked
             self._last_record_at = now
             if not began:
                 clients.producer.begin_transaction()
                 began, deadline = True, now + self.transaction_interval_s
-            offsets[where.key] = record.offset() + 1
+            offsets[where.key] = records[-1].offset() + 1
             if where.rank == EVENTS:
-                ts_ms = event(record)
-                if ts_ms is not None:
-                    timestamps.append(ts_ms)
+                published = events(records)
+                if published:
+                    timestamps.extend(published)
                     if counts["events"] % summary_every == 0:
                         state.rows.append(summary_row(state, self._lag()))
             else:
-                label(record)
-            n += 1
+                for record in records:
+                    label(record)
+            n += len(records)
             # nothing left to read now: commit soon, so predictions become readable (a partition with records
             # still buffered is not caught up: no need to ask the others)
             if not where.buf and caught_up():
