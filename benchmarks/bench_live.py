@@ -52,8 +52,9 @@ one partition) and the same model: river ``StandardScaler() | LogisticRegression
 Prints a table and writes JSON to ``benchmarks/results/live.json``.
 
 Usage: ``python benchmarks/bench_live.py [--events 100000] [--rounds 3] [--latency-rounds 3]
-[--rate 2000] [--latency-seconds 15] [--profile] [--bootstrap-servers HOST:PORT]`` (without a
-bootstrap address a local broker is started in a temporary folder). The default run takes about
+[--rate 2000] [--latency-seconds 15] [--parts throughput,latency,restart] [--profile]
+[--bootstrap-servers HOST:PORT]`` (without a bootstrap address a local broker is started in a
+temporary folder; ``--parts`` runs only some of (a), (b) and (c)). The default run takes about
 3 minutes (plus a minute to make the Quix venv the first time).
 """
 
@@ -362,6 +363,9 @@ def restart_time(servers, topic, n, folder):
 # ----------------------------------------------------------------------------- main
 
 
+PARTS = {"throughput", "latency", "restart"}
+
+
 def median_range(values) -> dict[str, float]:
     values = list(values)
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
@@ -377,29 +381,63 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also print where one live run spends its time (cProfile of the updater's thread)")
     parser.add_argument("--bootstrap-servers")
+    parser.add_argument("--parts", default="throughput,latency,restart",
+                        help="which parts to run, comma-separated (default: all three)")
     parser.add_argument("--output", default=str(HERE / "results" / "live.json"))
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts <= PARTS:
+        parser.error(f"--parts: unknown part(s) {', '.join(sorted(parts - PARTS))}; use {', '.join(sorted(PARTS))}")
     n = args.events
     load_at_start = os.getloadavg()[0]
-    quix_python()  # before the broker starts: the venv may take a minute to make
+    if parts & {"throughput", "latency"}:
+        quix_python()  # before the broker starts: the venv may take a minute to make
     with tempfile.TemporaryDirectory() as tmp, kafka_for(args.bootstrap_servers) as servers:
         folder = Path(tmp)
         events = list(em.synthetic("sea", n, seed=1))
         topic = unique("bench-live")
         em.recreate_topic(topic, bootstrap_servers=servers)
         em.produce(events, topic, bootstrap_servers=servers, progress=False)
-        rounds = throughput(events, topic, servers, folder, args.rounds)
+        rounds = throughput(events, topic, servers, folder, args.rounds) if "throughput" in parts else []
         if args.profile:
             profile(topic, servers, folder, n)
-        latency_rows = latencies(servers, args.rate, args.latency_seconds, args.latency_rounds, folder)
-        restart_s, import_s = restart_time(servers, topic, n, folder)
+        latency_rows = (latencies(servers, args.rate, args.latency_seconds, args.latency_rounds, folder)
+                        if "latency" in parts else [])
+        restart_s, import_s = restart_time(servers, topic, n, folder) if "restart" in parts else (None, None)
+    if rounds:
+        report_throughput(n, args.rounds, rounds)
+    if latency_rows:
+        report_latency(args.rate, args.latency_seconds, latency_rows)
+    if restart_s is not None:
+        print(f"\nrestart after kill -9 -> first new prediction: {restart_s:.2f} s (goal <= 1 s; a new Python "
+              f"process importing eventml.cli: {import_s:.2f} s)")
+    print(f"\nthe machine's 1-minute load average: {load_at_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)")
+    result = {"events": n, "model": MODEL, "rounds": args.rounds, "eventml": em.__file__, "parts": sorted(parts),
+              "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)]}  # at the start, at the end
+    if rounds:
+        result.update(throughput_result(rounds))
+    if latency_rows:
+        result["latency"] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                             for row in latency_rows]
+        result["latency_goal_met"] = latency_goal_met(latency_rows)
+    if restart_s is not None:
+        result.update(restart_to_first_prediction_s=round(restart_s, 2), python_import_s=round(import_s, 2))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written to {args.output}")
+
+
+def latency_goal_met(latency_rows: list[dict]) -> bool:
+    return all(row["p99_s"] * 1e3 <= QUIX_GOAL_MS["p99"] and row["max_s"] * 1e3 <= QUIX_GOAL_MS["max"]
+               for row in latency_rows if row["contender"] == "live")
+
+
+def throughput_result(rounds: list[dict]) -> dict:
     quix_versions = rounds[0]["quix_times"]
     rates = {name: median_range(round(row[name]) for row in rounds) for name in CONTENDERS}
     ratios = {f"{a}/{b}": median_range(round(row[f"{a}/{b}"], 3) for row in rounds) for a, b in RATIOS}
-    live_latency = [row for row in latency_rows if row["contender"] == "live"]
-    result = {
-        "events": n, "model": MODEL, "rounds": args.rounds, "eventml": em.__file__,
-        "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],  # at the start, at the end
+    return {
         "clients": {"bare and live": f"confluent-kafka {confluent_kafka.__version__} / librdkafka "
                                      f"{confluent_kafka.libversion()[0]}",
                     "quix": f"quixstreams {quix_versions['quixstreams']}, confluent-kafka "
@@ -410,16 +448,13 @@ def main() -> None:
                                       for name in ("bare", "quix", "live")},
         "live_transactions": rounds[-1]["live_times"]["transactions"],
         "rows": rounds,
-        "latency": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in latency_rows],
-        "latency_goal_met": all(row["p99_s"] * 1e3 <= QUIX_GOAL_MS["p99"] and row["max_s"] * 1e3 <= QUIX_GOAL_MS["max"]
-                                for row in live_latency),
-        "restart_to_first_prediction_s": round(restart_s, 2),
-        "python_import_s": round(import_s, 2),
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
 
-    print(f"\nthroughput: {n} SEA events on one partition, {MODEL}, {args.rounds} rounds, steady events/s "
+
+def report_throughput(n: int, n_rounds: int, rounds: list[dict]) -> None:
+    result = throughput_result(rounds)
+    rates, ratios = result["events_per_s"], result["ratios"]
+    print(f"\nthroughput: {n} SEA events on one partition, {MODEL}, {n_rounds} rounds, steady events/s "
           f"median (min-max); every contender's predictions equal the model alone's")
     labels = {"model": "the model alone, in memory", "bare": "bare confluent-kafka exactly-once loop",
               "quix": "Quix Streams exactly-once", "live": "eventml live"}
@@ -429,8 +464,11 @@ def main() -> None:
     print("  ratios, per round: " + "   ".join(f"{key} {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})"
                                               for key, r in ratios.items()))
     print(f"  clients: {result['clients']['bare and live']} (bare, live); {result['clients']['quix']}")
-    print(f"\nlatency at {args.rate:g} events/s, produce -> prediction readable by read_committed, "
-          f"{args.latency_seconds:g} s rounds (goal for live: p99 <= 30 ms, max <= 100 ms every round)")
+
+
+def report_latency(rate: float, seconds: float, latency_rows: list[dict]) -> None:
+    print(f"\nlatency at {rate:g} events/s, produce -> prediction readable by read_committed, "
+          f"{seconds:g} s rounds (goal for live: p99 <= 30 ms, max <= 100 ms every round)")
     print(f"  {'round':>5} {'contender':<22} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'updater p50/p99 ms':>19}")
     for row in latency_rows:
         name = "eventml live" if row["contender"] == "live" else "Quix at-least-once"
@@ -438,12 +476,7 @@ def main() -> None:
                if row["contender"] == "live" else "")
         print(f"  {row['round']:>5} {name:<22} {row['p50_s'] * 1e3:>8.1f} {row['p99_s'] * 1e3:>8.1f} "
               f"{row['max_s'] * 1e3:>8.1f} {own:>19}")
-    print(f"  goal met in every round: {result['latency_goal_met']}")
-    print(f"\nrestart after kill -9 -> first new prediction: {restart_s:.2f} s (goal <= 1 s; a new Python "
-          f"process importing eventml.cli: {import_s:.2f} s)")
-    print(f"\nthe machine's 1-minute load average: {load_at_start:.1f} at the start, "
-          f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)")
-    print(f"written to {args.output}")
+    print(f"  goal met in every round: {latency_goal_met(latency_rows)}")
 
 
 if __name__ == "__main__":

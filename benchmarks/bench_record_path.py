@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import eventml as em
+from confluent_kafka import Message
 from eventml.learners import make_learner
 from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState
@@ -48,38 +49,11 @@ METRICS = ["accuracy", "log_loss"]  # what the live updater tracks for a classif
 ROLLING = 500
 
 
-class Record:
-    """An input record as the processor reads it, like confluent-kafka's ``Message``: one small object
-    whose methods return its parts (a record built of lambdas would put six function objects per record
-    in the way of the cache)."""
-
-    __slots__ = ("_value", "_key", "_offset")
-
-    def __init__(self, value: bytes, key: bytes, offset: int):
-        self._value, self._key, self._offset = value, key, offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> bytes:
-        return self._key
-
-    def topic(self) -> str:
-        return "events"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-    def timestamp(self) -> tuple[int, int]:
-        return 1, 1_764_000_000_000 + self._offset
-
-
-def records(events: list[em.Event]) -> list[Record]:
-    """What a consumer hands the processor: value, key, topic, partition, offset, timestamp."""
-    return [Record(em.encode_event(event), event.id.encode(), offset) for offset, event in enumerate(events)]
+def records(events: list[em.Event]) -> list:
+    """What a consumer hands the processor: confluent-kafka ``Message`` objects (value, key, topic,
+    partition, offset, timestamp), as ``consume()`` returns them."""
+    return [Message(topic="events", partition=0, offset=offset, key=event.id.encode(), value=em.encode_event(event),
+                    timestamp=(1, 1_764_000_000_000 + offset)) for offset, event in enumerate(events)]
 
 
 def predict_learn(model, events: list[em.Event]) -> list:
@@ -111,7 +85,7 @@ def run_scorer(name: str, events: list[em.Event]) -> list:
     return out
 
 
-def processor_predictions(name: str, recs: list[Record], keep: bool, run: int = MAX_RUN) -> list:
+def processor_predictions(name: str, recs: list, keep: bool, run: int = MAX_RUN) -> list:
     """Run a RecordProcessor over the records, in runs of ``run`` as the live updater hands them over when
     they are there (1: one at a time); the encoded predictions if ``keep``, else their count."""
     sent = []
@@ -133,11 +107,11 @@ def processor_predictions(name: str, recs: list[Record], keep: bool, run: int = 
     return sent if keep else [state.counts["events"]]
 
 
-def run_processor(name: str, recs: list[Record]) -> list:
+def run_processor(name: str, recs: list) -> list:
     return processor_predictions(name, recs, keep=False)
 
 
-def run_record_by_record(name: str, recs: list[Record]) -> list:
+def run_record_by_record(name: str, recs: list) -> list:
     return processor_predictions(name, recs, keep=False, run=1)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -33,6 +34,8 @@ __all__ = [
     "encode_event",
     "decode_event",
     "decode_event_fields",
+    "decode_event_run",
+    "NUMBER_TYPES",
     "encode_label",
     "decode_label",
     "encode_prediction",
@@ -44,6 +47,8 @@ __all__ = [
 
 _FEATURE_TYPES = (int, float, str, bool, type(None))
 _EXACT_FEATURE_TYPES = frozenset(_FEATURE_TYPES)  # fast path: a set lookup per value
+NUMBER_TYPES = frozenset((int, float, bool))
+"""The feature value types that are numbers (a boolean is 0 or 1): a model can take them as they are."""
 _LABEL_TYPES = (int, float, str, bool)
 _EXACT_LABEL_TYPES = frozenset(_LABEL_TYPES)
 _EXACT_TS_TYPES = frozenset((int, float))
@@ -254,30 +259,61 @@ def decode_event(raw: bytes | None, default_ts: float | None = None) -> Event:
 
 def decode_event_fields(raw: bytes | None, default_ts: float | None = None) -> tuple[str, dict[str, Any], Any, Any]:
     """:func:`decode_event`, the same checks and reasons, as ``(id, features, label, ts)`` without an
-    :class:`Event` (the live updater's per-record path).
+    :class:`Event`.
 
     Examples
     --------
     >>> decode_event_fields(b'{"id": "a", "features": {"x": 1}, "label": 0}', default_ts=5.0)
     ('a', {'x': 1}, 0, 5.0)
     """
-    try:
-        obj = _orjson_loads(raw)  # the fast path: orjson checks UTF-8 itself
-    except (orjson.JSONDecodeError, TypeError):
-        obj = _load_object(raw, "an event")  # raises with the precise reason
-    if type(obj) is dict:
-        get = obj.get
-        event_id, features, label, ts = get("id"), get("features"), get("label"), get("ts")
-        if (type(event_id) is str and event_id and type(features) is dict
-                and _EXACT_FEATURE_TYPES.issuperset(map(type, features.values()))
-                and (label is None or type(label) in _EXACT_LABEL_TYPES)
-                and (ts is None or (type(ts) in _EXACT_TS_TYPES and _isfinite(ts)))):
-            return event_id, features, label, default_ts if ts is None else ts
-    if type(obj) is not dict:
-        obj = _load_object(raw, "an event")  # raises: empty or not an object
-    validate_event(obj)  # the slow path names what is wrong
-    ts = obj.get("ts")
-    return obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts
+    (fields,) = decode_event_run(((raw, default_ts),))
+    if type(fields) is not tuple:
+        raise fields
+    return fields[:4]
+
+
+def decode_event_run(values: Iterable[tuple[bytes | None, float | None]]) -> list:
+    """:func:`decode_event_fields` of each ``(raw, default_ts)`` in turn (the live updater's per-record
+    path, for a run of records): per value ``(id, features, label, ts, numeric)``, where ``numeric`` is
+    True when every feature value is an ``int``, ``float`` or ``bool`` (:data:`NUMBER_TYPES`), or
+    the :class:`EventFormatError` that says why it is not an event (not raised).
+
+    Examples
+    --------
+    >>> numeric, strings, wrong = decode_event_run([(b'{"id": "a", "features": {"x": 1}}', 5.0),
+    ...                                             (b'{"id": "b", "features": {"c": "red"}}', 6.0), (b"[1]", 7.0)])
+    >>> numeric, strings, wrong.reason
+    (('a', {'x': 1}, None, 5.0, True), ('b', {'c': 'red'}, None, 6.0, False), 'not_object')
+    """
+    out: list = []
+    append = out.append
+    loads, numbers, known_values = _orjson_loads, NUMBER_TYPES.issuperset, _EXACT_FEATURE_TYPES.issuperset
+    label_types, ts_types, isfinite = _EXACT_LABEL_TYPES, _EXACT_TS_TYPES, _isfinite
+    for raw, default_ts in values:
+        try:
+            obj = loads(raw)  # the fast path: orjson checks UTF-8 itself
+        except (orjson.JSONDecodeError, TypeError):
+            obj = None
+        if type(obj) is dict:
+            get = obj.get
+            event_id, features, label, ts = get("id"), get("features"), get("label"), get("ts")
+            if (type(event_id) is str and event_id and type(features) is dict
+                    and (label is None or type(label) in label_types)
+                    and (ts is None or (type(ts) in ts_types and isfinite(ts)))):
+                if numbers(map(type, features.values())):
+                    append((event_id, features, label, default_ts if ts is None else ts, True))
+                    continue
+                if known_values(map(type, features.values())):
+                    append((event_id, features, label, default_ts if ts is None else ts, False))
+                    continue
+        try:  # the slow path names what is wrong
+            obj = _load_object(raw, "an event")  # raises: not UTF-8, not JSON, empty or not an object
+            validate_event(obj)
+            ts = obj.get("ts")
+            append((obj["id"], obj["features"], obj.get("label"), default_ts if ts is None else ts, False))
+        except EventFormatError as error:
+            append(error)
+    return out
 
 
 def encode_label(label: Label | dict[str, Any]) -> bytes:
@@ -319,8 +355,10 @@ def encode_prediction_fields(event_id: str, prediction: Any, model: str, model_v
     """
     try:
         if proba is not None and event_ts is not None and ts is not None:  # what the live updater publishes
-            return _orjson_dumps({"id": event_id, "prediction": prediction,
-                                  "proba": {str(k): v for k, v in proba.items()}, "model": model,
+            named = {}
+            for k, v in proba.items():  # a loop: a comprehension is a function call of its own
+                named[str(k)] = v
+            return _orjson_dumps({"id": event_id, "prediction": prediction, "proba": named, "model": model,
                                   "model_version": model_version, "event_ts": event_ts, "ts": ts})
         return _orjson_dumps(prediction_dict(event_id, prediction, model, model_version, proba, event_ts, ts))
     except TypeError as exc:

@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
 from river import metrics as river_metrics
@@ -46,8 +46,6 @@ METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
     "r2": (REGRESSION, river_metrics.R2),
 }
 """Metric name -> (task, river metric class)."""
-
-_NO_PREDICTION: dict = {}  # what a model predicts before it has learned anything, with None; never changed
 
 DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     CLASSIFICATION: ("accuracy", "f1", "log_loss", "roc_auc"),
@@ -183,11 +181,21 @@ class Scorer:
             raise self.failed(event_id, "learn", exc) from exc
 
     def update(self, y: Any, label: Any, proba: Any) -> None:
-        """Score a prediction made earlier against its label ``y``."""
+        """Score a prediction made earlier against its label ``y``; what a metric raises is raised (the
+        metrics before it in ``names`` have scored the prediction, the ones after it have not)."""
+        failed = self.update_run((y,), (label,), (proba,))
+        if failed:
+            raise failed[0]
+
+    def update_run(self, ys: Sequence[Any], labels: Sequence[Any], probas: Sequence[Any]) -> dict[int, BaseException]:
+        """:meth:`update` of each prediction in turn, without raising: ``{k: exception}`` for each ``k``
+        a metric could not score, and the metrics after it in ``names`` did not score it either, as
+        :meth:`update` leaves them. A prediction of ``None`` or ``{}`` (before the learner has learned
+        anything) is not scored, as in river."""
+        failed: dict[int, BaseException] = {}
         for pair in self.pairs:
-            y_pred = proba if pair.wants_proba else label
-            if y_pred is not None and y_pred != _NO_PREDICTION:  # river skips "no prediction yet" the same way
-                pair.update(y, y_pred)
+            pair.update_run(ys, probas if pair.wants_proba else labels, failed)
+        return failed
 
     def metrics(self) -> dict[str, float]:
         """The metrics now: ``{name: cumulative}`` then ``{"rolling_" + name: rolling}``."""

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from eventml.errors import ConfigError
+from eventml.events import NUMBER_TYPES  # fast path: a set lookup per value, x passed unchanged
 from eventml.learners.base import CLASSIFICATION, REGRESSION
 
-__all__ = ["RiverLearner", "NUMBER_TYPES"]
-
-
-NUMBER_TYPES = frozenset((int, float, bool))  # fast path: a set lookup per value, x passed unchanged
+__all__ = ["RiverLearner"]
 
 
 class RiverLearner:
@@ -132,8 +130,9 @@ class RiverLearner:
 
     def numeric_calls(self) -> tuple[Any, Any] | None:
         """``(predict_proba_one, learn_one)`` of the river model itself, for a caller that has already
-        checked that every feature value is an ``int``, ``float`` or ``bool`` (then this learner passes
-        ``x`` to them unchanged: the same results without a second check per call); None for a regressor.
+        checked that every feature value is an ``int``, ``float`` or ``bool`` (``eventml.events.NUMBER_TYPES``:
+        then this learner passes ``x`` to them unchanged, so they give the same results without a second
+        check per call); None for a regressor.
 
         Examples
         --------

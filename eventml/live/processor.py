@@ -37,8 +37,7 @@ from typing import Any, Callable
 
 from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
 from eventml.errors import EventFormatError, ModelError
-from eventml.events import decode_event_fields, decode_label, encode_prediction_fields
-from eventml.learners.river import NUMBER_TYPES
+from eventml.events import decode_event_run, decode_label, encode_prediction_fields
 
 __all__ = ["MAX_RUN", "RecordProcessor"]
 
@@ -88,71 +87,23 @@ class RecordProcessor:
 
         The run is done in four passes (decode all, predict and learn each in turn, score all, publish
         all): the same calls in the same order per record, with the model's code and data left in the
-        CPU's caches through the second pass, so a run of a few hundred records costs about a quarter
-        less per record than one at a time (``benchmarks/bench_record_path.py``).
+        CPU's caches through the second pass, so a run of a few hundred records costs about 40% less
+        per record than one at a time (``benchmarks/bench_record_path.py``). The predictions of a run
+        carry one time (``ts``): when the run's predictions were made, as they are published.
         """
         state = self.state
         scorer, counts = state.scorer, state.counts
-        failed = scorer.failed
-        # 1. decode: (id, x, y, event_ts) per record, or the error that dead-letters it
-        decoded: list[Any] = []
-        for record in records:
-            try:
-                decoded.append(decode_event_fields(record.value(), record.timestamp()[1] / 1000.0))
-            except EventFormatError as error:
-                decoded.append(error)
-        # 2. predict, then learn: per record (label, proba, predicted_at) or the error
-        predicted: list[Any] = []
-        learner = scorer.learner
-        learn, now = learner.learn_one, time.time
-        derive = scorer.derive_label  # the live updater's case: the label is the most probable class
-        predict_proba, predict = learner.predict_proba_one, scorer.predict
-        # a river learner's own model, called directly when every feature is a number (as the learner would)
-        numeric_calls = getattr(learner, "numeric_calls", None)
-        numeric_calls = numeric_calls() if derive and numeric_calls is not None else None
-        if numeric_calls is not None:
-            river_proba, river_learn = numeric_calls
-            numbers_only = NUMBER_TYPES.issuperset
-        for fields in decoded:
-            if type(fields) is not tuple:
-                predicted.append(None)
-                continue
-            event_id, x, y = fields[0], fields[1], fields[2]
-            numeric = numeric_calls is not None and numbers_only(map(type, x.values()))
-            try:
-                if numeric:
-                    proba = river_proba(x)
-                    label = max(proba, key=proba.get) if proba else None
-                elif derive:
-                    proba = predict_proba(x)
-                    label = max(proba, key=proba.get) if proba else None
-                else:
-                    label, proba = predict(x)
-            except Exception as exc:  # the model's own failure: this event ends in the DLQ, the run goes on
-                predicted.append(failed(event_id, "predict", exc))
-                continue
-            predicted_at = now()
-            if y is not None:
-                try:
-                    if numeric:
-                        river_learn(x, y)
-                    else:
-                        learn(x, y)
-                except Exception as exc:
-                    predicted.append(failed(event_id, "learn", exc))
-                    continue
-            predicted.append((label, proba, predicted_at))
+        # 1. decode: (id, x, y, event_ts, numeric) per record, or the error that dead-letters it
+        decoded = decode_event_run([(record.value(), record.timestamp()[1] / 1000.0) for record in records])
+        # 2. predict, then learn: per record (label, proba), or the error
+        predicted, scored = self._predict_and_learn(decoded)
         # 3. score what was learned from, in order (a metric that raises fails the event as its learning would)
-        update = scorer.update
-        for k, fields in enumerate(decoded):
-            outcome = predicted[k]
-            if type(outcome) is tuple and fields[2] is not None:
-                try:
-                    update(fields[2], outcome[0], outcome[1])
-                except Exception as exc:
-                    predicted[k] = failed(fields[0], "learn", exc)
+        if scored[0]:
+            at = scored[0]
+            for i, exc in scorer.update_run(*scored[1:]).items():
+                predicted[at[i]] = scorer.failed(decoded[at[i]][0], "learn", exc)
         # 4. publish each prediction, or dead-letter the record, in order
-        published = []
+        published, predicted_at = [], time.time()  # the run's predictions are made
         model_name, topic, partition, send = self.model_name, self.predictions_topic, self.prediction_partition, self.send
         keep = self.keep_unlabelled
         version = counts["learned"]
@@ -161,8 +112,8 @@ class RecordProcessor:
             if type(outcome) is not tuple:
                 self.dead_letter(record, fields if outcome is None else outcome)
                 continue
-            event_id, x, y, event_ts = fields
-            label, proba, predicted_at = outcome
+            event_id, x, y, event_ts, _ = fields
+            label, proba = outcome
             value = encode_prediction_fields(event_id, label, model_name, version, proba, event_ts, predicted_at)
             if y is not None:
                 version += 1  # the prediction was made before this learning
@@ -181,6 +132,57 @@ class RecordProcessor:
             counts["events"] = events
             published.append(record.timestamp()[1])
         return published
+
+    def _predict_and_learn(self, decoded: list) -> tuple[list, tuple[list, list, list, list]]:
+        """Pass 2 of :meth:`events`: predict each decoded event, then learn from it if it has its label.
+
+        Returns per record ``(label, proba)``, None (not decoded) or the
+        :class:`~eventml.errors.ModelError`, and what to score: the positions, labels, predicted labels
+        and probabilities of the events learned from.
+        """
+        scorer = self.state.scorer
+        learner, failed, derive = scorer.learner, scorer.failed, scorer.derive_label
+        predict_proba, learn, predict = learner.predict_proba_one, learner.learn_one, scorer.predict
+        # a river learner's own model, called directly when every feature is a number (as the learner would)
+        numeric_calls = getattr(learner, "numeric_calls", None)
+        numeric_calls = numeric_calls() if derive and numeric_calls is not None else None
+        river_proba, river_learn = numeric_calls or (None, None)
+        predicted: list[Any] = []
+        scored: tuple[list, list, list, list] = ([], [], [], [])
+        append, score_at, score_y, score_label, score_proba = predicted.append, *(part.append for part in scored)
+        for k, fields in enumerate(decoded):
+            if type(fields) is not tuple:
+                append(None)
+                continue
+            event_id, x, y, _, numeric = fields
+            numeric = numeric and river_proba is not None
+            try:
+                if numeric:
+                    proba = river_proba(x)
+                    label = max(proba, key=proba.get) if proba else None
+                elif derive:  # the live updater's case: the label is the most probable class
+                    proba = predict_proba(x)
+                    label = max(proba, key=proba.get) if proba else None
+                else:
+                    label, proba = predict(x)
+            except Exception as exc:  # the model's own failure: this event ends in the DLQ, the run goes on
+                append(failed(event_id, "predict", exc))
+                continue
+            if y is not None:
+                try:
+                    if numeric:
+                        river_learn(x, y)
+                    else:
+                        learn(x, y)
+                except Exception as exc:
+                    append(failed(event_id, "learn", exc))
+                    continue
+                score_at(k)
+                score_y(y)
+                score_label(label)
+                score_proba(proba)
+            append((label, proba))
+        return predicted, scored
 
     def _keep(self, event_id: str, x: dict, event_ts: Any, label: Any, proba: Any) -> None:
         state = self.state
