@@ -283,17 +283,33 @@ def prequential(
     return df
 
 
+_SCORE_RUN = 500  # labelled events scored at once by the plain loop
+
+
 def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
                measure_memory: bool) -> tuple[list[dict[str, Any]], int]:
-    """Labels at once and no detectors: the plain test-then-train loop."""
+    """Labels at once and no detectors: the plain test-then-train loop.
+
+    The predictions are scored in runs (``Scorer.update_run``, the same updates in the same order),
+    before each row and every ``_SCORE_RUN`` labelled events.
+    """
     perf_counter = time.perf_counter
     rows: list[dict[str, Any]] = []
     step = n_events = 0
     last_row_step = None
+    unscored = [([], [], []) for _ in tracks]  # per track: labels, predicted labels, probabilities
+
+    def score() -> None:
+        for track, (ys, labels, probas) in zip(tracks, unscored):
+            failed = track.update_run(ys, labels, probas)
+            if failed:
+                raise failed[min(failed)]
+            ys.clear(), labels.clear(), probas.clear()
+
     for event in events:
         n_events += 1
         x, y = event.features, event.label
-        for track in tracks:
+        for track, (ys, labels, probas) in zip(tracks, unscored):
             start = perf_counter()
             try:
                 label, proba = track.predict(x)
@@ -302,7 +318,7 @@ def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
             track.predict_seconds += perf_counter() - start
             if y is None:
                 continue
-            track.update(y, label, proba)
+            ys.append(y), labels.append(label), probas.append(proba)
             start = perf_counter()
             try:
                 track.learner.learn_one(x, y)
@@ -312,8 +328,12 @@ def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
         if y is not None:
             step += 1
             if step % every == 0:
+                score()
                 rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
                 last_row_step = step
+            elif step % _SCORE_RUN == 0:
+                score()
+    score()
     if last_row_step != step:
         rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
     return rows, step
