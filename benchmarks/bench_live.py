@@ -245,10 +245,10 @@ def profile(topic, servers, folder, n, lines=30):
 # ----------------------------------------------------------------------------- (b) latency
 
 
-def paced_producer(servers, topic, n, rate, seed):
+def paced_producer(servers, topic, n, rate, seed, linger_ms):
     """Child process: write n sea events at ``rate`` events/s, without ts (event time = send time)."""
     events = (em.Event(e.id, e.features, e.label, None) for e in em.synthetic("sea", n, seed=seed))
-    em.produce(events, topic, bootstrap_servers=servers, rate=rate, progress=False)
+    em.produce(events, topic, bootstrap_servers=servers, rate=rate, progress=False, linger_ms=linger_ms)
 
 
 def visibility_reader(servers, topic, n, timeout_s, out):
@@ -283,7 +283,7 @@ def wait_for_group(servers, group, timeout_s=60.0):
     raise TimeoutError(f"the Quix contender's group {group} got no partitions within {timeout_s:g} s")
 
 
-def latency(servers, contender, rate, seconds, folder, warmup_s=1.0):
+def latency(servers, contender, rate, seconds, folder, linger_ms, warmup_s=1.0):
     topic = unique(f"bench-latency-{contender}")
     n = int(rate * seconds)
     em.recreate_topic(topic, bootstrap_servers=servers)
@@ -301,7 +301,7 @@ def latency(servers, contender, rate, seconds, folder, warmup_s=1.0):
     receive, send = spawn.Pipe(duplex=False)
     reader = spawn.Process(target=visibility_reader, args=(servers, f"{topic}.pred", n, seconds + 60, send))
     reader.start()
-    producer = spawn.Process(target=paced_producer, args=(servers, topic, n, rate, int(rate)))
+    producer = spawn.Process(target=paced_producer, args=(servers, topic, n, rate, int(rate), linger_ms))
     producer.start()
     seen = receive.recv()
     reader.join()
@@ -320,11 +320,11 @@ def latency(servers, contender, rate, seconds, folder, warmup_s=1.0):
     return row
 
 
-def latencies(servers, rate, seconds, rounds, folder):
+def latencies(servers, rate, seconds, rounds, folder, linger_ms):
     rows = []
     for r in range(rounds):
         for contender in (("live", "quix") if r % 2 == 0 else ("quix", "live")):
-            row = latency(servers, contender, rate, seconds, folder)
+            row = latency(servers, contender, rate, seconds, folder, linger_ms)
             row["round"] = r + 1
             rows.append(row)
             print(f"latency round {r + 1}, {contender}: p50 {row['p50_s'] * 1e3:.1f} ms, p99 "
@@ -378,6 +378,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000, help="events/s of the latency rounds")
     parser.add_argument("--latency-rounds", type=int, default=3)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--producer-linger-ms", type=int, default=20,
+                        help="linger of the latency rounds' input producer (default: eventml's producer default)")
     parser.add_argument("--profile", action="store_true",
                         help="also print where one live run spends its time (cProfile of the updater's thread)")
     parser.add_argument("--bootstrap-servers")
@@ -401,7 +403,8 @@ def main() -> None:
         rounds = throughput(events, topic, servers, folder, args.rounds) if "throughput" in parts else []
         if args.profile:
             profile(topic, servers, folder, n)
-        latency_rows = (latencies(servers, args.rate, args.latency_seconds, args.latency_rounds, folder)
+        latency_rows = (latencies(servers, args.rate, args.latency_seconds, args.latency_rounds, folder,
+                                  args.producer_linger_ms)
                         if "latency" in parts else [])
         restart_s, import_s = restart_time(servers, topic, n, folder) if "restart" in parts else (None, None)
     if rounds:
