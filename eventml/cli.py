@@ -216,10 +216,28 @@ def _stop_on_signals(updater: Any) -> Iterator[None]:
 
 def _live(args: argparse.Namespace) -> int:
     if args.group is not None:
+        if args.restart_on_crash:
+            raise ConfigError("--restart-on-crash does not go with --group: a group's other updaters take over "
+                              "the partitions of one that was killed")
         return _live_group(args)
     if args.state_dir is None:
         raise ConfigError("eventml live needs --state-dir (one updater, one global model) or --group NAME "
                           "(updaters sharing the partitions, one model per partition, state in Kafka)")
+    if args.restart_on_crash:
+        import importlib
+
+        from eventml.learners import make_learner
+        from eventml.live.supervise import run_restarting
+
+        # imported once, before the fork: what a restart no longer waits for
+        for module in ("eventml.live.updater", "eventml.progress"):
+            importlib.import_module(module)
+        make_learner(args.model)  # the model's libraries
+        return run_restarting(lambda: _exit_code(_live_updater, args))
+    return _live_updater(args)
+
+
+def _live_updater(args: argparse.Namespace) -> int:
     from eventml.live.clients import restart_clients_early
 
     settings = kafka_settings(args)
@@ -443,6 +461,9 @@ holds (DATA_DIR/cluster.json, node N in DATA_DIR/node-N), so status, stop and st
     live.add_argument("--seed", type=int, default=42)
     live.add_argument("--name", help="this updater's name (default: from the state directory, or host and process)")
     live.add_argument("--quiet", action="store_true", help="no progress bar")
+    live.add_argument("--restart-on-crash", action="store_true",
+                      help="with --state-dir: run the updater in a child process and start it again at once "
+                           "(without import time) if a signal kills it, e.g. kill -9 or the OOM killer")
     with_servers(live)
 
     serve = command("serve", _serve, "serve predictions over HTTP from the model a live updater committed")
@@ -489,8 +510,13 @@ def main(argv: list[str] | None = None) -> int:
             args.timestamp = float(args.timestamp)
         except ValueError:
             pass
+    return _exit_code(args.handler, args)
+
+
+def _exit_code(handler: Any, args: argparse.Namespace) -> int:
+    """Run a command; its exit code, with eventml's errors as one sentence (2) and Ctrl-C as 130."""
     try:
-        return args.handler(args)
+        return handler(args)
     except EventmlError as error:
         print(f"eventml: error: {error}", file=sys.stderr)
         return 2

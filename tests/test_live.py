@@ -429,6 +429,29 @@ def test_sigkill_at_random_points_then_restart_gives_exactly_once_and_the_same_m
     assert probe(load_model(state)) == probe(load_model(tmp_path / "clean"))
 
 
+def test_restart_on_crash_starts_a_killed_updater_again_and_every_event_is_predicted_once(kafka_bootstrap, topic,
+                                                                                           tmp_path):
+    n = 2000
+    events = list(em.synthetic("sea", n, seed=12))
+    produce_events(events, topic, kafka_bootstrap)
+    predictions = f"{topic}.pred"
+    proc = live_process(kafka_bootstrap, topic, predictions, *resumable(tmp_path / "state", n), "--restart-on-crash",
+                        kill_at="before_commit:3")  # the first updater dies between its 3rd snapshot and commit
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err.count("eventml live: the updater was killed by SIGKILL; starting it again from its committed state") == 1
+    assert f"live: {n} events predicted" in out and "1 restarts" in out
+    got, count = published(predictions, kafka_bootstrap)
+    assert count == n and got == offline_predictions(events)
+
+
+def test_restart_on_crash_is_refused_with_a_group():
+    done = subprocess.run([sys.executable, "-m", "eventml.cli", "live", "--events", "e", "--predictions", "p",
+                           "--group", "g", "--restart-on-crash"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--restart-on-crash does not go with --group" in done.stderr
+
+
 @pytest.mark.parametrize("loss", ["missing", "truncated"])
 def test_a_snapshot_lost_in_an_os_crash_is_refused_on_restart_never_resumed_from_another(kafka_bootstrap, topic,
                                                                                           tmp_path, loss):
