@@ -31,11 +31,11 @@ import math
 from collections.abc import Sequence
 from typing import Any, Callable
 
-__all__ = ["Figure", "AccuracyPair", "LogLossPair", "RiverPair", "metric_pair", "update_one"]
+__all__ = ["Figure", "AccuracyPair", "LogLossPair", "RiverPair", "metric_pair"]
 
 _P_MIN, _P_MAX = 1e-15, 1 - 1e-15  # river's ClassificationMetric._clamp_proba bounds
 _log = math.log
-_NO_PREDICTION: dict = {}  # what a model predicts before it has learned anything, with None; never changed
+NO_PREDICTION: dict = {}  # what a model predicts before it has learned anything, with None; never changed
 
 
 class Figure:
@@ -96,17 +96,26 @@ class AccuracyPair:
         self.window_hits = 0
 
     def update(self, y_true: Any, y_pred: Any) -> None:
-        """Score one predicted label (river's test: ``y_true == y_pred``); see :func:`update_one`."""
-        update_one(self, y_true, y_pred)
+        """Score one predicted label (river's test: ``y_true == y_pred``)."""
+        hit = 1 if y_true == y_pred else 0
+        self.n += 1
+        self.hits += hit
+        ring = self.ring
+        ring.append(hit)
+        if len(ring) > self.window:
+            self.window_hits += hit - ring.popleft()
+        else:
+            self.window_hits += hit
 
     def update_run(self, ys: Sequence[Any], preds: Sequence[Any], failed: dict[int, BaseException]) -> None:
-        """Score predicted labels in turn (see :func:`update_one`): ``preds[k]`` against ``ys[k]``, except
-        each ``k`` in ``failed``; one that cannot be compared is added to ``failed`` and changes nothing."""
+        """:meth:`update` of each predicted label in turn, the same arithmetic kept in local variables:
+        ``preds[k]`` against ``ys[k]``, except each ``k`` in ``failed`` and "no prediction yet" (``None``
+        or ``{}``); one that cannot be compared is added to ``failed`` and changes nothing."""
         n, hits, window_hits, window = self.n, self.hits, self.window_hits, self.window
         ring = self.ring
         append, popleft, size = ring.append, ring.popleft, len(ring)
         for k, y_pred in enumerate(preds):
-            if y_pred is None or y_pred == _NO_PREDICTION or k in failed:
+            if y_pred is None or (not y_pred and y_pred == NO_PREDICTION) or (failed and k in failed):
                 continue
             try:
                 hit = 1 if ys[k] == y_pred else 0
@@ -191,18 +200,40 @@ class LogLossPair:
         self.window_mean = 0.0
 
     def update(self, y_true: Any, y_pred: Any) -> None:
-        """Score one prediction's probabilities; see :func:`update_one`."""
-        update_one(self, y_true, y_pred)
+        """Score one prediction's probabilities."""
+        # log_loss(y_true, y_pred) inlined, with min and max spelled out as the comparisons they make
+        p_true = y_pred.get(True, 0.0) if isinstance(y_pred, dict) else y_pred
+        if _P_MAX < p_true:
+            p_true = _P_MAX
+        if _P_MIN > p_true:
+            p_true = _P_MIN
+        loss = -_log(p_true) if y_true else -_log(1 - p_true)
+        n = self.n + 1.0
+        self.n = n
+        self.mean += (1.0 / n) * (loss - self.mean)
+        ring = self.ring
+        window_mean = self.window_mean
+        if len(ring) == self.window:  # river's Rolling: revert the oldest first (Mean.revert), then update
+            window_n = self.window_n - 1.0
+            oldest = ring.popleft()
+            window_mean = window_mean - (1.0 / window_n) * (oldest - window_mean) if window_n else 0.0
+        else:
+            window_n = self.window_n
+        ring.append(loss)
+        window_n += 1.0
+        self.window_n = window_n
+        self.window_mean = window_mean + (1.0 / window_n) * (loss - window_mean)
 
     def update_run(self, ys: Sequence[Any], preds: Sequence[Any], failed: dict[int, BaseException]) -> None:
-        """Score predicted probabilities in turn (see :func:`update_one`): ``preds[k]`` against ``ys[k]``,
-        except each ``k`` in ``failed``; one whose loss cannot be computed is added to ``failed`` and
-        changes nothing."""
+        """:meth:`update` of each prediction's probabilities in turn, the same arithmetic kept in local
+        variables: ``preds[k]`` against ``ys[k]``, except each ``k`` in ``failed`` and "no prediction yet"
+        (``None`` or ``{}``); one whose loss cannot be computed is added to ``failed`` and changes
+        nothing."""
         n, mean, window_n, window_mean, window = self.n, self.mean, self.window_n, self.window_mean, self.window
         ring = self.ring
         append, popleft = ring.append, ring.popleft
         for k, y_pred in enumerate(preds):
-            if y_pred is None or y_pred == _NO_PREDICTION or k in failed:
+            if y_pred is None or (not y_pred and y_pred == NO_PREDICTION) or (failed and k in failed):
                 continue
             try:  # log_loss(y_true, y_pred) inlined, with min and max spelled out as the comparisons they make
                 p_true = y_pred.get(True, 0.0) if isinstance(y_pred, dict) else y_pred
@@ -273,19 +304,19 @@ class RiverPair:
         self.wants_proba = wants_proba
 
     def update(self, y_true: Any, y_pred: Any) -> None:
-        """Score one prediction in both of river's objects; see :func:`update_one`."""
-        update_one(self, y_true, y_pred)
+        """Score one prediction in both of river's objects."""
+        self.cumulative.update(y_true=y_true, y_pred=y_pred)
+        self.rolling.update(y_true=y_true, y_pred=y_pred)
 
     def update_run(self, ys: Sequence[Any], preds: Sequence[Any], failed: dict[int, BaseException]) -> None:
-        """Score predictions in turn in both of river's objects (see :func:`update_one`), except each ``k``
-        in ``failed``; one river raises on is added to ``failed``."""
-        cumulative, rolling = self.cumulative.update, self.rolling.update
+        """:meth:`update` of each prediction in turn, except each ``k`` in ``failed`` and "no prediction
+        yet" (``None`` or ``{}``); one river raises on is added to ``failed``."""
+        update = self.update
         for k, y_pred in enumerate(preds):
-            if y_pred is None or y_pred == _NO_PREDICTION or k in failed:
+            if y_pred is None or (not y_pred and y_pred == NO_PREDICTION) or (failed and k in failed):
                 continue
             try:
-                cumulative(y_true=ys[k], y_pred=y_pred)
-                rolling(y_true=ys[k], y_pred=y_pred)
+                update(ys[k], y_pred)
             except Exception as exc:
                 failed[k] = exc
 
@@ -294,25 +325,6 @@ class RiverPair:
 
     def get_rolling(self) -> float:
         return self.rolling.get()
-
-
-def update_one(pair: Any, y_true: Any, y_pred: Any) -> None:
-    """Score one prediction with a pair: its ``update_run`` of one, raising what it could not score.
-
-    A prediction of ``None`` or ``{}`` (what a model predicts before it has learned anything) is
-    not scored, as in river.
-
-    Examples
-    --------
-    >>> pair = AccuracyPair(window=5)
-    >>> update_one(pair, 1, 1); update_one(pair, 1, None)
-    >>> pair.n
-    1
-    """
-    failed: dict[int, BaseException] = {}
-    pair.update_run((y_true,), (y_pred,), failed)
-    if failed:
-        raise failed[0]
 
 
 EXACT_PAIRS: dict[str, type] = {"accuracy": AccuracyPair, "log_loss": LogLossPair}

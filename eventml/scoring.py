@@ -30,7 +30,7 @@ from typing import Any, Callable
 from river import metrics as river_metrics
 
 from eventml.errors import ConfigError, ModelError
-from eventml.exact_metrics import metric_pair
+from eventml.exact_metrics import NO_PREDICTION, metric_pair
 from eventml.learners import CLASSIFICATION, REGRESSION
 from eventml.validation import positive_int, subset_of
 
@@ -183,9 +183,10 @@ class Scorer:
     def update(self, y: Any, label: Any, proba: Any) -> None:
         """Score a prediction made earlier against its label ``y``; what a metric raises is raised (the
         metrics before it in ``names`` have scored the prediction, the ones after it have not)."""
-        failed = self.update_run((y,), (label,), (proba,))
-        if failed:
-            raise failed[0]
+        for pair in self.pairs:
+            y_pred = proba if pair.wants_proba else label
+            if y_pred is not None and y_pred != NO_PREDICTION:  # river skips "no prediction yet" the same way
+                pair.update(y, y_pred)
 
     def update_run(self, ys: Sequence[Any], labels: Sequence[Any], probas: Sequence[Any]) -> dict[int, BaseException]:
         """:meth:`update` of each prediction in turn, without raising: ``{k: exception}`` for each ``k``

@@ -66,6 +66,35 @@ def test_log_loss_pair_equals_river_log_loss_and_rolling_log_loss_after_every_up
         assert pair.rolling.get() == rolling.get()
 
 
+@pytest.mark.parametrize("name", ["accuracy", "log_loss", "f1"])
+@pytest.mark.parametrize("kind", ["bool", "multiclass"])
+def test_update_run_equals_update_one_at_a_time_bit_for_bit(kind, name):
+    """Runs of any length, with "no prediction yet" (None, {}) and unscorable predictions among them."""
+    rng = random.Random(5)
+    whole = stream(17, CLASSES[kind], n=900)
+    one, runs = metric_pair(name, 50), metric_pair(name, 50)
+    start = 0
+    while start < len(whole):
+        run = whole[start:start + rng.choice([1, 2, 37, 200])]
+        start += len(run)
+        ys, preds = [y for y, _, _ in run], [proba if one.wants_proba else label for _, label, proba in run]
+        for k in range(len(preds)):
+            if rng.random() < 0.05:
+                preds[k] = rng.choice([None, {}, {True: "not a number"}])
+        failed: dict = {}
+        runs.update_run(ys, preds, failed)
+        for k, (y, y_pred) in enumerate(zip(ys, preds)):
+            if y_pred is None or y_pred == {}:
+                continue
+            try:
+                one.update(y, y_pred)
+            except Exception:
+                assert k in failed
+            else:
+                assert k not in failed
+        assert (runs.get_cumulative(), runs.get_rolling()) == (one.get_cumulative(), one.get_rolling())
+
+
 def test_log_loss_takes_a_bare_probability_and_clamps_it_like_river():
     river_metric = metrics.LogLoss()
     for y, p in [(True, 0.0), (False, 1.0), (True, 0.3), (False, 0.3), (1, 1e-300), ("x", 0.5)]:

@@ -108,30 +108,33 @@ class RecordProcessor:
         model_name, topic, partition, send = self.model_name, self.predictions_topic, self.prediction_partition, self.send
         keep = self.keep_unlabelled
         version = counts["learned"]
-        events = counts["events"]
-        for record, ms, fields, outcome in zip(records, times, decoded, predicted):
-            if type(outcome) is not tuple:
-                self.dead_letter(record, fields if outcome is None else outcome)
-                continue
-            event_id, x, y, event_ts, _ = fields
-            label, proba = outcome
-            value = encode_prediction_fields(event_id, label, model_name, version, proba, event_ts, predicted_at)
-            if y is not None:
-                version += 1  # the prediction was made before this learning
+        append = published.append
+        try:
+            for record, ms, fields, outcome in zip(records, times, decoded, predicted):
+                if type(outcome) is not tuple:
+                    self.dead_letter(record, fields if outcome is None else outcome)
+                    continue
+                event_id, x, y, event_ts, _ = fields
+                label, proba = outcome
+                value = encode_prediction_fields(event_id, label, model_name, version, proba, event_ts, predicted_at)
+                if y is not None:
+                    version += 1  # the prediction was made before this learning
+                elif keep:
+                    self._keep(event_id, x, event_ts, label, proba)
+                key = record.key() or event_id.encode()
+                if not send(topic, value, key, partition):
+                    # the event fitted, its prediction (the id as key and in the value, and the probabilities)
+                    # does not: it was learned from, and ends in the DLQ instead
+                    self.dead_letter(record, EventFormatError(
+                        "prediction_too_large", f"the prediction of event {event_id[:80]!r} with its key is "
+                        f"{len(value) + len(key)} bytes, more than the producer may send"))
+                    continue
+                append(ms)
+        finally:  # also when send raises: the counts of what was done
+            if version != counts["learned"]:
                 counts["learned"] = version
-            elif keep:
-                self._keep(event_id, x, event_ts, label, proba)
-            key = record.key() or event_id.encode()
-            if not send(topic, value, key, partition):
-                # the event fitted, its prediction (the id as key and in the value, and the probabilities)
-                # does not: it was learned from, and ends in the DLQ instead
-                self.dead_letter(record, EventFormatError(
-                    "prediction_too_large", f"the prediction of event {event_id[:80]!r} with its key is "
-                    f"{len(value) + len(key)} bytes, more than the producer may send"))
-                continue
-            events += 1
-            counts["events"] = events
-            published.append(ms)
+            if published:
+                counts["events"] += len(published)
         return published
 
     def _predict_and_learn(self, decoded: list) -> tuple[list, tuple[list, list, list, list]]:
