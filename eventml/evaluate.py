@@ -304,7 +304,8 @@ def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
             failed = track.update_run(ys, labels, probas)
             if failed:
                 raise failed[min(failed)]
-            ys.clear(), labels.clear(), probas.clear()
+            for scored in (ys, labels, probas):
+                scored.clear()
 
     for event in events:
         n_events += 1
@@ -318,7 +319,9 @@ def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
             track.predict_seconds += perf_counter() - start
             if y is None:
                 continue
-            ys.append(y), labels.append(label), probas.append(proba)
+            ys.append(y)
+            labels.append(label)
+            probas.append(proba)
             start = perf_counter()
             try:
                 track.learner.learn_one(x, y)

@@ -72,16 +72,18 @@ def run_restarting(run: Callable[[], int], max_restarts: int = MAX_RESTARTS) -> 
     previous = {signum: signal.signal(signum, forward) for signum in _STOP_SIGNALS}
     try:
         while True:
-            # no stop signal may reach the child before it has its own handlers
+            # a stop signal that comes meanwhile waits until the child exists (then it is passed on), and
+            # the child has its own handlers before it unblocks them
             signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            if stop_signal is not None:  # asked to stop before this start
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+                return 128 + stop_signal
             child = os.fork()
             if child == 0:
                 _run_child(run, os.getppid())
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-            if stop_signal is not None:  # came while blocked: the child has its handlers by now or soon
-                os.kill(child, stop_signal)
             os.environ.pop(KILL_ENV, None)  # the tests' kill hook: the first child only
-            status = _wait(child)
+            status = os.waitpid(child, 0)[1]  # retried by Python after a signal handler runs
             if os.WIFEXITED(status):
                 return os.WEXITSTATUS(status)
             killed_by = signal.Signals(os.WTERMSIG(status)).name
@@ -99,11 +101,6 @@ def run_restarting(run: Callable[[], int], max_restarts: int = MAX_RESTARTS) -> 
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _wait(pid: int) -> int:
-    """The child's wait status (a signal handler may run meanwhile; Python retries the wait)."""
-    return os.waitpid(pid, 0)[1]
 
 
 def _run_child(run: Callable[[], int], parent: int) -> None:
