@@ -5,7 +5,7 @@ ends after ``max_events``, after ``idle_timeout_s`` without a record, or, with
 ``stop_at_end=True``, when it reaches the end offsets the topic had when the read began.
 Records are read in order within each partition. A record that breaks the wire format goes to
 ``<topic>.dlq`` (see :mod:`eventml.dlq`), is counted in :attr:`EventConsumer.stats`, and the read
-goes on.
+goes on; :func:`read_dead_letters` reads them back.
 
 Examples
 --------
@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterator
 
 import pandas as pd
 
-from eventml.dlq import DeadLetterQueue
+from eventml.dlq import (MESSAGE, REASON, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, TRUNCATED,
+                         DeadLetterQueue, dlq_topic, read_headers)
 from eventml.errors import ConfigError, EventFormatError
 from eventml.events import Event, Label, decode_event, decode_label, decode_prediction, events_to_dataframe
 from eventml.kafka import clients
@@ -321,4 +322,31 @@ def read_predictions(topic: str, *, bootstrap_servers: str | None = None, kafka:
             rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,
                          where.partition, where.offset])
     columns = ["id", "prediction", "proba", "model", "model_version", "event_ts", "ts", "partition", "offset"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _int(text: str | None) -> int:
+    """A header's number, or -1 (a record another client wrote to the DLQ may lack it)."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else -1
+
+
+def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                      idle_timeout_s: float = 2.0, **config: Any) -> pd.DataFrame:
+    """The dead letters of ``topic`` as a DataFrame: key, value, reason, message, source position.
+
+    Reads ``<topic>.dlq`` from the beginning to its current end (nothing if it does not exist),
+    with ``read_committed``: the dead letters of a live updater's aborted transactions are not
+    there. Columns: ``key``, ``value``, ``reason``, ``message``, ``source_topic``,
+    ``source_partition``, ``source_offset`` and ``truncated`` (the original value's length for a
+    shortened copy, else None). Takes the connection settings as :func:`eventml.consume` does.
+    """
+    columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated"]
+    rows = []
+    with replay(dlq_topic(topic), bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s,
+                decode=lambda raw, ts: raw, dead_letters=False, isolation_level="read_committed", **config) as consumer:
+        for value, where in consumer.records():
+            headers = read_headers(where.headers)
+            rows.append([where.key, value, headers.get(REASON), headers.get(MESSAGE), headers.get(SOURCE_TOPIC),
+                         _int(headers.get(SOURCE_PARTITION)), _int(headers.get(SOURCE_OFFSET)),
+                         _int(headers[TRUNCATED]) if TRUNCATED in headers else None])
     return pd.DataFrame(rows, columns=columns)

@@ -24,6 +24,7 @@ It is counted, never dropped, and never stops a read. Two records cannot be copi
 
 A dead letter that still cannot be written is counted in :attr:`DeadLetterQueue.failed`, and
 :meth:`DeadLetterQueue.flush` raises :class:`~eventml.errors.DeadLetterError` naming how many.
+:func:`eventml.consumer.read_dead_letters` reads them back.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from eventml.errors import DeadLetterError, EventFormatError
 from eventml.kafka import clients
 from eventml.kafka.clients import ClientError, KafkaProducer, MessageSizeTooLargeError
 from eventml.kafka.settings import KafkaSettings, split_settings
+from eventml.kafka.topics import create_topic, dlq_topic  # dlq_topic is eventml.dlq.dlq_topic too
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +50,6 @@ TRUNCATED = "eventml.value.truncated"
 
 #: the value lengths a dead letter too large for the broker is retried with, after the whole value
 _SHORTER = (lambda n: n - (16 << 10), lambda n: 64 << 10, lambda n: 0)
-
-
-def dlq_topic(topic: str) -> str:
-    """The dead-letter topic of ``topic``.
-
-    >>> dlq_topic("events")
-    'events.dlq'
-    """
-    return f"{topic}.dlq"
 
 
 def dead_letter_headers(error: EventFormatError, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
@@ -147,8 +140,6 @@ class DeadLetterQueue:
         future.add_errback(lambda exc: self._on_error(exc, letter, retry))
 
     def _ensure_topic(self, topic: str) -> None:
-        from eventml.kafka.topics import create_topic
-
         try:
             create_topic(topic, kafka=self.kafka)
         except Exception as exc:  # e.g. not authorized: the send then fails and says so
@@ -196,34 +187,3 @@ class DeadLetterQueue:
             finally:
                 self._producer.close()
                 self._producer = None
-
-
-def _int(text: str | None) -> int:
-    """A header's number, or -1 (a record another client wrote to the DLQ may lack it)."""
-    return int(text) if text is not None and text.lstrip("-").isdigit() else -1
-
-
-def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
-                      idle_timeout_s: float = 2.0, **config: Any):
-    """The dead letters of ``topic`` as a DataFrame: key, value, reason, message, source position.
-
-    Reads ``<topic>.dlq`` from the beginning to its current end (nothing if it does not exist),
-    with ``read_committed``: the dead letters of a live updater's aborted transactions are not
-    there. Columns: ``key``, ``value``, ``reason``, ``message``, ``source_topic``,
-    ``source_partition``, ``source_offset`` and ``truncated`` (the original value's length for a
-    shortened copy, else None). Takes the connection settings as :func:`eventml.consume` does.
-    """
-    import pandas as pd
-
-    from eventml.consumer import replay
-
-    columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated"]
-    rows = []
-    with replay(dlq_topic(topic), bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s,
-                decode=lambda raw, ts: raw, dead_letters=False, isolation_level="read_committed", **config) as consumer:
-        for value, where in consumer.records():
-            headers = read_headers(where.headers)
-            rows.append([where.key, value, headers.get(REASON), headers.get(MESSAGE), headers.get(SOURCE_TOPIC),
-                         _int(headers.get(SOURCE_PARTITION)), _int(headers.get(SOURCE_OFFSET)),
-                         _int(headers[TRUNCATED]) if TRUNCATED in headers else None])
-    return pd.DataFrame(rows, columns=columns)

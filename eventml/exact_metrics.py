@@ -31,7 +31,22 @@ import math
 from collections.abc import Sequence
 from typing import Any, Callable
 
-__all__ = ["Figure", "AccuracyPair", "LogLossPair", "RiverPair", "metric_pair"]
+from river import metrics as river_metrics
+
+from eventml.learners.base import CLASSIFICATION, REGRESSION
+
+__all__ = ["METRICS", "Figure", "AccuracyPair", "LogLossPair", "RiverPair", "metric_pair"]
+
+METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
+    "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
+    "f1": (CLASSIFICATION, river_metrics.F1),  # binary: positive class True (== 1)
+    "log_loss": (CLASSIFICATION, river_metrics.LogLoss),
+    "roc_auc": (CLASSIFICATION, river_metrics.ROCAUC),  # binary, river's approximation
+    "mae": (REGRESSION, river_metrics.MAE),
+    "rmse": (REGRESSION, river_metrics.RMSE),
+    "r2": (REGRESSION, river_metrics.R2),
+}
+"""Metric name -> (task, river metric class): every metric eventml scores."""
 
 _P_MIN, _P_MAX = 1e-15, 1 - 1e-15  # river's ClassificationMetric._clamp_proba bounds
 _log = math.log
@@ -338,12 +353,12 @@ def metric_pair(name: str, window: int, metric_class: Callable[[], Any] | None =
     Parameters
     ----------
     name
-        A metric name of :data:`eventml.scoring.METRICS`.
+        A metric name of :data:`METRICS`.
     window
         Scored predictions in the rolling window (a positive integer).
     metric_class
         River's class of the metric, for the metrics without an exact pair (looked up in
-        :data:`eventml.scoring.METRICS` when None).
+        :data:`METRICS` when None).
     classifier
         Whether the learner is a classifier (only then do probability metrics get probabilities).
 
@@ -355,7 +370,5 @@ def metric_pair(name: str, window: int, metric_class: Callable[[], Any] | None =
     if classifier and name in EXACT_PAIRS:
         return EXACT_PAIRS[name](window)
     if metric_class is None:
-        from eventml.scoring import METRICS
-
         metric_class = METRICS[name][1]
     return RiverPair(metric_class, window, classifier and not metric_class().requires_labels)

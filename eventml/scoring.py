@@ -25,27 +25,14 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable
-
-from river import metrics as river_metrics
+from typing import Any
 
 from eventml.errors import ConfigError, ModelError
-from eventml.exact_metrics import NO_PREDICTION, metric_pair
+from eventml.exact_metrics import METRICS, NO_PREDICTION, metric_pair
 from eventml.learners import CLASSIFICATION, REGRESSION
 from eventml.validation import positive_int, subset_of
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "metric_names", "check_metrics", "Scorer"]
-
-METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
-    "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
-    "f1": (CLASSIFICATION, river_metrics.F1),  # binary: positive class True (== 1)
-    "log_loss": (CLASSIFICATION, river_metrics.LogLoss),
-    "roc_auc": (CLASSIFICATION, river_metrics.ROCAUC),  # binary, river's approximation
-    "mae": (REGRESSION, river_metrics.MAE),
-    "rmse": (REGRESSION, river_metrics.RMSE),
-    "r2": (REGRESSION, river_metrics.R2),
-}
-"""Metric name -> (task, river metric class)."""
 
 DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     CLASSIFICATION: ("accuracy", "f1", "log_loss", "roc_auc"),

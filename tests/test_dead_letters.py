@@ -7,7 +7,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 import eventml as em
-from eventml.dlq import dlq_topic, read_dead_letters, read_headers
+from eventml.consumer import read_dead_letters
+from eventml.dlq import dlq_topic, read_headers
 
 pytestmark = pytest.mark.integration
 

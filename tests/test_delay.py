@@ -238,7 +238,7 @@ def test_delay_callable_must_return_a_valid_delay():
 def test_labels_read_back_from_kafka_join_like_labels_in_memory(kafka_bootstrap, topic, irregular):
     from kafka import KafkaProducer
 
-    from eventml.dlq import read_dead_letters
+    from eventml.consumer import read_dead_letters
     from eventml.events import encode_label
 
     events = irregular[:800]

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 import eventml as em
-from eventml.dlq import read_dead_letters
+from eventml.consumer import read_dead_letters
 from eventml.live import LiveUpdater, read_predictions
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import eventml as em
-from eventml.dlq import read_dead_letters
+from eventml.consumer import read_dead_letters
 from eventml.errors import KafkaAuthError
 from eventml.kafka import LocalKafka, free_port
 from eventml.kafka.settings import ENV_NAMES, KafkaSettings

@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 import eventml as em
 from eventml.kafka import free_port
 from eventml.live.snapshots import SnapshotError, list_snapshots, load_snapshot, write_snapshot
-from eventml.dlq import read_dead_letters
+from eventml.consumer import read_dead_letters
 from eventml.live import LiveUpdater, load_model
 from eventml.learners import make_learner
 

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 import eventml as em
-from eventml.dlq import read_dead_letters
+from eventml.consumer import read_dead_letters
 from eventml.live import KILL_ENV, LiveUpdater, load_model, read_predictions
 
 pytestmark = pytest.mark.integration

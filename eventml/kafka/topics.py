@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import pandas as pd
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
@@ -30,6 +29,18 @@ from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from eventml.kafka import clients
 from eventml.kafka.settings import KafkaSettings, split_settings
 from eventml.validation import positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``.
+
+    >>> dlq_topic("events")
+    'events.dlq'
+    """
+    return f"{topic}.dlq"
 
 
 @contextmanager
@@ -129,6 +140,8 @@ def topic_offsets(name: str, *, bootstrap_servers: str | None = None, kafka: Kaf
 def describe_topic(name: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
                    **config: Any) -> pd.DataFrame:
     """One row per partition: earliest and latest offsets and how many records it holds."""
+    import pandas as pd  # not at import: the live updater's dead letters need this module, not pandas
+
     offsets = topic_offsets(name, bootstrap_servers=bootstrap_servers, kafka=kafka, **config)
     rows = [
         {"partition": p, "earliest_offset": lo, "latest_offset": hi, "records": hi - lo}
@@ -143,8 +156,6 @@ def recreate_topic(name: str, partitions: int = 1, *, bootstrap_servers: str | N
 
     A notebook that starts with this counts only what its own run wrote.
     """
-    from eventml.dlq import dlq_topic
-
     settings, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
     for topic in (name, dlq_topic(name)):
         delete_topic(topic, kafka=settings, **tuning)
