@@ -260,3 +260,24 @@ def test_restart_on_crash_starts_a_killed_group_member_again_under_its_name(kafk
     assert count == n and got == expected
     names = set(read_assignments(group, bootstrap_servers=kafka_bootstrap).updater)
     assert len(names) == 1 and f"updater {names.pop()} predicted" in out
+
+
+def test_a_group_member_is_watched_like_one_updater(kafka_bootstrap, topic):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eventml.plots import plot_live
+
+    by_partition = make_input(topic, kafka_bootstrap, 600, 2, seed=15)
+    updater = GroupUpdater(topic, f"{topic}.pred", group=f"{topic}-g", state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                           idle_timeout_s=2, summary_every=100)
+    summary = em.watch(updater.start(), every_s=0.1)
+    stats = updater.join(60)
+    assert stats.partitions == (0, 1) and stats.events == stats.session_events == 600
+    assert stats.model_version == 600 and 0.5 < stats.score <= 1
+    for partition, rows in summary.groupby("partition"):
+        n = len(by_partition[partition])
+        assert rows["events"].tolist() == [*range(100, n + 1, 100)] + ([n] if n % 100 else [])
+    ax = plot_live(summary, stats)
+    assert [line.get_label() for line in ax.lines] == ["partition 0: rolling accuracy", "partition 1: rolling accuracy"]
+    assert ax.get_title().startswith("partitions 0, 1 · 600 events")
