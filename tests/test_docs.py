@@ -3,6 +3,8 @@ first screen has the three commands CI and users run, and its example runs again
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -18,6 +20,10 @@ TEXT_SUFFIXES = {".md", ".py", ".ipynb", ".yml", ".yaml", ".toml", ".sh", ".txt"
 SKIPPED_DIRS = {".git", ".venv", "runs", "__pycache__", "node_modules", "build", "dist", "results"}
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+EM_NAME = re.compile(r"\bem\.(\w+(?:\.\w+)*)")  # em.produce, em.sources.source_names
+DOTTED = re.compile(r"(?<![\w/.])eventml\.(\w+(?:\.\w+)*)")  # eventml.plots.plot_grid (not header names)
+FROM_IMPORT = re.compile(r"^from (eventml(?:\.\w+)*) import ([\w, ]+)$", flags=re.MULTILINE)
+REPO_PATH = re.compile(r"`((?:eventml|tests|benchmarks|notebooks|docs|\.ci)/[\w./-]*\w)`")
 
 
 def first_screen() -> list[str]:
@@ -90,6 +96,42 @@ def test_every_notebook_is_in_the_first_screen_table():
     screen = "\n".join(first_screen())
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert notebooks and all(f"(notebooks/{name})" in screen for name in notebooks)
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``eventml.<dotted>`` is a name: a module, or an attribute of the longest module prefix."""
+    value = importlib.import_module("eventml")
+    for part in dotted.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            try:
+                value = importlib.import_module(f"{value.__name__}.{part}")
+            except (ModuleNotFoundError, AttributeError):
+                return False
+    return True
+
+
+def generated(path: str) -> bool:
+    """Whether a path lies in a folder git ignores (made by a run: benchmarks/results/, a venv)."""
+    ignored = [line for line in (ROOT / ".gitignore").read_text().splitlines() if "/" in line.rstrip("/")]
+    return any(path.startswith(folder.rstrip("/")) for folder in ignored)
+
+
+def test_every_eventml_name_and_repository_path_the_pages_mention_exists():
+    missing = []
+    for page in PAGES:
+        text = page.read_text()
+        names = {name for name in EM_NAME.findall(text) if not name.endswith("_")}  # em.read_* is a family
+        # eventml.X.Y where X is a module of the package (eventml.error.reason is a Kafka header name)
+        names |= {name for name in DOTTED.findall(text)
+                  if importlib.util.find_spec(f"eventml.{name.split('.')[0]}") is not None}
+        for module, imported in FROM_IMPORT.findall(text):
+            names |= {f"{module}.{name.strip()}".removeprefix("eventml.") for name in imported.split(",")}
+        missing += [f"{page.name}: eventml.{name}" for name in sorted(names) if not resolves(name)]
+        missing += [f"{page.name}: {path}" for path in REPO_PATH.findall(text)
+                    if not (ROOT / path).exists() and not generated(path) and "NN_" not in path]  # NN_: a pattern
+    assert not missing, f"named in the docs but not in the repository: {missing}"
 
 
 def readme_example() -> str:
