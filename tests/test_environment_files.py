@@ -50,9 +50,3 @@ def test_compose_jupyter_installs_eventml_and_points_it_at_the_kafka_service():
     python_tag = jupyter["image"].split(":")[1].split("-")[0]
     assert python_tag == pyproject()["project"]["requires-python"].removeprefix(">=")
 
-
-def test_the_ci_script_calls_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "./run.sh test" in readme and "./run.sh notebooks" in readme
-    assert "./run.sh test" in ci

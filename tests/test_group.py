@@ -43,7 +43,7 @@ def test_a_group_without_a_state_key_is_refused_with_how_to_give_one(monkeypatch
 def test_the_live_command_refuses_a_state_dir_with_a_group(tmp_path, capsys):
     code = main(["live", "--events", "e", "--predictions", "p", "--group", "g", "--state-dir", str(tmp_path)])
     assert code == 2
-    assert "--state-dir do not go with --group" in capsys.readouterr().err
+    assert "--state-dir (one updater, one global model) or --group NAME" in capsys.readouterr().err
 
 
 def test_the_live_command_needs_a_state_dir_or_a_group(capsys):
@@ -99,12 +99,12 @@ def test_two_updaters_share_the_partitions_and_each_partition_learns_alone(kafka
                     records_per_transaction=200, session_timeout_s=6)
     first = GroupUpdater(topic, f"{topic}.pred", name="first", **settings).start()
     second = GroupUpdater(topic, f"{topic}.pred", name="second", **settings).start()
-    figures = [first.join(120), second.join(120)]
+    stats = [first.join(120), second.join(120)]
 
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     expected, models = per_partition_offline(by_partition)
     assert count == n and got == expected
-    assert sum(f["events"] for f in figures) == n
+    assert sum(s.session_events for s in stats) == n
     final = load_group_models(topic, group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap)
     assert sorted(final) == [0, 1, 2, 3]
     assert all(probe(final[p]) == probe(models[p]) for p in final)
@@ -123,11 +123,11 @@ def test_a_restarted_group_resumes_from_the_state_in_kafka(kafka_bootstrap, topi
     more = [dataclasses.replace(event, id=f"more-{event.id}") for event in em.synthetic("sea", 1000, seed=7)]
     produce_events(more, topic, kafka_bootstrap)
     by_partition = events_by_partition(topic, kafka_bootstrap)
-    figures = GroupUpdater(topic, f"{topic}.pred", **settings).run()  # another process, no shared disk
+    stats = GroupUpdater(topic, f"{topic}.pred", **settings).run()  # another process, no shared disk
 
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     expected, models = per_partition_offline(by_partition)
-    assert figures["events"] == 1000
+    assert stats.session_events == 1000 and stats.events == n + 1000
     assert count == n + 1000 and got == expected
     final = load_group_models(topic, group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap)
     assert all(probe(final[p]) == probe(models[p]) for p in by_partition)
@@ -188,15 +188,16 @@ def test_a_second_global_updater_is_a_standby_that_takes_over_where_the_first_st
     first = GroupUpdater(topic, f"{topic}.pred", name="first", **settings).start()
     second = GroupUpdater(topic, f"{topic}.pred", name="second", **settings).start()
     deadline = time.monotonic() + 60
-    while first.events + second.events < n // 2 and time.monotonic() < deadline:
+    while first.stats.session_events + second.stats.session_events < n // 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    active, standby = (first, second) if first.events else (second, first)
+    active, standby = (first, second) if first.stats.session_events else (second, first)
     time.sleep(1)
-    assert active.events == n // 2 and standby.events == 0 and standby.figures()["partitions"] == []
+    assert active.stats.session_events == n // 2 and standby.stats.session_events == 0
+    assert active.stats.partitions == (0, 1) and standby.stats.partitions == ()
     active.stop()
     active.join(60)
     produce_events(events[n // 2:], topic, kafka_bootstrap)  # the standby gets the lease and goes on
-    while standby.events < n - n // 2 and time.monotonic() < deadline:
+    while standby.stats.session_events < n - n // 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     standby.stop()
     standby.join(60)
@@ -241,3 +242,42 @@ def test_sigterm_stops_a_group_updater_cleanly_and_hands_its_partitions_over(kaf
     by_partition = events_by_partition(topic, kafka_bootstrap)
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     assert count == n and got == per_partition_offline(by_partition)[0]
+
+
+def test_restart_on_crash_starts_a_killed_group_member_again_under_its_name(kafka_bootstrap, topic):
+    n, group = 2000, f"{topic}-g"
+    by_partition = make_input(topic, kafka_bootstrap, n, 2, seed=14)
+    # the member dies between its 3rd state write and commit; the child started again has its name (so its
+    # transactional id fences the dead one) and gets the partitions once the group drops the dead member
+    proc = live_process(kafka_bootstrap, topic, f"{topic}.pred", "--group", group, "--session-timeout", "6",
+                        "--idle-timeout", "15", "--records-per-transaction", "100", "--restart-on-crash",
+                        kill_at="before_commit:3", env={**os.environ, "EVENTML_STATE_KEY": KEY})
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert err.count("the updater was killed by SIGKILL; starting it again from its committed state") == 1
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    expected, _ = per_partition_offline(by_partition)
+    assert count == n and got == expected
+    names = set(read_assignments(group, bootstrap_servers=kafka_bootstrap).updater)
+    assert len(names) == 1 and f"updater {names.pop()} predicted" in out
+
+
+def test_a_group_member_is_watched_like_one_updater(kafka_bootstrap, topic):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eventml.plots import plot_live
+
+    by_partition = make_input(topic, kafka_bootstrap, 600, 2, seed=15)
+    updater = GroupUpdater(topic, f"{topic}.pred", group=f"{topic}-g", state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                           idle_timeout_s=2, summary_every=100)
+    summary = em.watch(updater.start(), every_s=0.1)
+    stats = updater.join(60)
+    assert stats.partitions == (0, 1) and stats.events == stats.session_events == 600
+    assert stats.model_version == 600 and 0.5 < stats.score <= 1
+    for partition, rows in summary.groupby("partition"):
+        n = len(by_partition[partition])
+        assert rows["events"].tolist() == [*range(100, n + 1, 100)] + ([n] if n % 100 else [])
+    ax = plot_live(summary, stats)
+    assert [line.get_label() for line in ax.lines] == ["partition 0: rolling accuracy", "partition 1: rolling accuracy"]
+    assert ax.get_title().startswith("partitions 0, 1 · 600 events")

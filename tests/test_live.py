@@ -121,30 +121,30 @@ def test_commits_are_spaced_by_what_a_snapshot_costs_not_by_one_slow_write(tmp_p
     # one write that waited for the disk or the CPU used to hold the next commit back 4x as long
     from types import SimpleNamespace
 
-    from eventml.live import snapshots
+    from eventml.live import stores
     from eventml.live.commit import TransactionCommit
+    from eventml.live.merge import EVENTS, InputPartition
 
     producer = SimpleNamespace(send_offsets_to_transaction=lambda *a: None, commit_transaction=lambda *a: None)
-    commit = TransactionCommit(tmp_path, timeout_s=5)
-    real_write = snapshots.write_snapshot
+    commit = TransactionCommit(stores.DirectoryStore(tmp_path, "group"), timeout_s=5)
+    real_write = stores.write_snapshot
 
     def slow_write(*args, **kwargs):
         time.sleep(0.3)
         return real_write(*args, **kwargs)
 
-    state = SimpleNamespace(sequence=0, offsets={"events:0": 1})
+    task = SimpleNamespace(key="global", state=SimpleNamespace(sequence=0, offsets={"events:0": 1}),
+                           inputs=[InputPartition("events", 0, EVENTS)])
     for i in range(5):
-        state.offsets["events:0"] = i + 1
+        task.state.offsets["events:0"] = i + 1
         if i == 2:
-            import eventml.live.commit as commit_module
-
-            commit_module.write_snapshot, saved = slow_write, commit_module.write_snapshot
+            stores.write_snapshot = slow_write
             try:
-                commit(producer, None, state, {"events:0": ("events", 0)})
+                commit(producer, None, [task], None)
             finally:
-                commit_module.write_snapshot = saved
+                stores.write_snapshot = real_write
         else:
-            commit(producer, None, state, {"events:0": ("events", 0)})
+            commit(producer, None, [task], None)
     assert commit.snapshot_cost_s < 0.1 and set(commit.timings) >= {"snapshot", "offsets", "commit", "prune", "total"}
     assert [p.name.split("-")[1] for p in list_snapshots(tmp_path)] == ["00000005"]
     commit.close()
@@ -443,13 +443,6 @@ def test_restart_on_crash_starts_a_killed_updater_again_and_every_event_is_predi
     assert f"live: {n} events predicted" in out and "1 restarts" in out
     got, count = published(predictions, kafka_bootstrap)
     assert count == n and got == offline_predictions(events)
-
-
-def test_restart_on_crash_is_refused_with_a_group():
-    done = subprocess.run([sys.executable, "-m", "eventml.cli", "live", "--events", "e", "--predictions", "p",
-                           "--group", "g", "--restart-on-crash"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert "--restart-on-crash does not go with --group" in done.stderr
 
 
 @pytest.mark.parametrize("loss", ["missing", "truncated"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
+import socket
 import sys
 from typing import Any, Iterator
 
@@ -31,14 +33,12 @@ def _stop_on_signals(updater: Any) -> Iterator[None]:
 
 
 def _live(args: argparse.Namespace) -> int:
-    if args.group is not None:
-        if args.restart_on_crash:
-            raise ConfigError("--restart-on-crash does not go with --group: a group's other updaters take over "
-                              "the partitions of one that was killed")
-        return _live_group(args)
-    if args.state_dir is None:
+    if (args.state_dir is None) == (args.group is None):
         raise ConfigError("eventml live needs --state-dir (one updater, one global model) or --group NAME "
-                          "(updaters sharing the partitions, one model per partition, state in Kafka)")
+                          "(updaters sharing the partitions, state in Kafka), not both")
+    if args.group is not None and args.name is None:
+        # one name for every (re)start of the process: a restarted member fences the killed one at once
+        args.name = f"{socket.gethostname()}-{os.getpid()}"
     if args.restart_on_crash:
         import importlib
 
@@ -46,7 +46,7 @@ def _live(args: argparse.Namespace) -> int:
         from eventml.live.supervise import run_restarting
 
         # imported once, before the fork: what a restart no longer waits for
-        for module in ("eventml.live.updater", "eventml.progress"):
+        for module in ("eventml.live.updater", "eventml.live.group", "eventml.progress"):
             importlib.import_module(module)
         make_learner(args.model)  # the model's libraries
         return run_restarting(lambda: exit_code(_live_updater, args))
@@ -57,15 +57,20 @@ def _live_updater(args: argparse.Namespace) -> int:
     from eventml.live.clients import restart_clients_early
 
     settings = kafka_settings(args)
-    # a restart makes its Kafka clients (after a kill -9 mid-transaction, librdkafka waits 500 ms in
-    # init_transactions) while the model's libraries are imported; the wanted fields are read_identity's
-    early = restart_clients_early(args.state_dir, settings, {
-        "events_topic": args.events, "labels_topic": args.labels, "predictions_topic": args.predictions,
-        "model": args.model}, args.name, setup_timeout_s=60.0)
+    early = None
+    if args.state_dir is not None:
+        # a restart makes its Kafka clients (after a kill -9 mid-transaction, librdkafka waits 500 ms in
+        # init_transactions) while the model's libraries are imported; the wanted fields are read_identity's
+        early = restart_clients_early(args.state_dir, settings, {
+            "events_topic": args.events, "labels_topic": args.labels, "predictions_topic": args.predictions,
+            "model": args.model}, args.name, setup_timeout_s=60.0)
     try:
         from eventml.live import LiveUpdater
 
-        updater = LiveUpdater(args.events, args.predictions, model=args.model, state_dir=args.state_dir,
+        where = ({"state_dir": args.state_dir} if args.group is None else
+                 {"group": args.group, "scope": args.scope, "session_timeout_s": args.session_timeout,
+                  "state_key": secret(args.state_key_file, "--state-key-file")})
+        updater = LiveUpdater(args.events, args.predictions, model=args.model, **where,
                               labels_topic=args.labels, kafka=settings,
                               max_events=args.max_events, idle_timeout_s=args.idle_timeout,
                               records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
@@ -79,31 +84,15 @@ def _live_updater(args: argparse.Namespace) -> int:
     with _stop_on_signals(updater):
         s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
-    print(f"live: {s.events} events predicted, {s.labelled} learned (model {updater.learner.name} "
-          f"v{s.model_version}), {s.metric} {score}, {s.dead_letters} dead letters, {s.expired} expired, "
-          f"{s.late} late and {s.unknown_id} unknown labels, {s.restarts} restarts, {s.transactions} transactions; "
-          f"state in {args.state_dir}")
-    return 0
-
-
-def _live_group(args: argparse.Namespace) -> int:
-    from eventml.live.group import GroupUpdater
-
-    refused = [option for option, value in (("--state-dir", args.state_dir), ("--max-events", args.max_events))
-               if value is not None]
-    if refused:
-        raise ConfigError(f"{' and '.join(refused)} do not go with --group: a group keeps its state in Kafka "
-                          "and runs until --idle-timeout or Ctrl-C")
-    updater = GroupUpdater(args.events, args.predictions, group=args.group, model=args.model, scope=args.scope,
-                           labels_topic=args.labels, state_key=secret(args.state_key_file, "--state-key-file"),
-                           kafka=kafka_settings(args), idle_timeout_s=args.idle_timeout,
-                           records_per_transaction=args.records_per_transaction,
-                           transaction_interval_s=args.transaction_interval, label_ttl_s=args.label_ttl,
-                           session_timeout_s=args.session_timeout, name=args.name, seed=args.seed)
-    with _stop_on_signals(updater):
-        figures = updater.run()
-    print(f"live group {args.group!r}: updater {figures['updater']} predicted {figures['events']} events in "
-          f"{figures['transactions']} transactions; its partitions changed {figures['rebalances']} times")
+    figures = (f"{s.labelled} learned (model {updater.learner.name} v{s.model_version}), {s.metric} {score}, "
+               f"{s.dead_letters} dead letters, {s.expired} expired, {s.late} late and {s.unknown_id} unknown labels, "
+               f"{s.restarts} restarts, {s.transactions} transactions")
+    if args.group is None:
+        print(f"live: {s.events} events predicted, {figures}; state in {args.state_dir}")
+    else:
+        changes = sum(row["event"] == "assigned" for row in updater.assignments)
+        print(f"live group {args.group!r}: updater {updater.name} predicted {s.session_events} events; its "
+              f"partitions {list(s.partitions)} ({changes} assignments) have {s.events} events predicted, {figures}")
     return 0
 
 
@@ -136,6 +125,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     live.add_argument("--name", help="this updater's name (default: from the state directory, or host and process)")
     live.add_argument("--quiet", action="store_true", help="no progress bar")
     live.add_argument("--restart-on-crash", action="store_true",
-                      help="with --state-dir: run the updater in a child process and start it again at once "
-                           "(without import time) if a signal kills it, e.g. kill -9 or the OOM killer")
+                      help="run the updater in a child process and start it again at once (without import "
+                           "time) if a signal kills it, e.g. kill -9 or the OOM killer; a group member restarts "
+                           "under the same name, fencing the killed one")
     with_servers(live)

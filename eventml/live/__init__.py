@@ -1,4 +1,4 @@
-"""The live updater: consume events, predict, publish, learn, snapshot — exactly once.
+"""The live updater: consume events, predict, publish, learn, keep the state — exactly once, in every mode.
 
 For every event the updater predicts with the current model (before learning), publishes a
 :class:`~eventml.events.Prediction` keyed by the event id, and learns as soon as the label is
@@ -26,8 +26,10 @@ written, at 500 and 2,000 events/s (kafka-python: 30-31 and 83-100 ms). See ``be
 
 How "exactly once" works
 ------------------------
-The updater reads with ``isolation.level=read_committed`` and writes with a *transactional*
-producer. It works in transactions of up to ``records_per_transaction`` input records or
+This section tells it for one updater (``state_dir``); a group member (``group``) works the same way,
+with each partition's state written to a state topic inside the transaction instead of a snapshot file
+(see :mod:`eventml.live.group`). The updater reads with ``isolation.level=read_committed`` and writes
+with a *transactional* producer. It works in transactions of up to ``records_per_transaction`` input records or
 ``transaction_interval_s`` seconds, and closes a transaction early once it has read every input
 partition to its end (so at a steady produce rate predictions become readable within tens of
 milliseconds, while a replay fills transactions to the limits); such early commits are spaced
@@ -85,14 +87,17 @@ commit step runs in a helper thread that the updater stops waiting for after
 
 Parts
 -----
-:mod:`~eventml.live.updater` (the orchestrator, :class:`LiveUpdater`),
-:mod:`~eventml.live.clients` (its two Kafka clients), :mod:`~eventml.live.merge` (the timestamp
-merge of input partitions), :mod:`~eventml.live.processor` (the per-record work),
-:mod:`~eventml.live.commit` (closing a transaction, bounded in time), :mod:`~eventml.live.state`
-and :mod:`~eventml.live.snapshots` (what is kept, and where), :mod:`~eventml.live.stats` (figures).
-Several updaters sharing a topic's partitions, one model per partition and the state in Kafka:
-:mod:`~eventml.live.group` (:class:`GroupUpdater`) and :mod:`~eventml.live.state_topic`. Both kinds
-run in a background thread the same way (:mod:`~eventml.live.background`).
+One engine in every mode (:mod:`~eventml.live.engine`): :class:`LiveUpdater` with ``state_dir=`` (one
+updater) or ``group=`` (a member of a group, :mod:`~eventml.live.group`; :class:`GroupUpdater` is the same
+class with ``group`` required). The engine's parts: :mod:`~eventml.live.settings` (the settings, checked
+once), :mod:`~eventml.live.clients` (its two Kafka clients), :mod:`~eventml.live.assignment` (which tasks
+it works on: fixed, a consumer group or a lease), :mod:`~eventml.live.stores` (where each task's state
+goes: a state directory, :mod:`~eventml.live.snapshots`, or a state topic,
+:mod:`~eventml.live.state_topic`), :mod:`~eventml.live.merge` (the timestamp merge of a task's input
+partitions), :mod:`~eventml.live.processor` (the per-record work), :mod:`~eventml.live.commit` (closing a
+transaction in numbered steps, bounded in time), :mod:`~eventml.live.state` (what is kept),
+:mod:`~eventml.live.stats` (figures), :mod:`~eventml.live.background` (a run in a thread) and
+:mod:`~eventml.live.supervise` (``--restart-on-crash``).
 
 Examples
 --------

@@ -61,10 +61,12 @@ def setup_timeout(reconnect_timeout_s: float) -> float:
 
 
 def connect_with_backoff(connect: Callable[[], None], close: Callable[[], None], timeout_s: float,
-                         kafka: KafkaSettings, advice: str = "") -> None:
-    """``connect()`` until it works, after a Kafka failure: ``close()`` and a wait between tries (0.2 s,
-    doubling up to 5 s), for up to ``timeout_s``; then a :class:`KafkaUnavailableError` naming the address,
-    the last error and ``advice``. Refused credentials or certificates are raised at once."""
+                         kafka: KafkaSettings, advice: str = "", first: bool = False) -> None:
+    """``connect()`` until it works, at the start (``first``) or after a Kafka failure: ``close()`` and a
+    wait between tries (0.2 s, doubling up to 5 s), for up to ``timeout_s``; then a
+    :class:`KafkaUnavailableError` naming the address, the last error and ``advice``. Refused credentials
+    or certificates are raised at once, as are errors that are not Kafka's (a wrong setting, a state that
+    does not match)."""
     deadline = time.monotonic() + timeout_s
     wait = 0.2
     while True:
@@ -76,8 +78,8 @@ def connect_with_backoff(connect: Callable[[], None], close: Callable[[], None],
         except (*CLIENT_ERRORS, KafkaUnavailableError) as exc:
             if time.monotonic() + wait > deadline:
                 raise KafkaUnavailableError(
-                    f"Kafka at {kafka.bootstrap_servers or 'the default address'} did not come back within "
-                    f"{timeout_s:g} s (last error: {exc}){advice}") from None
+                    f"Kafka at {kafka.bootstrap_servers or 'the default address'} did not "
+                    f"{'answer' if first else 'come back'} within {timeout_s:g} s (last error: {exc}){advice}") from None
             close()
             time.sleep(wait)
             wait = min(wait * 2, 5.0)

@@ -1,17 +1,18 @@
-"""Closing a live updater's transaction: snapshot, then offsets and commit, bounded in time.
+"""Closing a live updater's transaction: state, then offsets and commit, bounded in time.
 
-:class:`TransactionCommit` closes the open transaction in numbered steps:
+:class:`TransactionCommit` closes the open transaction in numbered steps, the same in every mode:
 
-1. write the snapshot of the state, named after the input offsets it follows, before anything
-   commits, so the snapshot that goes with committed offsets is always there after a crash of the
-   process (it is not fsynced: see :mod:`eventml.live.snapshots` for why, and for what an OS
-   crash does);
+1. write the state of every task that processed records in it, for the input offsets it is about to
+   commit, to the updater's state store (:mod:`eventml.live.stores`): a snapshot file named after
+   those offsets (a state directory; not fsynced: see :mod:`eventml.live.snapshots` for why, and
+   for what an OS crash does), or records produced inside the transaction (a state topic);
 2. add the input offsets to the transaction and commit it, in a helper thread that the updater
    stops waiting for after ``timeout_s`` + 2 s (:class:`BoundedCalls`);
-3. delete the older snapshots.
+3. tell the store the state is committed (a state directory deletes its older snapshots).
 
-A crash between 1 and 2 leaves a snapshot ahead of the committed offsets, which a restart ignores;
-a crash after 2 leaves the old snapshots too, which a restart also ignores. The test hook
+A crash between 1 and 2 leaves a snapshot ahead of the committed offsets (or state records of an
+aborted transaction), which a restart ignores; a crash after 2 leaves the old snapshots too, which a
+restart also ignores. The test hook
 ``EVENTML_LIVE_KILL_AT=before_commit:N`` (or ``after_commit:N``) makes the process SIGKILL itself
 at the N-th commit of the process, right before step 2 (or after it).
 
@@ -28,12 +29,10 @@ import queue
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from eventml.errors import ConfigError
 from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
-from eventml.live.snapshots import prune_snapshots, write_snapshot
 
 __all__ = ["KILL_ENV", "SNAPSHOT_SHARE", "BoundedCalls", "KillHook", "StateCost", "TransactionCommit", "fenced"]
 
@@ -153,47 +152,52 @@ class StateCost:
 
 
 class TransactionCommit:
-    """Closes transactions of one producer (see the module docstring for the steps).
+    """Closes the transactions of one producer (see the module docstring for the steps).
 
     Parameters
     ----------
-    state_dir
-        Where the snapshots go.
+    store
+        Where the tasks' state goes (a :class:`~eventml.live.stores.StateStore`).
     timeout_s
         How long step 2 may take (the updater's ``reconnect_timeout_s``).
     """
 
-    def __init__(self, state_dir: Path, timeout_s: float):
-        self.state_dir = state_dir
+    def __init__(self, store: Any, timeout_s: float):
+        self.store = store
         self.timeout_s = timeout_s
-        self.snapshot_s = 0.0  # how long the last snapshot took to write
-        self.state_cost = StateCost()  # of the snapshots
+        self.state_cost = StateCost()  # of the state writes
         self.timings: dict[str, float] = {}  # seconds of each step of the last commit
         self._bounded = BoundedCalls()
         self._kill = KillHook()
 
-    def __call__(self, producer: Any, group_metadata: Any, state: Any, partitions: dict[str, tuple[str, int]]) -> None:
-        """Commit the open transaction of ``producer`` with the state and its input offsets.
+    def __call__(self, producer: Any, group_metadata: Any, tasks: list, send: Any) -> None:
+        """Commit the open transaction of ``producer`` with the state of ``tasks`` and their input offsets.
 
-        ``partitions`` maps each offsets key (``"topic:partition"``) to ``(topic, partition)``.
+        ``tasks`` are the tasks that processed records in the transaction (each with ``state`` and
+        ``inputs``); ``send`` produces a record in the open transaction (a state topic's records).
         Raises a ``KafkaException`` (``_TIMED_OUT`` if step 2 outlived ``timeout_s``).
         """
-        state.sequence += 1
         self._kill.commits += 1
         started = time.monotonic()
-        path = write_snapshot(self.state_dir, state.sequence, state.offsets, state)  # 1
-        snapshot_done = time.monotonic()
-        self.snapshot_s = snapshot_done - started
-        self.state_cost.add(self.snapshot_s)
+        offsets = []
+        for task in tasks:  # 1
+            state = task.state
+            state.sequence += 1
+            self.store.write(task, send)
+            offsets.extend(TopicPartition(where.topic, where.partition, state.offsets[where.key])
+                           for where in task.inputs)
+        written = time.monotonic()
+        if tasks:
+            self.state_cost.add(written - started)
         self._kill.maybe_die("before_commit")
-        offsets = [TopicPartition(*partitions[key], offset) for key, offset in state.offsets.items()]
         timeout = self.timeout_s
         steps = [0.0, 0.0, 0.0]
 
         def commit() -> None:  # 2
             steps[0] = time.monotonic()
             ends = steps[0] + timeout
-            producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
             steps[1] = time.monotonic()
             producer.commit_transaction(max(0.1, ends - time.monotonic()))
             steps[2] = time.monotonic()
@@ -203,19 +207,20 @@ class TransactionCommit:
         self._bounded.call(commit, timeout + GRACE_S)
         committed = time.monotonic()
         self._kill.maybe_die("after_commit")
-        prune_snapshots(self.state_dir, keep=path)  # 3
+        for task in tasks:  # 3
+            self.store.committed(task)
         ended = time.monotonic()
-        self.timings = {"snapshot": self.snapshot_s, "handoff": (steps[0] - snapshot_done) + (committed - steps[2]),
+        self.timings = {"snapshot": written - started, "handoff": (steps[0] - written) + (committed - steps[2]),
                         "offsets": steps[1] - steps[0], "commit": steps[2] - steps[1], "prune": ended - committed,
                         "total": ended - started}
         if self.timings["total"] > SLOW_COMMIT_S:
-            log.info("commit %d took %.0f ms (%s)", state.sequence, self.timings["total"] * 1e3,
+            log.info("commit %d took %.0f ms (%s)", self._kill.commits, self.timings["total"] * 1e3,
                      ", ".join(f"{step} {seconds * 1e3:.1f} ms" for step, seconds in self.timings.items()
                                if step != "total"))
 
     @property
     def snapshot_cost_s(self) -> float:
-        """What writing a snapshot of this state costs (see :class:`StateCost`)."""
+        """What writing the state costs (see :class:`StateCost`)."""
         return self.state_cost.seconds
 
     def close(self) -> None:

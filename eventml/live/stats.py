@@ -34,6 +34,11 @@ class LiveStats:
     ``dead_letters`` counts every record sent to a DLQ, ``model_errors`` those of them the model
     failed on. ``late``, ``expired``, ``unknown_id`` and ``duplicate`` are the counters of the
     pending-label join (:mod:`eventml.labels`); ``pending`` is how many predictions wait for a label.
+    ``transactions`` counts the commits that wrote the state.
+
+    These figures are of the updater's *tasks*, counted across restarts: a single updater has one; a
+    group member sums its partitions' (their scores weighted by their labels), ``partitions`` naming
+    them. ``session_events`` counts the events this updater object predicted itself, in this process.
     """
 
     events: int = 0
@@ -56,6 +61,8 @@ class LiveStats:
     restarts: int = 0
     transactions: int = 0
     running: bool = False
+    partitions: tuple = ()
+    session_events: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as a flat dict (``score`` named after the metric, e.g. ``accuracy``)."""
@@ -70,6 +77,26 @@ def _counters(state: Any) -> dict[str, int]:
     return {"dead_letters": counts["dead_letters"], "model_errors": counts["model_errors"],
             **{name: labels[name] for name in LABEL_FIGURES}, "pending": len(state.pending),
             "restarts": counts["restarts"]}
+
+
+def _summed(states: list) -> dict[str, int]:
+    if len(states) == 1:
+        return _counters(states[0])
+    total: collections.Counter = collections.Counter()
+    for state in states:
+        total.update(_counters(state))
+    return {name: total[name] for name in ("dead_letters", "model_errors", *LABEL_FIGURES, "pending", "restarts")}
+
+
+def _score(metrics: list, weights: list[int]) -> float | None:
+    """A metric over several tasks: each one's value weighted by its labels (exact for accuracy, log loss
+    and MAE, which are means; one task's value as it is)."""
+    total = sum(weights)
+    if not total:
+        return None
+    if len(metrics) == 1:
+        return metrics[0].get()
+    return sum(metric.get() * weight for metric, weight in zip(metrics, weights) if weight) / total
 
 
 def summary_row(state: Any, lag: int | None) -> dict[str, Any]:
@@ -99,21 +126,24 @@ class StatsMeter:
         """A new run: rates start over (latencies are kept)."""
         self._rates.clear()
 
-    def stats(self, state: Any, lag: int | None, running: bool) -> LiveStats:
-        counts, scorer = state.counts, state.scorer
-        if not self._rates or self._rates[-1][1] != counts["events"]:  # an idle wait does not lower the rate
-            self._rates.append((time.monotonic(), counts["events"]))
+    def stats(self, states: list, lag: int | None, running: bool, partitions: tuple = (),
+              session_events: int = 0) -> LiveStats:
+        """The figures of the tasks' ``states`` (see :class:`LiveStats`)."""
+        if not self._rates or self._rates[-1][1] != session_events:  # an idle wait does not lower the rate
+            self._rates.append((time.monotonic(), session_events))
         (t0, e0), (t1, e1) = self._rates[0], self._rates[-1]
         now = time.monotonic()
         if self.latencies and (not running or now - self._percentiles_at >= self.PERCENTILES_EVERY_S):
             latencies = np.fromiter(self.latencies, float)
             self._percentiles = (float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)))
             self._percentiles_at = now
-        learned = counts["learned"]
+        weights = [state.counts["learned"] for state in states]
+        learned = sum(weights)
         return LiveStats(
-            events=counts["events"], labelled=learned, model_version=learned, metric=self.metric,
-            score=scorer.cumulative[0].get() if learned else None,
-            rolling_score=scorer.rolling[0].get() if learned else None,
+            events=sum(state.counts["events"] for state in states), labelled=learned, model_version=learned,
+            metric=self.metric, score=_score([state.scorer.cumulative[0] for state in states], weights),
+            rolling_score=_score([state.scorer.rolling[0] for state in states], weights),
             events_per_s=(e1 - e0) / (t1 - t0) if t1 > t0 else 0.0, lag=lag,
             latency_p50_s=self._percentiles[0], latency_p99_s=self._percentiles[1],
-            **_counters(state), transactions=state.sequence, running=running)
+            **_summed(states), transactions=sum(state.sequence for state in states), running=running,
+            partitions=tuple(partitions), session_events=session_events)

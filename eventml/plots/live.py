@@ -39,9 +39,12 @@ def streaming_rate(summary: pd.DataFrame) -> float | None:
 def _live_title(stats: Any, summary: pd.DataFrame) -> str:
     f = stats if isinstance(stats, dict) else stats.to_dict()
     rate = f["events_per_s"]
-    if not f.get("running", True):  # a finished run's recent rate includes the wait that ended it
+    per_partition = "partition" in summary.columns
+    if not f.get("running", True) and not per_partition:  # a finished run's recent rate includes the final wait
         rate = streaming_rate(summary) or rate
     parts = [f"{f['events']:,} events", f"{rate:,.0f} ev/s", f"model v{f['model_version']:,}"]
+    if per_partition:
+        parts.insert(0, f"partitions {', '.join(map(str, f.get('partitions', ()))) or 'none'}")
     if f.get("lag") is not None:
         parts.append(f"lag {f['lag']:,}")
     if f.get("latency_p50_s") is not None:
@@ -56,7 +59,8 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
     :meth:`eventml.live.LiveUpdater.summary`): rolling (solid) and cumulative (dotted), the true
     drift position, a dotted vertical line at the first row after each restart, and the updater's figures
     (:class:`eventml.live.LiveStats` or its dict) in the title; a finished run's events per second
-    are those while events came (:func:`streaming_rate`).
+    are those while events came (:func:`streaming_rate`). A group member's summary (with a ``partition``
+    column) draws each partition's rolling metric along that partition's events.
 
     Examples
     --------
@@ -70,15 +74,19 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
     300
     """
     ax = _axes(ax, (8.0, 3.8))
-    if len(summary):
+    per_partition = "partition" in summary.columns
+    if len(summary) and per_partition:  # a group member's: one model per partition, each along its own events
+        for partition, rows in summary.groupby("partition", sort=True):
+            ax.plot(rows["events"], rows[f"rolling_{metric}"], label=f"partition {partition}: rolling {metric}")
+    elif len(summary):
         ax.plot(summary["events"], summary[f"rolling_{metric}"], label=f"rolling {metric}")
         ax.plot(summary["events"], summary[metric], linestyle=":", color="C0", label=metric)
     _drift_line(ax, drift_at)
-    if len(summary):
+    if len(summary) and not per_partition:
         restarted = summary["events"][summary["restarts"].diff().fillna(0) > 0]
         for i, events in enumerate(restarted):
             ax.axvline(events, color="C3", linestyle=":", label="restart" if i == 0 else None)
-    ax.set(xlabel="events predicted", ylabel=metric, title=_live_title(stats, summary) if stats is not None else "Live updater")
+    ax.set(xlabel="events predicted" + (" (of each partition)" if per_partition else ""), ylabel=metric, title=_live_title(stats, summary) if stats is not None else "Live updater")
     ax.title.set_fontsize("small")
     ax.legend(loc="lower right", fontsize="small")
     return ax
