@@ -85,11 +85,11 @@ def test_the_installed_java_is_accepted():
 def test_cluster_ids_never_start_with_a_dash(monkeypatch):
     import uuid as uuid_module
 
-    from eventml.kafka import local
+    from eventml.kafka import node
 
     dash_first = uuid_module.UUID(bytes=b"\xf8" + bytes(15))  # base64 "-A...": read as an option by Kafka
     fresh = iter([dash_first, uuid_module.UUID(int=7)])
-    monkeypatch.setattr(local.uuid, "uuid4", lambda: next(fresh))
-    assert local.base64.urlsafe_b64encode(dash_first.bytes).decode().startswith("-")
-    cluster_id = local._cluster_id()
+    monkeypatch.setattr(node.uuid, "uuid4", lambda: next(fresh))
+    assert node.base64.urlsafe_b64encode(dash_first.bytes).decode().startswith("-")
+    cluster_id = node.new_cluster_id()
     assert not cluster_id.startswith("-") and len(cluster_id) == 22

@@ -110,7 +110,7 @@ def test_a_new_topic_on_a_broker_that_creates_topics_is_still_created_by_produci
 
 def test_broker_properties_given_to_local_kafka_override_its_defaults(tmp_path):
     kafka = LocalKafka(data_dir=tmp_path, config={"auto.create.topics.enable": "false", "num.partitions": "3"})
-    lines = kafka._write_config().read_text().splitlines()
+    lines = kafka.node.write_config().read_text().splitlines()
     assert "auto.create.topics.enable=false" in lines
     assert [line for line in lines if line.startswith("num.partitions=")] == ["num.partitions=3"]
 

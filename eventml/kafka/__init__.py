@@ -11,6 +11,7 @@ module              job
                     helpers' client), with eventml's tuned defaults
 ``rdkafka``         confluent-kafka (librdkafka) producers and consumers (the live updater's)
 ``topics``          create, delete, list and describe topics; their offsets
+``node``            one KRaft node process (controller and broker): its properties, storage, start and stop
 ``local``           :class:`LocalKafka`, the local single-node broker, and ``kafka_for``
 ``cluster``         :class:`LocalCluster`, a local multi-node KRaft cluster (replication factor 3)
                     whose nodes stop and start one by one

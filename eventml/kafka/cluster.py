@@ -6,10 +6,10 @@ jars as :class:`~eventml.kafka.local.LocalKafka`, each node both a KRaft control
 replication factor 3 and ``min.insync.replicas=2``: with ``acks=all`` a write survives one node
 stopped or killed, and writes go on while one node is down.
 
-Each node is a :class:`LocalKafka` in ``DATA_DIR/node-N`` (its storage, ``server.properties``,
-``server.log`` and pid file); ``DATA_DIR/cluster.json`` remembers the cluster's size, ports and id,
-so a node can be stopped and started again from another process (``eventml kafka stop --node 2``,
-``eventml kafka start --node 2``). Node ``N`` listens for clients on ``port + 2(N-1)`` and for its
+Each node is a :class:`~eventml.kafka.node.KafkaNode` in ``DATA_DIR/node-N`` (its storage,
+``server.properties``, ``server.log`` and pid file); ``DATA_DIR/cluster.json`` remembers the cluster's
+size, ports and id, so a node can be stopped and started again from another process (``eventml kafka
+stop --node 2``, ``eventml kafka start --node 2``). Node ``N`` listens for clients on ``port + 2(N-1)`` and for its
 controller on the port after it (9092/9093, 9094/9095, 9096/9097 by default); ``port=0`` picks
 free ports.
 
@@ -44,8 +44,8 @@ from typing import Any
 
 from eventml.errors import BrokerError, ConfigError
 from eventml.kafka.jars import KAFKA_VERSION
-from eventml.kafka.local import (DEFAULT_PORT, LocalKafka, _broker_properties, _cluster_id, default_data_dir, free_port,
-                                 port_is_free)
+from eventml.kafka.node import (DEFAULT_PORT, KafkaNode, StopsWhatItStarted, broker_properties, default_data_dir,
+                                free_port, is_formatted, new_cluster_id, port_is_free)
 from eventml.kafka.settings import KafkaSettings
 
 #: the file in a cluster's data directory that says how many nodes it has, their ports and its id
@@ -92,7 +92,7 @@ def read_layout(data_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BrokerError(f"cannot read {path} ({exc!r}); delete the folder {data_dir} to start over") from None
-    formatted = any((Path(data_dir) / f"node-{node_id}" / "logs" / "meta.properties").exists() for node_id, _, _ in nodes)
+    formatted = any(is_formatted(Path(data_dir) / f"node-{node_id}") for node_id, _, _ in nodes)
     return layout if formatted else None
 
 
@@ -147,36 +147,7 @@ class ClusterStatus:
         return "\n".join([head, *rows])
 
 
-class _Node(LocalKafka):
-    """One node of a :class:`LocalCluster`: a LocalKafka with the cluster's id, voters and replication."""
-
-    def __init__(self, cluster: "LocalCluster", node_id: int, port: int, controller_port: int):
-        super().__init__(port=port, controller_port=controller_port, data_dir=cluster.data_dir / f"node-{node_id}",
-                         host=cluster.host, heap_mb=cluster.heap_mb, start_timeout_s=cluster.start_timeout_s,
-                         config=cluster.config, secure=False)
-        self._jvm_options = tuple(cluster.jvm_options)
-        self.node_id = node_id
-        self._cluster = cluster
-
-    def _properties(self) -> dict[str, str]:
-        props = super()._properties()
-        props["node.id"] = str(self.node_id)
-        props["controller.quorum.voters"] = self._cluster.voters
-        props.update(replication_defaults(len(self._cluster.nodes)))
-        return props
-
-    def _check_kind(self, formatted: bool) -> None:
-        pass  # a node's folder is the cluster's: LocalCluster checks the kind of its data directory
-
-    def _format_cluster_id(self) -> str:
-        return self._cluster.cluster_id
-
-    def _answers(self) -> bool:
-        """True once this node is registered and unfenced: listed among the brokers it reports."""
-        return self.node_id in self._cluster._broker_ids(self.bootstrap_servers)
-
-
-class LocalCluster:
+class LocalCluster(StopsWhatItStarted):
     """A local KRaft Apache Kafka cluster of ``brokers`` nodes, each a controller and a broker.
 
     Parameters
@@ -221,7 +192,7 @@ class LocalCluster:
         self.host = host
         self.heap_mb = heap_mb
         self.start_timeout_s = start_timeout_s
-        self.config = _broker_properties(config)
+        self.config = broker_properties(config, "LocalCluster")
         if isinstance(jvm_options, str) or not all(isinstance(option, str) for option in jvm_options):
             raise ConfigError(f"jvm_options must be a list of strings such as ['-XX:+UseSerialGC'], got {jvm_options!r}")
         self.jvm_options = tuple(jvm_options)
@@ -237,17 +208,21 @@ class LocalCluster:
             self.cluster_id = layout["cluster_id"]
             ports = [(node["port"], node["controller_port"]) for node in layout["nodes"]]
             if config is None:
-                self.config = _broker_properties(layout.get("config"))
+                self.config = broker_properties(layout.get("config"), "LocalCluster")
         else:
-            self.cluster_id = _cluster_id()
+            self.cluster_id = new_cluster_id()
             count = brokers or 3
             if port == 0:
                 ports = [(free_port(host), free_port(host)) for _ in range(count)]
             else:
                 first = DEFAULT_PORT if port is None else port
                 ports = [(first + 2 * i, first + 2 * i + 1) for i in range(count)]
-        self.nodes = [_Node(self, i + 1, client, controller) for i, (client, controller) in enumerate(ports)]
-        self._started_here = False
+        voters = ",".join(f"{i + 1}@{host}:{controller}" for i, (_, controller) in enumerate(ports))
+        properties = {**replication_defaults(len(ports)), **self.config}
+        self.nodes = [KafkaNode(self.data_dir / f"node-{i + 1}", client, controller, node_id=i + 1, voters=voters,
+                                host=host, heap_mb=heap_mb, jvm_options=self.jvm_options,
+                                start_timeout_s=start_timeout_s, properties=properties)
+                      for i, (client, controller) in enumerate(ports)]
 
     # ------------------------------------------------------------------ where
     @property
@@ -267,10 +242,10 @@ class LocalCluster:
     @property
     def voters(self) -> str:
         """``controller.quorum.voters``: every node, ``id@host:controller_port``."""
-        return ",".join(f"{node.node_id}@{self.host}:{node.controller_port}" for node in self.nodes)
+        return self.nodes[0].voters
 
-    def node(self, node_id: int) -> LocalKafka:
-        """Node ``node_id`` (1 to ``brokers``) as a :class:`LocalKafka`."""
+    def node(self, node_id: int) -> KafkaNode:
+        """Node ``node_id`` (1 to ``brokers``)."""
         if not isinstance(node_id, int) or not 1 <= node_id <= len(self.nodes):
             raise ConfigError(f"this cluster has nodes 1 to {len(self.nodes)}, not {node_id!r}")
         return self.nodes[node_id - 1]
@@ -280,7 +255,7 @@ class LocalCluster:
         """A row per node: its id, ports, pid and whether it is up."""
         rows = []
         for node in self.nodes:
-            pid = node._pid()
+            pid = node.pid()
             rows.append(NodeStatus(node.node_id, node.port, node.controller_port, pid, pid is not None))
         return ClusterStatus(rows, self.bootstrap_servers, self.data_dir)
 
@@ -291,7 +266,7 @@ class LocalCluster:
         Idempotent: running nodes are left alone. The nodes start together (a KRaft quorum needs a
         majority of them), their storage formatted on the first start.
         """
-        nodes = [node for node in self.nodes if node._pid() is None]
+        nodes = [node for node in self.nodes if not node.running]
         self._prepare(nodes)
         self._launch_and_wait(nodes)
         return self.status()
@@ -299,17 +274,17 @@ class LocalCluster:
     def start_node(self, node_id: int) -> NodeStatus:
         """Start one node again (after :meth:`stop_node` or :meth:`kill_node`) and wait until it is registered."""
         node = self.node(node_id)
-        nodes = [node] if node._pid() is None else []
+        nodes = [] if node.running else [node]
         self._prepare(nodes)
         self._launch_and_wait(nodes)
         return self.status().nodes[node_id - 1]
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop every node (SIGTERM to all, SIGKILL after ``timeout_s``); False if none was running."""
-        pids = [(node, node._signal(signal.SIGTERM)) for node in self.nodes]
+        pids = [(node, node.signal(signal.SIGTERM)) for node in self.nodes]
         for node, pid in pids:
             if pid is not None:
-                node._await_exit(pid, timeout_s)
+                node.await_exit(pid, timeout_s)
         return any(pid is not None for _, pid in pids)
 
     def stop_node(self, node_id: int, timeout_s: float = 30.0) -> bool:
@@ -324,10 +299,10 @@ class LocalCluster:
         """
         return self.node(node_id).kill()
 
-    def _prepare(self, nodes: list[_Node]) -> None:
+    def _prepare(self, nodes: list[KafkaNode]) -> None:
         """Check the folder holds this cluster (or nothing) and the ports of ``nodes`` are free, then
         write ``cluster.json``."""
-        if (self.data_dir / "logs" / "meta.properties").exists():
+        if is_formatted(self.data_dir):
             raise BrokerError(f"{self.data_dir} holds a single broker: start it without --brokers, "
                               "or give the cluster another --data-dir")
         for node in nodes:
@@ -344,12 +319,12 @@ class LocalCluster:
         }
         (self.data_dir / CLUSTER_FILE).write_text(json.dumps(layout, indent=1) + "\n")
 
-    def _launch_and_wait(self, nodes: list[_Node]) -> None:
-        launched: list[tuple[_Node, subprocess.Popen]] = []
+    def _launch_and_wait(self, nodes: list[KafkaNode]) -> None:
+        launched: list[tuple[KafkaNode, subprocess.Popen]] = []
         try:
             # formatting runs a JVM per node: side by side
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-                futures = [(node, pool.submit(node._launch)) for node in nodes]
+                futures = [(node, pool.submit(node.launch, self.cluster_id)) for node in nodes]
                 errors = []
                 for node, future in futures:
                     try:
@@ -362,7 +337,7 @@ class LocalCluster:
                 if errors:
                     raise errors[0]
             for node, proc in launched:
-                node._wait_until_ready(proc)
+                node.wait_until_ready(proc)
         except BaseException:
             for node, _ in launched:
                 node.stop(timeout_s=10.0)
@@ -371,18 +346,6 @@ class LocalCluster:
             self._started_here = True
 
     # ------------------------------------------------------------------ metadata
-    def _broker_ids(self, bootstrap_servers: str | None = None) -> set[int]:
-        """The ids of the brokers registered and unfenced, as the metadata says."""
-        from eventml.kafka.clients import admin
-
-        settings = KafkaSettings(bootstrap_servers or self.bootstrap_servers, security_protocol="PLAINTEXT",
-                                 environ={})
-        client = admin(settings, request_timeout_ms=3000)
-        try:
-            return {broker["broker_id"] for broker in client.describe_cluster()["brokers"]}
-        finally:
-            client.close()
-
     def partitions(self, topic: str) -> list[dict[str, Any]]:
         """A row per partition of ``topic``: ``partition``, ``leader`` (a node id, None if it has
         none), ``replicas`` and ``isr`` (lists of node ids), sorted by partition."""
@@ -422,16 +385,11 @@ class LocalCluster:
         raise BrokerError(f"the replicas of {topic!r} were not all in sync within {timeout_s:g} s: {rows}")
 
     # ------------------------------------------------------------------ with
-    def __enter__(self) -> "LocalCluster":
-        self.start()
-        return self
-
     def __exit__(self, *exc) -> None:
-        if self._started_here:
-            self.stop()
-            self._started_here = False
-            if self._temporary:
-                shutil.rmtree(self.data_dir, ignore_errors=True)
+        started = self._started_here
+        super().__exit__(*exc)
+        if started and self._temporary:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"LocalCluster(brokers={len(self.nodes)}, bootstrap_servers={self.bootstrap_servers!r}, data_dir='{self.data_dir}')"
