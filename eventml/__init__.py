@@ -43,9 +43,8 @@ __version__ = "0.1.0"
 #: where each name of the package lives, imported on first use
 _LAZY = {
     **dict.fromkeys(["EventConsumer", "consume", "read_dataframe", "read_events", "read_labels", "read_predictions",
-                     "replay"], "eventml.consumer"),
+                     "read_dead_letters", "replay"], "eventml.consumer"),
     "split_labels": "eventml.delay",
-    "read_dead_letters": "eventml.dlq",
     "drift_table": "eventml.drift",
     **dict.fromkeys(["accuracy_between", "prequential"], "eventml.evaluate"),
     **dict.fromkeys(["Event", "Label", "Prediction", "decode_event", "encode_event", "events_to_dataframe"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import subprocess
 import re
 from pathlib import Path
 
@@ -41,12 +42,20 @@ def relative_links(page: Path) -> list[str]:
 
 
 def repository_text_files():
-    for dirpath, dirnames, filenames in os.walk(ROOT):
-        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith(".venv")]
-        for name in filenames:
-            path = Path(dirpath, name)
-            if path.suffix in TEXT_SUFFIXES:
-                yield path
+    """The repository's text files: what git tracks or would (not what it ignores: .venv, runs/, build
+    metadata), else every file under the root outside the skipped folders."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                            text=True)
+    if listed.returncode == 0:
+        paths = [ROOT / line for line in listed.stdout.splitlines()]
+    else:
+        paths = []
+        for dirpath, dirnames, filenames in os.walk(ROOT):
+            dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith(".venv")]
+            paths.extend(Path(dirpath, name) for name in filenames)
+    for path in paths:
+        if path.suffix in TEXT_SUFFIXES and path.is_file():
+            yield path
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
