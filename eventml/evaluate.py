@@ -150,7 +150,7 @@ def prequential(
     scored prediction (0/1 mistake, or absolute error), river's ``update`` then
     ``drift_detected``; only a rise of the error counts (see :mod:`eventml.drift`).
     A learner whose detector fires gets a result row at that step (after it learned, and after
-    the policy), whose ``detection`` column names the detector (``None`` on the other rows);
+    the policy), whose ``detection`` column names the detector (missing on the other rows);
     ``drifts`` counts the detections so far. :func:`eventml.drift.drift_table` lists them, one
     row per detection. ``on_drift="reset"`` replaces the learner by a fresh clone;
     ``on_drift="refit"`` refits a :class:`~eventml.learners.WindowedBatch` on its last
