@@ -16,6 +16,7 @@ Examples
 Traceback (most recent call last):
 ...
 AttributeError: demo.loads moved: use json.loads
+>>> del sys.modules["demo"]
 """
 
 from __future__ import annotations
