@@ -61,7 +61,7 @@ def test_int_delay_equals_river_delayed_progressive_val_score(sea, delay):
             assert final(df, name, metric) == river_score(sea, name, RIVER_METRICS[metric](), delay=delay)
     # event i's label is due at i + delay: the last `delay` labels are still waiting at the end
     assert label_counts(df) == {"on_time": len(sea) - delay, "at_end": delay, "late": 0, "expired": 0, "never": 0,
-                                  "unknown_id": 0, "duplicate": 0}
+                                "unknown_id": 0, "duplicate": 0}
     assert df["step"].iloc[-1] == len(sea)
     # the counts are columns, so far at each row: a label is due `delay` events after its event
     rows = df[df["learner"] == names[0]]
@@ -186,7 +186,7 @@ def test_label_counts_on_time_late_never_unknown_and_duplicate():
     labels += [Label("e-9", 1, ts=2.0)]  # before its event is seen: unknown at that time
     df = prequential(events, "river_gnb", metrics=("accuracy",), labels=labels, max_wait=5)
     assert label_counts(df) == {"on_time": 6, "at_end": 0, "late": 1, "expired": 0, "never": 3, "unknown_id": 2,
-                                  "duplicate": 1}
+                                "duplicate": 1}
     assert df["step"].iloc[-1] == 6
 
 
