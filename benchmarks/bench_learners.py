@@ -10,7 +10,7 @@
     topic costs by itself.
 
 (b) ``sgd_logreg`` (scaled ``SGDClassifier(loss="log_loss")`` in micro-batches of 32) through
-    :class:`eventml.MicroBatchPartialFit` against the same scikit-learn calls made directly on
+    :class:`eventml.learners.MicroBatchPartialFit` against the same scikit-learn calls made directly on
     NumPy arrays built once from the events (the way a scikit-learn user holds data):
 
     - ``learn``: ``learn_one`` for every event vs ``StandardScaler.partial_fit`` +
@@ -106,7 +106,7 @@ def arrays(events):
 
 
 def eventml_learn(events) -> float:
-    learner = em.MicroBatchPartialFit(SGDClassifier(loss="log_loss", random_state=SEED), batch_size=BATCH,
+    learner = em.learners.MicroBatchPartialFit(SGDClassifier(loss="log_loss", random_state=SEED), batch_size=BATCH,
                                       scale=True)
     started = time.perf_counter()
     for event in events:
@@ -124,7 +124,7 @@ def direct_learn(X, y) -> float:
 
 
 def eventml_test_then_train(events):
-    learner = em.MicroBatchPartialFit(SGDClassifier(loss="log_loss", random_state=SEED), batch_size=BATCH,
+    learner = em.learners.MicroBatchPartialFit(SGDClassifier(loss="log_loss", random_state=SEED), batch_size=BATCH,
                                       scale=True)
     probas = []
     started = time.perf_counter()

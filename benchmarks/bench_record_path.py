@@ -52,8 +52,9 @@ ROLLING = 500
 def records(events: list[em.Event]) -> list:
     """What a consumer hands the processor: confluent-kafka ``Message`` objects (value, key, topic,
     partition, offset, timestamp), as ``consume()`` returns them."""
-    return [Message(topic="events", partition=0, offset=offset, key=event.id.encode(), value=em.encode_event(event),
-                    timestamp=(1, 1_764_000_000_000 + offset)) for offset, event in enumerate(events)]
+    return [Message(topic="events", partition=0, offset=offset, key=event.id.encode(),
+                    value=em.events.encode_event(event), timestamp=(1, 1_764_000_000_000 + offset))
+            for offset, event in enumerate(events)]
 
 
 def predict_learn(model, events: list[em.Event]) -> list:

@@ -6,19 +6,28 @@ Everything a notebook needs is one import away::
     em.produce(em.synthetic("sea", 10_000, drift_at=5_000), "sea")
     df = em.read_dataframe("sea")
 
-The rule for what is here: every verb a notebook calls (produce, read, evaluate, run live, watch,
-draw a table), every object it builds (events, learners, settings, the updater, the local broker)
-and every error it may catch. The parts behind them (``eventml.live.merge``, ``eventml.kafka.rdkafka``,
-...) stay in their modules; the figures are in ``eventml.plots``.
+Two tiers of names. ``em.*`` holds what a notebook does every day, walking the five stages: the
+topic verbs and the brokers (``create_topic``, ``LocalKafka``, ``KafkaSettings``), the sources
+(``synthetic``, ``dataset``, ``from_dataframe``), writing (``produce``) and reading back
+(``read_events``, ``replay``, ``read_dead_letters``), the wire types a user builds (``Event``, ``Label``), learning and
+evaluating (``make_learner``, ``prequential``, ``drift_table``), running live (``LiveUpdater``,
+``GroupUpdater``, ``watch``, ``load_model``), serving (``serve``), and every error a notebook may
+catch. The rest is one level down, in the public module that owns it, reached as an attribute:
+the codec (``em.events.encode_event``), the classes behind the verbs (``em.producer.EventProducer``,
+``em.consumer.EventConsumer``, ``em.learners.RiverLearner``, ``em.scoring.Scorer``), writing dead
+letters (``em.dlq``), delayed labels (``em.delay.split_labels``), the engine's parts
+(``em.live.read_assignments``, ``em.kafka.check_connection``), experiments (``em.grid.run_grid``)
+and the figures (``em.plots``). The rule: a name is at the top if most notebooks would call it;
+a name that belongs to one topic stays with its topic, where its neighbours explain it. A name
+that moved down raises an ``AttributeError`` naming its new place.
 
-The names are imported when first used (``em.produce`` imports :mod:`eventml.producer`), so a
-command that needs one part, e.g. ``eventml live``, does not pay for the others (river's datasets,
-scikit-learn, matplotlib, pandas); the errors are always here.
+The names are imported when first used (``em.produce`` imports :mod:`eventml.producer`; see
+:mod:`eventml.lazy`), so a command that needs one part, e.g. ``eventml live``, does not pay for
+the others (river's datasets, scikit-learn, matplotlib, pandas); the errors are always here.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
@@ -37,65 +46,55 @@ from eventml.errors import (
     SourceError,
     TopicNotFoundError,
 )
+from eventml.lazy import attach
 
 __version__ = "0.1.0"
 
-#: where each name of the package lives, imported on first use
+#: where each name of the top tier lives, imported on first use
 _LAZY = {
-    **dict.fromkeys(["EventConsumer", "consume", "read_dataframe", "read_events", "read_labels", "read_predictions",
-                     "read_dead_letters", "replay"], "eventml.consumer"),
-    "split_labels": "eventml.delay",
+    **dict.fromkeys(["read_dataframe", "read_dead_letters", "read_events", "read_labels", "read_predictions",
+                     "replay"], "eventml.consumer"),
     "drift_table": "eventml.drift",
-    **dict.fromkeys(["accuracy_between", "prequential"], "eventml.evaluate"),
-    **dict.fromkeys(["Event", "Label", "Prediction", "decode_event", "encode_event", "events_to_dataframe"],
-                    "eventml.events"),
-    **dict.fromkeys(["collect_grid", "run_grid"], "eventml.grid"),
+    **dict.fromkeys(["accuracy_between", "label_counts", "prequential"], "eventml.evaluate"),
+    **dict.fromkeys(["Event", "Label", "Prediction"], "eventml.events"),
     **dict.fromkeys(["KafkaSettings", "LocalCluster", "LocalKafka", "bootstrap_servers", "create_topic", "delete_topic",
                      "describe_topic", "list_topics", "recreate_topic", "topic_offsets"], "eventml.kafka"),
-    **dict.fromkeys(["MicroBatchPartialFit", "RiverLearner", "WindowedBatch", "learner_names", "make_learner"],
-                    "eventml.learners"),
-    "PendingLabels": "eventml.labels",
-    **dict.fromkeys(["GroupUpdater", "LiveStats", "LiveUpdater", "load_group_models", "load_model",
-                     "read_assignments"], "eventml.live"),
-    **dict.fromkeys(["EventProducer", "produce", "produce_dataframe", "produce_in_background"], "eventml.producer"),
-    **dict.fromkeys(["Scorer", "metric_names"], "eventml.scoring"),
+    **dict.fromkeys(["learner_names", "make_learner"], "eventml.learners"),
+    **dict.fromkeys(["GroupUpdater", "LiveUpdater", "load_group_models", "load_model"], "eventml.live"),
+    "watch": "eventml.live_figure",
+    **dict.fromkeys(["produce", "produce_dataframe", "produce_in_background"], "eventml.producer"),
     **dict.fromkeys(["serve", "served_scores"], "eventml.serve"),
-    **dict.fromkeys(["dataset", "from_csv", "from_dataframe", "make_source", "rate_limited", "synthetic"],
-                    "eventml.sources"),
-    "watch": "eventml.watch",
+    **dict.fromkeys(["dataset", "from_csv", "from_dataframe", "make_source", "synthetic"], "eventml.sources"),
+}
+
+#: names that were at the top before the two tiers, and the module that has them now
+_MOVED = {
+    **dict.fromkeys(["EventConsumer", "consume"], "eventml.consumer"),
+    "split_labels": "eventml.delay",
+    **dict.fromkeys(["decode_event", "encode_event", "events_to_dataframe"], "eventml.events"),
+    **dict.fromkeys(["collect_grid", "run_grid"], "eventml.grid"),
+    "PendingLabels": "eventml.labels",
+    **dict.fromkeys(["MicroBatchPartialFit", "RiverLearner", "WindowedBatch"], "eventml.learners"),
+    **dict.fromkeys(["LiveStats", "read_assignments"], "eventml.live"),
+    "EventProducer": "eventml.producer",
+    **dict.fromkeys(["Scorer", "metric_names"], "eventml.scoring"),
+    "rate_limited": "eventml.sources",
 }
 
 __all__ = ["BrokerError", "ConfigError", "DeadLetterError", "EventFormatError", "EventmlError", "KafkaAuthError",
            "KafkaUnavailableError", "ModelError", "NotebookError", "SnapshotError", "SourceError",
            "TopicNotFoundError", "__version__", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:  # a module of the package, e.g. em.events.encode_label
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module 'eventml' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next use is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = attach(__name__, _LAZY, moved=_MOVED, submodules=True)
 
 
 class _Package(types.ModuleType):
-    """``eventml.serve`` and ``eventml.watch`` are functions, though modules of the same names exist:
-    importing such a module binds the module to the package's attribute, which is set to the
-    function instead (as the eager ``from eventml.watch import watch`` of the package did)."""
+    """``em.serve`` is a function, though the package :mod:`eventml.serve` has the same name: importing
+    one of its modules binds the package to ``eventml.serve``, which is set to the function instead."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__ and hasattr(value, name):
-            value = getattr(value, name)
+        if name == "serve" and isinstance(value, types.ModuleType) and hasattr(value, "serve"):
+            value = value.serve
         super().__setattr__(name, value)
 
 

@@ -153,7 +153,8 @@ def drift_table(df: pd.DataFrame) -> pd.DataFrame:
     """The drift detections of a :func:`~eventml.evaluate.prequential` result as a DataFrame.
 
     Columns ``learner``, ``detector``, ``step`` (labelled events so far) and ``events``
-    (events read so far), one row per detection, in the order they happened.
+    (events read so far), one row per detection, in the order they happened: the result's rows
+    whose ``detection`` column names a detector (empty for a result without ``drift``).
 
     Examples
     --------
@@ -165,4 +166,8 @@ def drift_table(df: pd.DataFrame) -> pd.DataFrame:
       learner  step
     river_gnb  2113
     """
-    return pd.DataFrame(df.attrs.get("drifts", []), columns=DRIFT_COLUMNS)
+    if "detection" not in df:
+        return pd.DataFrame(columns=DRIFT_COLUMNS)
+    hits = df[df["detection"].notna()]
+    return pd.DataFrame({"learner": hits["learner"], "detector": hits["detection"], "step": hits["step"],
+                         "events": hits["events"]}).reset_index(drop=True)

@@ -39,7 +39,8 @@ from eventml.learners import CLASSIFICATION, make_learner
 from eventml.scoring import DEFAULT_METRICS, METRICS, Scorer, check_metrics, metric_names
 from eventml.validation import is_int, non_negative_seconds, one_of, positive_int
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential", "accuracy_between"]
+__all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential", "label_counts",
+           "accuracy_between"]
 
 
 def _learners(learners: Any, seed: int | None) -> list[Any]:
@@ -126,9 +127,10 @@ def prequential(
     and the learner learns from the stored features, never from newer ones. With an ``int``
     delay or a delay on ``moment="ts"`` the figures for a river model equal
     ``river.evaluate.progressive_val_score(..., moment=..., delay=...)`` exactly, including
-    river's reveal of the labels still waiting when the stream ends. ``df.attrs["labels"]``
-    counts what happened to labels (keys :data:`~eventml.labels.LABEL_COUNTS`; the join is
-    :class:`eventml.labels.PendingLabels`, the same as the live updater's):
+    river's reveal of the labels still waiting when the stream ends. The ``labels_<outcome>``
+    columns count what happened to labels so far (outcomes :data:`~eventml.labels.LABEL_COUNTS`;
+    the join is :class:`eventml.labels.PendingLabels`, the same as the live updater's), and each
+    learner's last row has the totals (:func:`label_counts` gives them as a dict):
 
     - ``on_time``: revealed during the stream (within ``max_wait``), scored and learned;
     - ``at_end``: a delayed label still waiting when the stream ended, revealed then (as
@@ -147,10 +149,10 @@ def prequential(
     **Drift.** With ``drift`` each learner gets its own detector fed with the error of each
     scored prediction (0/1 mistake, or absolute error), river's ``update`` then
     ``drift_detected``; only a rise of the error counts (see :mod:`eventml.drift`).
-    Detections are listed in ``df.attrs["drifts"]``: dicts with keys ``learner``,
-    ``detector``, ``step`` (labelled events so far) and ``events`` (events read so far), and
-    counted in a cumulative ``drifts`` column; :func:`eventml.drift.drift_table` gives them as
-    a DataFrame. ``on_drift="reset"`` replaces the learner by a fresh clone;
+    A learner whose detector fires gets a result row at that step (after it learned, and after
+    the policy), whose ``detection`` column names the detector (missing on the other rows);
+    ``drifts`` counts the detections so far. :func:`eventml.drift.drift_table` lists them, one
+    row per detection. ``on_drift="reset"`` replaces the learner by a fresh clone;
     ``on_drift="refit"`` refits a :class:`~eventml.learners.WindowedBatch` on its last
     ``refit_window`` events at once and resets the other learners.
 
@@ -203,13 +205,14 @@ def prequential(
     Returns
     -------
     pandas.DataFrame
-        The result rows: one per learner every ``every`` labelled events and at the end, in
-        that order, with columns ``step`` (labelled events so far), ``events`` (all events so
-        far), ``learner``, one column per metric (cumulative), one ``rolling_<metric>`` column
-        per metric, ``predict_seconds`` and ``learn_seconds`` (cumulative) and
-        ``memory_bytes``, and ``drifts`` (cumulative detections) when ``drift`` is set.
-        ``df.attrs`` holds ``"task"``, ``"labels"`` (the counts above) and ``"drifts"`` (the
-        detections; empty without ``drift``).
+        The result rows: one per learner every ``every`` labelled events, at each of its drift
+        detections and at the end, in that order, with columns ``step`` (labelled events so
+        far), ``events`` (all events so far), ``learner``, one column per metric (cumulative),
+        one ``rolling_<metric>`` column per metric, ``predict_seconds`` and ``learn_seconds``
+        (cumulative) and ``memory_bytes``; with ``delay`` or ``labels`` one ``labels_<outcome>``
+        column per outcome above; with ``drift`` ``drifts`` (cumulative detections) and
+        ``detection``. Everything is a column, so filtering, concatenating or saving the table
+        keeps it.
 
     Raises
     ------
@@ -232,12 +235,16 @@ def prequential(
     >>> print(df["step"].tolist(), round(df["accuracy"].iloc[-1], 2))
     [500, 1000, 1500] 0.95
 
-    Labels 50 events late, and a drift detector on a stream whose concept changes at 3000:
+    Labels 50 events late, and a drift detector on a stream whose concept changes at 3000 (the
+    detection has a row of its own; 50 labels were still waiting at the end):
 
     >>> df = prequential(em.synthetic("sea", 6000, drift_at=3000, seed=3), "river_gnb",
     ...                  metrics=("accuracy",), delay=50, drift="adwin", every=3000)
-    >>> print(df["step"].tolist(), df.attrs["labels"]["at_end"], df.attrs["drifts"][0]["events"] > 3000)
-    [3000, 6000] 50 True
+    >>> print(df[["step", "events", "drifts", "detection", "labels_at_end"]].to_string(index=False))
+     step  events  drifts detection  labels_at_end
+     3000    3050       0       NaN              0
+     3250    3300       1     adwin              0
+     6000    6000       1       NaN             50
     """
     made = _learners(learners, seed)
     task = _task(made, task)
@@ -264,30 +271,52 @@ def prequential(
             raise ConfigError(f"max_wait counts events with moment=None: give an int, got {max_wait!r}")
 
     if delay is None and labels is None and drift is None:
-        rows, step = _fast_loop(events, tracks, every, measure_memory)
-        counts = dict.fromkeys(LABEL_COUNTS, 0)
-        counts["on_time"] = step
-        drifts: list[dict[str, Any]] = []
+        rows = _fast_loop(events, tracks, every, measure_memory)
     else:
         queue = DelayQueue(delay, moment, seed) if delay is not None else None
         feed = LabelFeed(labels) if labels is not None else None
-        rows, counts, drifts = _general_loop(events, tracks, every, measure_memory, queue, feed, max_wait,
-                                             task == CLASSIFICATION, on_drift, refit_window)
+        rows = _general_loop(events, tracks, every, measure_memory, queue, feed, max_wait,
+                             task == CLASSIFICATION, on_drift, refit_window)
 
     columns = (["step", "events", "learner"] + chosen + [f"rolling_{m}" for m in chosen]
-               + ["predict_seconds", "learn_seconds", "memory_bytes"] + (["drifts"] if drift is not None else []))
-    df = pd.DataFrame(rows, columns=columns)
-    df.attrs["task"] = task
-    df.attrs["labels"] = counts
-    df.attrs["drifts"] = drifts
-    return df
+               + ["predict_seconds", "learn_seconds", "memory_bytes"]
+               + (_LABEL_COLUMNS if delay is not None or labels is not None else [])
+               + (["drifts", "detection"] if drift is not None else []))
+    return pd.DataFrame(rows, columns=columns)
+
+
+_LABEL_COLUMNS = [f"labels_{outcome}" for outcome in LABEL_COUNTS]
+
+
+def _label_columns(counts: dict[str, int]) -> dict[str, int]:
+    return {f"labels_{outcome}": n for outcome, n in counts.items()}
+
+
+def label_counts(df: pd.DataFrame) -> dict[str, int]:
+    """What happened to the labels of a :func:`prequential` run: the ``labels_<outcome>`` columns of
+    its last row (outcomes :data:`~eventml.labels.LABEL_COUNTS`). Without ``delay`` or ``labels`` every
+    label was on time.
+
+    Examples
+    --------
+    >>> import eventml as em
+    >>> df = prequential(em.synthetic("sea", 1000, seed=1), "river_gnb", metrics=("accuracy",), delay=30)
+    >>> print(label_counts(df)["on_time"], label_counts(df)["at_end"])
+    970 30
+    """
+    if df.empty:
+        raise ConfigError("label_counts needs a prequential result with at least one row")
+    last = df.iloc[-1]
+    if _LABEL_COLUMNS[0] not in df:
+        return {**dict.fromkeys(LABEL_COUNTS, 0), "on_time": int(last["step"])}
+    return {outcome: int(last[column]) for outcome, column in zip(LABEL_COUNTS, _LABEL_COLUMNS)}
 
 
 _SCORE_RUN = 500  # labelled events scored at once by the plain loop
 
 
 def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
-               measure_memory: bool) -> tuple[list[dict[str, Any]], int]:
+               measure_memory: bool) -> list[dict[str, Any]]:
     """Labels at once and no detectors: the plain test-then-train loop.
 
     The predictions are scored in runs (``Scorer.update_run``, the same updates in the same order),
@@ -339,35 +368,43 @@ def _fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
     score()
     if last_row_step != step:
         rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
-    return rows, step
+    return rows
 
 
 def _general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, measure_memory: bool,
                   queue: DelayQueue | None, feed: LabelFeed | None, max_wait: float | None,
                   classification: bool, on_drift: str | None,
-                  refit_window: int) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+                  refit_window: int) -> list[dict[str, Any]]:
     """Stored predictions joined with labels that arrive later, and drift detectors."""
     perf_counter = time.perf_counter
     rows: list[dict[str, Any]] = []
-    drifts: list[dict[str, Any]] = []
+    last_rows: list[dict[str, Any] | None] = [None] * len(tracks)  # each track's newest row
     pending = PendingLabels(max_wait)  # with labels=: event id -> its stored prediction
+    counted = queue is not None or feed is not None  # the labels_<outcome> columns
     step = n_events = 0
-    last_row_step = None
+
+    def write(i: int, detection: str | None = None) -> None:
+        row = tracks[i].row(step, n_events, measure_memory)
+        if counted:
+            row.update(_label_columns(pending.counts))
+        row["detection"] = detection
+        rows.append(row)
+        last_rows[i] = row
 
     def reveal(stored: _Pending, y: Any) -> None:
         """Score the stored predictions against ``y`` and learn from the stored features."""
-        nonlocal step, last_row_step
+        nonlocal step
         step += 1
         x = stored.x
-        for track, (label, proba) in zip(tracks, stored.preds):
+        detections: dict[int, str] = {}
+        for i, (track, (label, proba)) in enumerate(zip(tracks, stored.preds)):
             track.update(y, label, proba)
             watch = track.watch
             if watch is not None:
                 error = error_of(classification, y, label, proba)
                 if error is not None and watch.update(error):
                     track.drifts += 1
-                    drifts.append({"learner": track.learner.name, "detector": watch.name,
-                                   "step": step, "events": n_events})
+                    detections[i] = watch.name
                     if on_drift is not None:
                         track.learner = apply_policy(track.learner, on_drift, refit_window)
                         watch.restart()
@@ -377,9 +414,8 @@ def _general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, mea
             except Exception as exc:
                 raise track.failed(stored.event_id, "learn", exc) from exc
             track.learn_seconds += perf_counter() - start
-        if step % every == 0:
-            rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
-            last_row_step = step
+        for i in range(len(tracks)) if step % every == 0 else detections:
+            write(i, detections.get(i))
 
     def join(label: Label, outcome: str) -> None:
         kept = pending.arrive(label.id, label.ts, outcome)
@@ -426,9 +462,12 @@ def _general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, mea
         for label in feed.drain():
             join(label, "at_end")
         pending.drain()
-    if last_row_step != step:
-        rows.extend(track.row(step, n_events, measure_memory) for track in tracks)
-    return rows, pending.counts, drifts
+    for i, row in enumerate(last_rows):
+        if row is None or row["step"] != step:
+            write(i)
+        elif counted:  # the last rows have the totals, also of the labels counted at the end
+            row.update(_label_columns(pending.counts))
+    return rows
 
 
 def accuracy_between(df: pd.DataFrame, start: int, end: int) -> pd.Series:

@@ -38,7 +38,7 @@ from eventml.validation import non_negative_seconds, positive_int
 __all__ = ["LABEL_COUNTS", "PendingLabels"]
 
 LABEL_COUNTS = ("on_time", "at_end", "late", "expired", "never", "unknown_id", "duplicate")
-"""The counters of :class:`PendingLabels` (and the keys of ``prequential(...).attrs["labels"]``)."""
+"""The counters of :class:`PendingLabels` (and of ``prequential``'s ``labels_<outcome>`` columns)."""
 
 _JOINED, _EXPIRED = "joined", "expired"
 

@@ -31,7 +31,7 @@ def produce_events(events, topic, servers):
     """Write events with a plain kafka-python producer (not eventml's)."""
     producer = KafkaProducer(bootstrap_servers=servers, linger_ms=20)
     for event in events:
-        producer.send(topic, value=em.encode_event(event), key=event.id.encode())
+        producer.send(topic, value=em.events.encode_event(event), key=event.id.encode())
     producer.flush()
     producer.close()
 

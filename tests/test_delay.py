@@ -12,7 +12,7 @@ from river import evaluate, metrics
 import eventml as em
 from eventml.delay import split_labels
 from eventml.errors import ConfigError
-from eventml.evaluate import prequential
+from eventml.evaluate import label_counts, prequential
 from eventml.events import Event, Label
 from eventml.learners import CLASSIFICATION, make_learner
 
@@ -60,9 +60,13 @@ def test_int_delay_equals_river_delayed_progressive_val_score(sea, delay):
         for metric in ("accuracy", "log_loss"):
             assert final(df, name, metric) == river_score(sea, name, RIVER_METRICS[metric](), delay=delay)
     # event i's label is due at i + delay: the last `delay` labels are still waiting at the end
-    assert df.attrs["labels"] == {"on_time": len(sea) - delay, "at_end": delay, "late": 0, "expired": 0, "never": 0,
-                                  "unknown_id": 0, "duplicate": 0}
+    assert label_counts(df) == {"on_time": len(sea) - delay, "at_end": delay, "late": 0, "expired": 0, "never": 0,
+                                "unknown_id": 0, "duplicate": 0}
     assert df["step"].iloc[-1] == len(sea)
+    # the counts are columns, so far at each row: a label is due `delay` events after its event
+    rows = df[df["learner"] == names[0]]
+    assert (rows["labels_on_time"] == rows["events"] - delay).iloc[:-1].all()
+    assert rows["labels_at_end"].tolist() == [0] * (len(rows) - 1) + [delay]
 
 
 def test_delay_changes_the_figures(sea):
@@ -95,7 +99,7 @@ def test_delay_on_event_time_equals_river_with_moment(irregular, delay):
     assert final(df, "river_logreg", "log_loss") == expected
     # a label is revealed before a later event at or after its due time; the last event has none
     waiting = sum(e.ts + seconds > irregular[-1].ts for e in irregular[:-1]) + 1
-    assert df.attrs["labels"]["at_end"] == waiting
+    assert label_counts(df)["at_end"] == waiting
 
 
 def test_random_delay_on_event_time_is_uniform_seconds(irregular):
@@ -121,8 +125,8 @@ def test_labels_stream_joined_by_id_equals_river_with_the_same_delays(irregular)
     last_ts = irregular[-1].ts
     after_the_end = sum(label.ts >= last_ts for label in labels)
     assert after_the_end > 0
-    assert df.attrs["labels"]["on_time"] == len(irregular) - after_the_end
-    assert df.attrs["labels"]["at_end"] == after_the_end
+    assert label_counts(df)["on_time"] == len(irregular) - after_the_end
+    assert label_counts(df)["at_end"] == after_the_end
 
 
 class Recorder:
@@ -171,7 +175,7 @@ def test_an_id_seen_again_before_its_label_keeps_the_first_features():
     df = prequential(events, [recorder], metrics=("log_loss",), labels=labels)
     learned = [entry[1:] for entry in recorder.log if entry[0] == "learn"]
     assert learned == [({"v": 1.0}, 1), ({"v": 5.0}, 0)]
-    assert df.attrs["labels"]["duplicate"] == 1
+    assert label_counts(df)["duplicate"] == 1
 
 
 def test_label_counts_on_time_late_never_unknown_and_duplicate():
@@ -181,8 +185,8 @@ def test_label_counts_on_time_late_never_unknown_and_duplicate():
     labels += [Label("e-0", 0, ts=3.0), Label("nope", 1, ts=4.0)]  # a second label, an unknown id
     labels += [Label("e-9", 1, ts=2.0)]  # before its event is seen: unknown at that time
     df = prequential(events, "river_gnb", metrics=("accuracy",), labels=labels, max_wait=5)
-    assert df.attrs["labels"] == {"on_time": 6, "at_end": 0, "late": 1, "expired": 0, "never": 3, "unknown_id": 2,
-                                  "duplicate": 1}
+    assert label_counts(df) == {"on_time": 6, "at_end": 0, "late": 1, "expired": 0, "never": 3, "unknown_id": 2,
+                                "duplicate": 1}
     assert df["step"].iloc[-1] == 6
 
 
@@ -191,7 +195,7 @@ def test_labels_later_than_max_wait_are_counted_not_learned(sea):
     draws = [rng.randint(0, 30) for _ in sea]
     late = sum(d > 10 for d in draws)
     df = prequential(sea, "river_gnb", metrics=("accuracy",), delay=(0, 30), seed=4, max_wait=10)
-    counts = df.attrs["labels"]
+    counts = label_counts(df)
     assert counts["late"] == late > 0
     assert counts["on_time"] + counts["at_end"] == df["step"].iloc[-1] == len(sea) - late
 
@@ -200,8 +204,8 @@ def test_event_labels_with_a_labels_stream_are_used_at_once():
     events = [Event("a", {"x": 1.0}, label=1, ts=1.0), Event("b", {"x": 0.0}, ts=2.0)]
     df = prequential(events, "river_gnb", metrics=("accuracy",), labels=[Label("a", 1, ts=1.5),
                                                                           Label("b", 0, ts=2.5)])
-    assert df.attrs["labels"]["on_time"] == 1 and df.attrs["labels"]["duplicate"] == 1
-    assert df.attrs["labels"]["at_end"] == 1  # b's label comes after the last event
+    assert label_counts(df)["on_time"] == 1 and label_counts(df)["duplicate"] == 1
+    assert label_counts(df)["at_end"] == 1  # b's label comes after the last event
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -259,7 +263,7 @@ def test_labels_read_back_from_kafka_join_like_labels_in_memory(kafka_bootstrap,
     from_kafka = prequential(em.replay(topic), "river_logreg", metrics=("accuracy",), labels=read)
     in_memory = prequential(unlabelled, "river_logreg", metrics=("accuracy",), labels=labels)
     assert final(from_kafka, "river_logreg", "accuracy") == final(in_memory, "river_logreg", "accuracy")
-    assert from_kafka.attrs["labels"] == in_memory.attrs["labels"]
+    assert label_counts(from_kafka) == label_counts(in_memory)
 
 
 def test_split_labels_holds_each_label_back_by_a_delay_in_range_and_loses_the_given_share():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import pandas as pd
 import pytest
 from river import drift as river_drift
 from river import evaluate, metrics
@@ -45,22 +48,30 @@ def test_page_hinkley_detects_the_drift_after_it_happens(agrawal):
     assert (table.groupby("learner")["events"].min().between(K + 1, K + 500)).all()
 
 
-def test_detections_are_recorded_in_the_agreed_format(sea):
+def test_each_detection_has_a_row_of_its_own_that_the_table_lists(sea):
     df = prequential(sea, ["river_gnb", "river_logreg"], metrics=("accuracy",), drift="adwin", every=500,
                      measure_memory=False)
-    drifts = df.attrs["drifts"]
-    assert drifts and all(set(d) == {"learner", "detector", "step", "events"} for d in drifts)
-    assert {d["detector"] for d in drifts} == {"adwin"}
-    assert all(d["step"] == d["events"] for d in drifts)  # no delay: every event is labelled at once
+    table = drift_table(df)
+    assert len(table) > 0 and list(table.columns) == ["learner", "detector", "step", "events"]
+    assert set(table["detector"]) == {"adwin"}
+    assert (table["step"] == table["events"]).all()  # no delay: every event is labelled at once
+    assert table["step"].is_monotonic_increasing  # in the order they happened
+    # a row every 500 labelled events, plus one at each detection between them
+    for learner, rows in df.groupby("learner"):
+        hits = set(table.loc[table["learner"] == learner, "step"])
+        assert set(rows["step"]) == set(range(500, len(sea) + 1, 500)) | hits
+        assert rows.loc[rows["step"] % 500 != 0, "detection"].notna().all()
     # the cumulative drifts column counts the detections up to each result row
     for row in df.itertuples():
-        assert row.drifts == sum(d["learner"] == row.learner and d["step"] <= row.step for d in drifts)
-    assert drift_table(df).to_dict("records") == drifts
+        assert row.drifts == ((table["learner"] == row.learner) & (table["step"] <= row.step)).sum()
+    # columns survive what pandas does to a table: a CSV round trip gives the same detections
+    again = pd.read_csv(io.StringIO(df.to_csv(index=False)))
+    assert drift_table(again).to_dict("records") == table.to_dict("records")
 
 
 def test_detection_positions_with_delayed_labels_count_events_read(sea):
     df = prequential(sea, "river_gnb", metrics=("accuracy",), drift="adwin", delay=100, measure_memory=False)
-    first = df.attrs["drifts"][0]
+    first = drift_table(df).iloc[0]
     # a label is scored 100 events after its prediction, so at a detection 100 more events were read
     assert first["events"] == first["step"] + 100
     assert K < first["step"] <= K + 500
@@ -73,15 +84,15 @@ def test_recording_drifts_does_not_change_the_metrics(sea):
     river = evaluate.progressive_val_score([(e.features, e.label) for e in sea],
                                            make_learner("river_logreg").model, metrics.Accuracy())
     assert watched["accuracy"].iloc[-1] == river.get()
-    assert "drifts" not in plain.columns and plain.attrs["drifts"] == []
+    assert "drifts" not in plain.columns and drift_table(plain).empty
 
 
 def test_a_detector_object_is_cloned_per_learner_and_left_untouched(sea):
     detector = river_drift.ADWIN(delta=0.01)
     df = prequential(sea, ["river_gnb", "river_logreg"], metrics=("accuracy",), drift=detector)
     assert detector.n_detections == 0 and detector.width == 0
-    assert {d["detector"] for d in df.attrs["drifts"]} == {"ADWIN"}
-    assert {d["learner"] for d in df.attrs["drifts"]} == {"river_gnb", "river_logreg"}
+    assert set(drift_table(df)["detector"]) == {"ADWIN"}
+    assert set(drift_table(df)["learner"]) == {"river_gnb", "river_logreg"}
 
 
 def rolling_after_drift(df, name):
@@ -120,7 +131,7 @@ def test_refit_keeps_only_the_last_refit_window_events(agrawal):
     learner = make_learner("batch_logreg_all")
     df = prequential(agrawal, [learner], metrics=("accuracy",), drift="adwin", on_drift="refit",
                      refit_window=150, measure_memory=False)
-    last = df.attrs["drifts"][-1]["step"]
+    last = drift_table(df)["step"].iloc[-1]
     # at the detection the window kept 150 events, then learned that event and every later one
     assert len(learner.xs_) == 150 + len(agrawal) - last + 1
 

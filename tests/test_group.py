@@ -64,7 +64,7 @@ def events_by_partition(topic, servers):
     out = collections.defaultdict(list)
     while any(consumer.position(tp) < end[tp] for tp in parts):
         for tp, records in consumer.poll(1000).items():
-            out[tp.partition].extend(em.decode_event(r.value) for r in records)
+            out[tp.partition].extend(em.events.decode_event(r.value) for r in records)
     consumer.close()
     return dict(out)
 

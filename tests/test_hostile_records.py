@@ -130,7 +130,7 @@ def test_the_corpus_has_every_kind_the_contract_names():
 def test_every_event_reader_delivers_or_dead_letters_each_record_once(kafka_bootstrap, topic, reader):
     corpus = write_corpus(kafka_bootstrap, topic)
     if reader == "consume":
-        consumer = em.EventConsumer(topic, from_beginning=True, idle_timeout_s=3)
+        consumer = em.consumer.EventConsumer(topic, from_beginning=True, idle_timeout_s=3)
         with consumer:
             ids = [event.id for event in consumer]
         stats = consumer.stats

@@ -53,7 +53,7 @@ def test_the_right_credentials_reach_every_kafka_python_helper(sasl_servers, top
     assert topic in em.list_topics(kafka=settings)
     events = list(em.synthetic("sea", 50, seed=1))
     records = [*[e.to_dict() for e in events[:25]], b"not json", *[e.to_dict() for e in events[25:]]]
-    with em.EventProducer(topic, kafka=settings) as producer:
+    with em.producer.EventProducer(topic, kafka=settings) as producer:
         for record in records:
             producer.send_raw(record) if isinstance(record, bytes) else producer.send(record)
     assert producer.report.delivered == 51

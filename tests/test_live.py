@@ -152,7 +152,7 @@ def test_commits_are_spaced_by_what_a_snapshot_costs_not_by_one_slow_write(tmp_p
 
 def test_importing_eventml_imports_no_model_or_table_library_until_a_name_is_used():
     code = ("import sys, eventml as em; heavy = {'river', 'pandas', 'sklearn', 'matplotlib', 'kafka'} & set(sys.modules); "
-            "assert not heavy, heavy; import eventml.serve.app, eventml.watch; "
+            "assert not heavy, heavy; import eventml.serve.app, eventml.live_figure; "
             "assert callable(em.serve) and callable(em.watch) and em.events.encode_label and em.LiveUpdater; "
             "assert not hasattr(em, 'no_such_name'); from eventml import plots; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -257,7 +257,7 @@ def test_events_of_several_partitions_are_merged_in_record_time_order(kafka_boot
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     base = int(time.time() * 1000) - 60_000
     for i, event in enumerate(events):  # event i on partition i*7 % 3, written at base + i ms
-        _send(producer, topic, em.encode_event(event), base + i, event.id.encode(), partition=i * 7 % 3)
+        _send(producer, topic, em.events.encode_event(event), base + i, event.id.encode(), partition=i * 7 % 3)
     producer.flush()
     producer.close()
     stats = LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap,
@@ -275,7 +275,7 @@ def test_late_labels_join_the_features_kept_at_prediction_time(kafka_bootstrap, 
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     labels = []
     for i, event in enumerate(events):
-        _send(producer, topic, em.encode_event(event), base + 10 * i, event.id.encode())
+        _send(producer, topic, em.events.encode_event(event), base + 10 * i, event.id.encode())
         lag = withheld_delay if event.id in withheld else delay
         labels.append((base + 10 * (i + lag) + 5, event.id))
     for ts_ms, event_id in sorted(labels):  # a topic in time order, like a real labelling feed
@@ -322,7 +322,7 @@ def test_malformed_events_and_labels_go_to_the_dead_letter_topics(kafka_bootstra
     bad = iter(bad_events)
     for i, event in enumerate(good):
         stripped = em.Event(event.id, event.features, None if i % 2 else event.label, event.ts)
-        _send(producer, topic, em.encode_event(stripped), base + i, event.id.encode())
+        _send(producer, topic, em.events.encode_event(stripped), base + i, event.id.encode())
         if i % 40 == 5:
             _send(producer, topic, next(bad, b"{"), base + i)
         if i % 2:  # odd events get their label later, on the labels topic

@@ -91,7 +91,7 @@ def published(topic: str, servers: str) -> tuple[dict[str, tuple], collections.C
 def check_model_errors(topic: str, servers: str, events: list[em.Event]) -> None:
     expected = failing(events)
     dead = read_dead_letters(topic, bootstrap_servers=servers)
-    ids = [em.decode_event(value).id for value in dead["value"]]
+    ids = [em.events.decode_event(value).id for value in dead["value"]]
     assert sorted(ids) == sorted(expected)  # each failing event once
     assert (dead["reason"] == "model_error").all()
     for event_id, message in zip(ids, dead["message"]):

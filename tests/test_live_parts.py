@@ -127,7 +127,7 @@ def processor(name="river_logreg", labels_topic=False, max_wait=None, max_pendin
 
 
 def event_record(offset, features, label=None, ts=None, event_id=None):
-    value = em.encode_event(em.Event(event_id or f"e-{offset}", features, label, ts))
+    value = em.events.encode_event(em.Event(event_id or f"e-{offset}", features, label, ts))
     return Record("events", offset, 1_000 * offset, value)
 
 
@@ -136,7 +136,7 @@ def test_an_event_is_predicted_published_and_learned_exactly_as_offline():
     events = list(em.synthetic("sea", 50, seed=2))
     offline = make_learner("river_logreg")
     for i, event in enumerate(events):
-        assert proc.event(Record("events", i, 1000 + i, em.encode_event(event))) == 1000 + i
+        assert proc.event(Record("events", i, 1000 + i, em.events.encode_event(event))) == 1000 + i
         proba = offline.predict_proba_one(event.features)
         prediction = em.events.decode_prediction(sent[-1][1])
         assert (prediction.model_version, prediction.proba) == (i, {str(k): v for k, v in proba.items()} or None)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import logging
+import re
+import types
+from pathlib import Path
+
 import nbformat
+import papermill
 import pytest
 
 from eventml.notebooks import NotebookError, notebook_paths, run_notebook, run_notebooks
@@ -50,3 +57,39 @@ def test_notebooks_run_in_sorted_order_and_only_filters(tmp_path):
     assert summary["notebook"].tolist() == ["02_b.ipynb"]
     with pytest.raises(ConfigError, match="no notebooks"):
         notebook_paths(tmp_path, only=["99"])
+
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_of_each_notebook_with_its_default(path, tmp_path, caplog):
+    cell = nbformat.read(path, as_version=4).cells[1]
+    assert "parameters" in cell.metadata.get("tags", [])
+    assigned = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body}
+    assert assigned and all(name.isupper() for name in assigned)
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        inspected = papermill.inspect_notebook(path)
+        # passing every parameter (as eventml notebooks run passes BOOTSTRAP_SERVERS and OUTPUT_DIR) warns of none
+        papermill.execute_notebook(path, tmp_path / path.name, parameters=assigned, prepare_only=True)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]  # e.g. "Unable to parse line 2 ..."
+    # every parameter is known to papermill (else a value passed for it is "unknown"), with its literal
+    # default, of the same type, and the comment after it as its help
+    assert list(inspected) == list(assigned)
+    for name, value in assigned.items():
+        default = ast.literal_eval(inspected[name]["default"])
+        assert default == value and type(default) is type(value), name
+        assert inspected[name]["help"], name
+
+
+def test_notebooks_use_only_the_public_tiers():
+    import eventml as em
+
+    for path in NOTEBOOKS:
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert not re.findall(r"^\s*(?:from|import) eventml\.\w+", code, re.MULTILINE), path.name
+        for name, attribute in re.findall(r"\bem\.(\w+)(?:\.(\w+))?", code):
+            top = getattr(em, name)
+            assert name in em.__all__ or (isinstance(top, types.ModuleType) and not name.startswith("_")), name
+            if attribute and isinstance(top, types.ModuleType):
+                assert hasattr(top, attribute), f"em.{name}.{attribute}"

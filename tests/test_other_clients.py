@@ -61,7 +61,7 @@ def test_java_client_and_eventml_read_each_others_events(kafka_bootstrap, topic,
     )
     lines = [line.split(" ", 2) for line in proc.stdout.splitlines() if line.startswith("VALUE ")]
     assert [key for _, key, _ in lines] == [e.id for e in sent], proc.stderr[-2000:]
-    assert [em.decode_event(value.encode()) for _, _, value in lines] == sent
+    assert [em.events.decode_event(value.encode()) for _, _, value in lines] == sent
     assert [orjson.loads(value) for _, _, value in lines] == [e.to_dict() for e in sent]
 
     (from_java,) = em.read_events(f"{topic}.from-java")

@@ -25,7 +25,7 @@ def close_figures():
 
 @pytest.fixture
 def events() -> pd.DataFrame:
-    df = em.events_to_dataframe(em.synthetic("agrawal", 200, seed=1, drift_at=100))
+    df = em.events.events_to_dataframe(em.synthetic("agrawal", 200, seed=1, drift_at=100))
     df = df.astype({"elevel": str})
     df.loc[::10, "salary"] = np.nan
     return df
@@ -132,15 +132,27 @@ def test_rolling_metric_draws_each_learners_rolling_column_against_events(preque
 
 
 def test_rolling_metric_marks_detections_on_the_learners_line(prequential_result):
-    df = prequential_result.copy()
-    df.attrs["drifts"] = [{"learner": "river_gnb", "detector": "adwin", "step": 1750, "events": 1750},
-                          {"learner": "river_gnb", "detector": "adwin", "step": 2600, "events": 2600}]
-    ax = plots.plot_rolling_metric(df)
+    df = prequential_result
+    drifts = [{"learner": "river_gnb", "detector": "adwin", "step": 1750, "events": 1750},
+              {"learner": "river_gnb", "detector": "adwin", "step": 2600, "events": 2600}]
+    ax = plots.plot_rolling_metric(df, drifts=drifts)
     (markers,) = [line for line in ax.lines if line.get_label() == "river_gnb: drift detected"]
     rows = df[df["learner"] == "river_gnb"].set_index("events")["rolling_accuracy"]
     assert markers.get_xdata().tolist() == [1750, 2600]
     assert markers.get_ydata()[0] == pytest.approx(rows[1750])
     assert markers.get_ydata()[1] == pytest.approx(rows[2500] + (rows[2750] - rows[2500]) * 100 / 250)
+
+
+def test_rolling_metric_marks_the_detection_rows_of_a_result_that_watched_for_drift():
+    df = em.prequential(em.synthetic("sea", 3000, seed=2, drift_at=1500), ["river_gnb", "river_logreg"],
+                        metrics=("accuracy",), every=250, rolling_window=250, drift="adwin")
+    detected = df[df["detection"].notna()]
+    assert len(detected) > 0 and detected["events"].min() > 1500
+    ax = plots.plot_rolling_metric(df[df["events"] > 0].reset_index(drop=True))  # a filtered result keeps them
+    for learner, hits in detected.groupby("learner"):
+        (markers,) = [line for line in ax.lines if line.get_label() == f"{learner}: drift detected"]
+        assert markers.get_xdata().tolist() == hits["events"].tolist()
+        assert markers.get_ydata().tolist() == pytest.approx(hits["rolling_accuracy"].tolist())
 
 
 def test_rolling_metric_names_the_metrics_a_result_has(prequential_result):

@@ -110,7 +110,7 @@ def test_stats_are_compared_every_n_events_and_after_the_last_one(messy):
 def test_online_stats_read_events_as_well_as_data_frames():
     events = list(em.synthetic("sea", 300, seed=5))
     from_events = online_vs_batch_stats(events, every=100)
-    from_frame = online_vs_batch_stats(em.events_to_dataframe(events), every=100)
+    from_frame = online_vs_batch_stats(em.events.events_to_dataframe(events), every=100)
     pd.testing.assert_frame_equal(from_events, from_frame)
     assert from_events["abs_diff"].max() < 1e-9
 
@@ -185,7 +185,7 @@ def test_the_progressive_online_transform_converges_to_the_batch_one(messy):
 
 
 def test_pipelines_run_on_events_from_a_source_with_categories():
-    df = em.events_to_dataframe(em.synthetic("agrawal", 300, seed=1)).astype({"elevel": str})
+    df = em.events.events_to_dataframe(em.synthetic("agrawal", 300, seed=1)).astype({"elevel": str})
     df = inject_missing(df, 0.1, ["salary", "elevel"], seed=2)
     comparison = compare_pipelines(df)
     assert comparison.same_columns

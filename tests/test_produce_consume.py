@@ -62,16 +62,16 @@ def test_replay_from_a_timestamp_returns_what_was_written_after_it(kafka_bootstr
 
 def test_max_events_and_idle_timeout_end_a_read(kafka_bootstrap, topic):
     em.produce(em.synthetic("sea", 100, seed=3), topic, progress=False)
-    assert len(list(em.consume(topic, from_beginning=True, max_events=40))) == 40
+    assert len(list(em.consumer.consume(topic, from_beginning=True, max_events=40))) == 40
     started = time.monotonic()
-    rest = list(em.consume(topic, offset=90, idle_timeout_s=1.0))
+    rest = list(em.consumer.consume(topic, offset=90, idle_timeout_s=1.0))
     assert len(rest) == 10
     assert time.monotonic() - started >= 1.0  # it waited for more, then ended
 
 
 def test_consume_without_start_reads_only_new_events(kafka_bootstrap, topic):
     em.produce(em.synthetic("sea", 50, seed=3), topic, progress=False)
-    with em.EventConsumer(topic, max_events=10, idle_timeout_s=10) as consumer:
+    with em.consumer.EventConsumer(topic, max_events=10, idle_timeout_s=10) as consumer:
         consumer._assign()  # positions at the end now, as a user starting to listen would be
         em.produce(em.synthetic("sea", 10, seed=4, id_prefix="new-"), topic, progress=False)
         got = list(consumer)
@@ -116,7 +116,7 @@ def test_topics_can_be_created_described_and_deleted(kafka_bootstrap, topic):
 
 def test_unreachable_broker_gives_one_sentence(tmp_path):
     with pytest.raises(em.KafkaUnavailableError, match="eventml kafka start"):
-        em.EventProducer("t", bootstrap_servers="127.0.0.1:1", request_timeout_ms=1000, max_block_ms=1000)
+        em.producer.EventProducer("t", bootstrap_servers="127.0.0.1:1", request_timeout_ms=1000, max_block_ms=1000)
 
 
 def test_labels_produced_to_a_topic_come_back_as_labels(kafka_bootstrap, topic):

@@ -83,7 +83,7 @@ def options(secured, password_file: bool = True) -> list[str]:
 
 def _with_a_bad_record(topic: str, n: int, seed: int, **connection) -> list[em.Event]:
     events = list(em.synthetic("sea", n, seed=seed))
-    with em.EventProducer(topic, **connection) as producer:
+    with em.producer.EventProducer(topic, **connection) as producer:
         for i, event in enumerate(events):
             if i == n // 2:
                 producer.send_raw(b"not json")
@@ -140,7 +140,7 @@ def test_keywords_reach_produce_read_dead_letters_and_topics(secured, topic):
     events = _with_a_bad_record(topic, 40, 1, **connection)
     assert sorted(e.id for e in em.read_events(topic, **connection)) == sorted(e.id for e in events)
     assert em.describe_topic(topic, **connection)["records"].sum() == 41
-    dead = em.read_dead_letters(topic, idle_timeout_s=5, **connection)  # written with the same settings
+    dead = em.dlq.read_dead_letters(topic, idle_timeout_s=5, **connection)  # written with the same settings
     assert list(dead["reason"]) == ["not_json"]
 
 
@@ -151,7 +151,7 @@ def test_the_environment_alone_connects(secured, topic, monkeypatch):
     events = _with_a_bad_record(topic, 30, 2)
     assert [e.id for e in em.read_events(topic)] == [e.id for e in events]
     assert em.describe_topic(topic)["records"].sum() == 31
-    assert list(em.read_dead_letters(topic, idle_timeout_s=5)["reason"]) == ["not_json"]
+    assert list(em.dlq.read_dead_letters(topic, idle_timeout_s=5)["reason"]) == ["not_json"]
 
 
 def test_the_command_connects_with_the_exports_it_printed(secured, topic):
@@ -279,7 +279,7 @@ def test_a_grid_of_notebooks_runs_against_the_secured_broker(secured, tmp_path):
 
     notebook = Path(__file__).parent.parent / "notebooks" / "01_generate_events.ipynb"
     topic = f"secure-nb01-{os.getpid()}-{time.monotonic_ns()}"
-    df = em.run_grid(notebook, {"N_EVENTS": [200, 300]}, tmp_path, {"TOPIC": topic, "DRIFT_AT": 100},
+    df = em.grid.run_grid(notebook, {"N_EVENTS": [200, 300]}, tmp_path, {"TOPIC": topic, "DRIFT_AT": 100},
                      kafka=KafkaSettings(**keywords(secured), environ={}), progress=False)
     assert df["error"].isna().all(), df["error"].tolist()
     assert df["events_delivered"].tolist() == df["events_read_back"].tolist() == [200, 300]  # a new topic each run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import eventml as em
-from eventml.watch import watch
+from eventml.live_figure import watch
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eventml.lazy import attach
 
 #: where each name lives, imported on first use (``eventml live`` needs neither kafka-python's helpers,
 #: pandas nor the local brokers)
@@ -57,14 +56,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eventml.kafka' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = attach(__name__, _LAZY)

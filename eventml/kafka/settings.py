@@ -9,8 +9,8 @@ passwords, and no error eventml raises holds one.
 One scheme
 ----------
 Every setting has one name: the Python keyword of every eventml function that talks to Kafka
-(``em.produce``, ``em.consume``, ``em.read_*``, ``em.create_topic`` and the other topic
-functions, ``em.LiveUpdater``, ``em.run_grid``, ``em.read_dead_letters``), the environment
+(``em.produce``, ``em.consumer.consume``, ``em.read_*``, ``em.create_topic`` and the other topic
+functions, ``em.LiveUpdater``, ``em.grid.run_grid``, ``em.read_dead_letters``), the environment
 variable (the keyword upper-cased, with the ``EVENTML_`` prefix) and the ``eventml`` option (dashes
 for underscores). Passwords are never command-line arguments, which anyone can read in ``ps``:
 

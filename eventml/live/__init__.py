@@ -109,10 +109,8 @@ Examples
 >>> updater.summary()[["events", "accuracy", "rolling_accuracy", "model_version"]]  # doctest: +SKIP
 """
 
-import importlib
-from typing import Any
-
 from eventml.errors import SnapshotError
+from eventml.lazy import attach
 
 #: imported on first use, so that importing one part (e.g. ``eventml.live.clients``) imports no other
 _LAZY = {"LiveUpdater": "eventml.live.updater", "load_model": "eventml.live.updater",
@@ -123,9 +121,4 @@ __all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "Snapsh
            "GroupUpdater", "load_group_models", "read_assignments"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'eventml.live' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # the next use is a plain attribute
-    return value
+__getattr__, __dir__ = attach(__name__, _LAZY)

@@ -11,7 +11,7 @@ Examples
 >>> matplotlib.use("Agg")
 >>> import eventml as em
 >>> from eventml import plots
->>> df = em.events_to_dataframe(em.synthetic("sea", 400, drift_at=200))
+>>> df = em.events.events_to_dataframe(em.synthetic("sea", 400, drift_at=200))
 >>> ax = plots.plot_label_share(df, window=50, drift_at=200)
 >>> [line.get_label() for line in ax.lines]
 ['label 0', 'label 1', 'drift at 200']

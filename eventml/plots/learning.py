@@ -29,8 +29,8 @@ def plot_rolling_metric(df: pd.DataFrame, metric: str = "accuracy", *, drift_at:
     drift_at
         The event index where the stream's concept changes, if known.
     drifts
-        Detections (dicts or a DataFrame with ``learner`` and ``events``); by default
-        ``df.attrs["drifts"]`` when the evaluation watched for drift.
+        Detections (dicts or a DataFrame with ``learner`` and ``events``); by default the rows
+        of ``df`` whose ``detection`` column names a detector (a prequential result with ``drift``).
 
     Examples
     --------
@@ -55,7 +55,7 @@ def plot_rolling_metric(df: pd.DataFrame, metric: str = "accuracy", *, drift_at:
         colors[learner] = line.get_color()
     _drift_line(ax, drift_at)
     if drifts is None:
-        drifts = df.attrs.get("drifts", [])
+        drifts = df[df["detection"].notna()] if "detection" in df else []
     detections = pd.DataFrame(list(drifts) if not isinstance(drifts, pd.DataFrame) else drifts,
                               columns=["learner", "events"])
     for learner, hits in detections.groupby("learner", sort=False):

@@ -1,4 +1,4 @@
-"""Watch a live updater: a figure that redraws in place while the stream flows.
+"""Watch a live updater: a figure that redraws in place while the stream flows (:func:`watch`, ``em.watch``).
 
 In JupyterLab (or any IPython kernel, papermill included) :func:`watch` shows one figure and
 replaces it every ``every_s`` seconds with the updater's current metric and figures (see
@@ -10,7 +10,7 @@ Examples
 --------
 >>> import eventml as em
 >>> updater = em.LiveUpdater("sea", "sea-predictions", state_dir="runs/live", idle_timeout_s=5)  # doctest: +SKIP
->>> summary = watch(updater.start(), drift_at=5000)  # doctest: +SKIP
+>>> summary = em.watch(updater.start(), drift_at=5000)  # doctest: +SKIP
 """
 
 from __future__ import annotations
