@@ -182,10 +182,12 @@ def run_grid(notebook: str | os.PathLike, grid: dict[str, list], output_dir: str
         One row per run, in grid order, with columns ``run`` (``run-001``, ...), the grid
         parameters, the fixed parameters, every key figure written by any run (missing
         ones are NaN; a figure named like a parameter or a reserved column gets the suffix
-        ``_figure``), ``error`` (missing for a run that succeeded, so ``df["error"].isna()``
-        selects them; else the message naming the failing cell) and ``output_dir`` (the run's folder). ``df.attrs`` holds
-        ``failed`` (how many runs failed), ``notebook`` (its absolute path), ``grid`` and
-        ``parameters`` (as given). The table is also written to ``output_dir/grid.csv``.
+        ``_figure``), ``error`` (missing for a run that succeeded, else the message naming the
+        failing cell: ``df["error"].isna()`` selects the runs that succeeded, ``df["error"].notna().sum()``
+        counts the failed ones) and ``output_dir`` (the run's folder). Everything is a column, so
+        filtering, concatenating or saving the table keeps it. The table is also written to
+        ``output_dir/grid.csv``; the notebook's absolute path, the grid and the fixed parameters as
+        given are in ``output_dir/grid.json``.
 
     Raises
     ------
@@ -277,7 +279,4 @@ def collect_grid(output_dir: str | os.PathLike) -> pd.DataFrame:
     columns = ["run", *names]
     for row in rows:
         columns.extend(k for k in row if k not in columns and k not in _RESERVED)
-    df = pd.DataFrame(rows, columns=[*columns, "error", "output_dir"])
-    df.attrs.update(failed=int(df["error"].notna().sum()), notebook=spec["notebook"], grid=spec["grid"],
-                    parameters=spec["parameters"])
-    return df
+    return pd.DataFrame(rows, columns=[*columns, "error", "output_dir"])

@@ -31,7 +31,7 @@ def _grid(args: argparse.Namespace) -> int:
     df = run_grid(args.notebook, grid, output, parameters, kafka=kafka_settings(args))
     table = df.drop(columns="output_dir").assign(error=df["error"].fillna(""))
     print(table.to_string(index=False, max_colwidth=80))
-    return 1 if df.attrs["failed"] else 0
+    return 1 if df["error"].notna().any() else 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
