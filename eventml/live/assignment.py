@@ -38,6 +38,7 @@ class FixedAssignment:
     """One task over every input partition, read by this updater alone."""
 
     fixed = True  # one task, always: polled records need no routing
+    rebalancing = False
     per_partition = False
     co_partitioned = False  # a labels topic may have any number of partitions
     consumer_config: dict = {}
@@ -58,6 +59,7 @@ class _Announcing:
     """What both group assignments share: the callbacks' bookkeeping and the announcements."""
 
     fixed = False
+    rebalancing = False  # joining, or between a revoke and the assignment that ends the rebalance
     topics: list[str]
 
     def __init__(self, assignments_topic: str, session_timeout_s: float, strategy: str):
@@ -69,6 +71,7 @@ class _Announcing:
 
     def start(self, engine: Any, clients: Any) -> None:
         self.engine = engine
+        self.rebalancing = self.waits_for_rebalances
         clients.partitions(self.assignments_topic)
         clients.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                    on_lost=self._on_lost)
@@ -91,6 +94,7 @@ class _Announcing:
                 log.debug("announcing the stop failed", exc_info=True)
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        self.rebalancing = self.waits_for_rebalances
         if self.engine._tasks:
             self.announce("revoked", self.engine.owned)  # commits the open transaction with it
         self._unassign(consumer, partitions)
@@ -98,6 +102,7 @@ class _Announcing:
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         """The group moved on without this updater (its session timed out): nothing it has may commit."""
         engine = self.engine
+        self.rebalancing = self.waits_for_rebalances
         log.warning("updater %s lost partitions %s", engine.name, engine.owned)
         if engine._txn_open:
             try:
@@ -116,6 +121,9 @@ class GroupAssignment(_Announcing):
 
     per_partition = True
     co_partitioned = True
+    # not idle while joining or between a revoke and the next assignment: a member that blocks the rebalance (e.g.
+    # in a commit stuck after a broker restart) holds the group's work, and the others must not end meanwhile
+    waits_for_rebalances = True
 
     def __init__(self, topics: list[str], assignments_topic: str, session_timeout_s: float):
         super().__init__(assignments_topic, session_timeout_s, "range")
@@ -125,6 +133,7 @@ class GroupAssignment(_Announcing):
         return sorted(engine._tasks)
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
+        self.rebalancing = False
         engine = self.engine
         for number in sorted({tp.partition for tp in partitions}):
             inputs = engine.inputs([number])
@@ -140,6 +149,7 @@ class LeaseAssignment(_Announcing):
 
     per_partition = False
     co_partitioned = False
+    waits_for_rebalances = False  # a standby may end on idle
 
     def __init__(self, lease_topic: str, assignments_topic: str, session_timeout_s: float):
         super().__init__(assignments_topic, session_timeout_s, "cooperative-sticky")

@@ -40,7 +40,7 @@ from eventml.kafka.settings import KafkaSettings
 from eventml.live.merge import InputPartition
 
 __all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "connect_with_backoff", "live_id",
-           "restart_clients_early", "setup_timeout"]
+           "restart_clients_early", "setup_timeout", "watermarks"]
 
 log = logging.getLogger("eventml.live")
 client_log = logging.getLogger("eventml.live.librdkafka")  # librdkafka's own lines, instead of stderr
@@ -51,6 +51,7 @@ CLIENT_ERRORS = (KafkaException, KafkaPythonError)
 _BATCH = 5000  # messages taken from the consumer's local queue at a time
 _COORDINATOR_NOT_READY = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                           KafkaError.COORDINATOR_NOT_AVAILABLE)
+_LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
 _SETUP_TIMEOUT_S = 30.0  # at least this long for the calls that set up the clients (a new broker's first
 #                          transaction creates its internal topics)
 
@@ -83,6 +84,19 @@ def connect_with_backoff(connect: Callable[[], None], close: Callable[[], None],
             close()
             time.sleep(wait)
             wait = min(wait * 2, 5.0)
+
+
+def watermarks(consumer: Any, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """The partition's low and high watermarks (``read_committed``: the high one is the last stable offset),
+    asked of its leader, again while the leader moves (a broker that stopped or restarts, e.g. while a
+    group rebalances) until ``deadline``."""
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=max(0.01, deadline - time.monotonic()), cached=False)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _LEADER_MOVING or time.monotonic() + 0.1 >= deadline:
+                raise
+            time.sleep(0.1)
 
 
 def live_id(name: str) -> str:

@@ -20,9 +20,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventml.errors import ConfigError, EventmlError, KafkaUnavailableError
-from eventml.kafka.rdkafka import KafkaException
+from eventml.kafka.rdkafka import KafkaException, TopicPartition
 from eventml.live.background import BackgroundRun
-from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout
+from eventml.live.clients import (CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout,
+                                  watermarks)
 from eventml.live.commit import TransactionCommit, fenced
 from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import MAX_RUN, RecordProcessor
@@ -276,7 +277,11 @@ class Engine(BackgroundRun):
                     continue
                 if clients.brokers_down_at is not None:
                     clients.check_brokers(self.events_topic, min(settings.reconnect_timeout_s, 5.0))
-                if settings.idle_timeout_s is not None and now - self._last_record_at >= settings.idle_timeout_s:
+                if (settings.idle_timeout_s is not None and now - self._last_record_at >= settings.idle_timeout_s
+                        and not self.assignment.rebalancing):
+                    if self._fetch_again():  # not idle: records of its partitions were not fetched
+                        self._last_record_at = monotonic()
+                        continue
                     keep_going = False
                     break
                 continue
@@ -306,6 +311,30 @@ class Engine(BackgroundRun):
         if self._txn_open:
             self.commit()
         return keep_going
+
+    def _fetch_again(self) -> bool:
+        """Before ending on idle: True if an input partition of this updater has records after what its consumer
+        read, as the partition's leader says now (``read_committed``: its last stable offset); each such partition
+        is fetched again from there. A fetch can stall after a leader change (a broker restart), and a partition
+        handed over as a group's other members end has not been fetched yet: ending then would leave its records
+        to no updater."""
+        consumer = self._clients.consumer
+        inputs = [where for task in self._tasks.values() for where in task.inputs]
+        tps = [TopicPartition(where.topic, where.partition) for where in inputs]
+        deadline = time.monotonic() + min(self.settings.reconnect_timeout_s, 10.0)
+        left = []
+        for where, tp, position in zip(inputs, tps, consumer.position(tps) if tps else []):
+            read = max(position.offset, where.fetched)  # the position is past control records, or not known yet
+            end = watermarks(consumer, tp, deadline)[1]
+            if where.buf or end > read:
+                left.append(f"{where.key} ({end - read} records from offset {read})")
+                if not where.buf:
+                    consumer.resume([tp])  # a no-op unless paused
+                    consumer.seek(TopicPartition(where.topic, where.partition, read))
+        if left:
+            log.warning("updater %s: no record for %g s but %s left to read: fetching again instead of ending",
+                        self.name, self.settings.idle_timeout_s, ", ".join(left))
+        return bool(left)
 
     def commit(self) -> None:
         """Close the open transaction (:class:`~eventml.live.commit.TransactionCommit`) with every task that

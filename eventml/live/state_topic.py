@@ -63,7 +63,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from eventml.errors import ConfigError, SnapshotError
-from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
+from eventml.kafka.rdkafka import KafkaException, TopicPartition
+from eventml.live.clients import watermarks
 from eventml.live.keys import STATE_KEY_ENV, state_key
 from eventml.live.snapshots import Snapshot
 from eventml.validation import int_in_range
@@ -118,21 +119,6 @@ class _Stretch:
     manifest: tuple[int, bytes | None] | None = None
     before: dict[int, tuple[int, bytes | None]] = dataclasses.field(default_factory=dict)
     chunks: dict[int, tuple[int, bytes | None]] = dataclasses.field(default_factory=dict)
-
-
-_LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
-
-
-def _watermarks(consumer: Any, tp: TopicPartition, deadline: float) -> tuple[int, int]:
-    """The partition's low and high watermarks, asked again while its leader moves (a broker that stopped
-    or restarts, e.g. while a group rebalances) until ``deadline``."""
-    while True:
-        try:
-            return consumer.get_watermark_offsets(tp, timeout=max(0.01, deadline - time.monotonic()), cached=False)
-        except KafkaException as exc:
-            if exc.args[0].code() not in _LEADER_MOVING or time.monotonic() + 0.1 >= deadline:
-                raise
-            time.sleep(0.1)
 
 
 class StateTopic:
@@ -293,7 +279,7 @@ class StateTopic:
                 "last commit is missing; refusing to resume from it")
 
     def _load_once(self, consumer: Any, tp: TopicPartition, task: str, deadline: float) -> Snapshot | None:
-        low, end = _watermarks(consumer, tp, deadline)
+        low, end = watermarks(consumer, tp, deadline)
         window, stop = _FIRST_WINDOW, end
         manifest, chunks, missing = None, {}, set()
         while stop > low:
