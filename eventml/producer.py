@@ -1,5 +1,9 @@
 """Write events to a topic: validated JSON, keyed by id, batched, with delivery accounting.
 
+By default a write is delivered once every in-sync replica has it, and retries write nothing twice
+(``acks="all"`` with idempotence, :data:`eventml.kafka.clients.PRODUCER_DEFAULTS`): a leader that
+dies takes no acknowledged event with it. ``acks=1`` trades that for speed, when asked for.
+
 Examples
 --------
 >>> from eventml.producer import produce
@@ -56,6 +60,11 @@ class EventProducer:
     Every event is validated and encoded as JSON, keyed by its id. Failed deliveries are
     counted in :attr:`report`, not silently lost.
 
+    Guaranteed with the default settings: an event counted as delivered is on every in-sync
+    replica of its partition (``acks="all"``; with ``min.insync.replicas=2`` it survives its leader's
+    crash), and an event is written at most once however often it is retried (idempotence).
+    Not guaranteed: with ``acks=1`` (or 0) a delivered event can be lost with its leader.
+
     Parameters
     ----------
     topic
@@ -111,21 +120,23 @@ class EventProducer:
         if self.report.first_error is None:
             self.report.first_error = repr(exc)
 
-    def send(self, event: Event | Label | dict[str, Any]) -> None:
+    def send(self, event: Event | Label | dict[str, Any]) -> Any:
         """Validate, encode and send one event, or a :class:`~eventml.events.Label` for a labels
-        topic (asynchronously; see :meth:`flush`)."""
+        topic (asynchronously; see :meth:`flush`); return its delivery's future (kafka-python's:
+        ``add_callback(fn)`` runs ``fn(metadata)`` once the broker acknowledged it)."""
         if isinstance(event, Label):
-            self.send_raw(encode_label(event), event.id.encode())
-            return
+            return self.send_raw(encode_label(event), event.id.encode())
         key = (event.id if isinstance(event, Event) else event["id"]).encode()
-        self.send_raw(encode_event(event), key)
+        return self.send_raw(encode_event(event), key)
 
     def send_raw(self, value: bytes | None, key: bytes | None = None,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Send bytes as they are: for labels, predictions and records of other formats."""
+                 headers: list[tuple[str, bytes]] | None = None) -> Any:
+        """Send bytes as they are: for labels, predictions and records of other formats; return
+        the delivery's future, as :meth:`send`."""
         future = self._producer.send(self.topic, value=value, key=key, headers=headers, partition=self._partition)
         future.add_errback(self._on_error)
         self.report.sent += 1
+        return future
 
     def flush(self, timeout_s: float | None = None) -> ProduceReport:
         """Wait until every sent event is acknowledged or failed; return the report."""
