@@ -1,8 +1,7 @@
 """Write events to a topic: validated JSON, keyed by id, batched, with delivery accounting.
 
-By default a write is delivered once every in-sync replica has it, and retries write nothing twice
-(``acks="all"`` with idempotence, :data:`eventml.kafka.clients.PRODUCER_DEFAULTS`): a leader that
-dies takes no acknowledged event with it. ``acks=1`` trades that for speed, when asked for.
+By default nothing acknowledged is lost with its leader, and nothing is written twice (``acks="all"``
+with idempotence; see :class:`EventProducer`).
 
 Examples
 --------
@@ -76,7 +75,7 @@ class EventProducer:
     **config
         The other connection keywords (``security_protocol``, ``sasl_username``, ...; see
         :mod:`eventml.kafka.settings`), and kafka-python producer settings over eventml's defaults
-        (see :mod:`eventml.kafka.clients`).
+        (:data:`eventml.kafka.clients.PRODUCER_DEFAULTS`; ``acks=1`` trades durability for speed).
 
     Raises
     ------
