@@ -11,15 +11,24 @@ and read back by a default ``KafkaConsumer`` with ``json.loads``, by a ``KafkaCo
 eventml's settings and orjson, and by :func:`eventml.read_events` (which validates and would
 dead-letter). Events/s are medians over the rounds; ratios are eventml / baseline.
 
+Then what eventml's durable default costs: :class:`eventml.EventProducer` with ``acks=1`` against
+its defaults (``acks="all"`` with idempotence), in alternating order, at full speed (events/s) and
+paced at ``--paced-rate`` for 3 s (the delivery latency of every event, send to acknowledgement,
+p50 and p99); ratios are acks=all / acks=1, the median over the rounds of each round's pair (and
+their range). With ``--cluster`` the same comparison runs on a fresh local three-broker cluster too
+(replication factor 3, ``min.insync.replicas=2``), where acks=all waits for a follower.
+
 Usage::
 
     python benchmarks/bench_produce_consume.py --events 100000 --rounds 3
+    python benchmarks/bench_produce_consume.py --events 50000 --rounds 3 --acks-only --cluster
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -30,7 +39,8 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
-from eventml.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, kafka_for
+from eventml.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, LocalCluster, kafka_for
+from eventml.sources import rate_limited
 
 HERE = Path(__file__).resolve().parent
 
@@ -124,7 +134,6 @@ def run(servers: str, n: int, rounds: int) -> dict:
     p = {k: statistics.median(v) for k, v in produce.items()}
     c = {k: statistics.median(v) for k, v in consume.items()}
     return {
-        "events": n, "rounds": rounds, "python": platform.python_version(), "kafka": em.kafka.KAFKA_VERSION,
         **{f"produce_{k}_events_per_s": round(v) for k, v in p.items()},
         **{f"consume_{k}_events_per_s": round(v) for k, v in c.items()},
         "produce_ratio_vs_raw_same": round(p["eventml"] / p["raw_same"], 3),
@@ -132,6 +141,60 @@ def run(servers: str, n: int, rounds: int) -> dict:
         "consume_ratio_vs_raw_same": round(c["eventml"] / c["raw_same"], 3),
         "consume_ratio_vs_raw_default": round(c["eventml"] / c["raw_default"], 3),
     }
+
+
+#: the two durability settings compared: eventml's defaults (acks=all, idempotence) and acks=1
+ACKS = {"acks_all": {}, "acks_1": {"acks": 1}}
+PACED_S = 3  # seconds of each latency run
+
+
+def produce_acks(events, topic, servers, config, rate=None):
+    """Seconds to produce and flush ``events`` with ``config`` over eventml's defaults; paced at
+    ``rate``, the delivery latency (ms, send to acknowledgement) of every event too."""
+    latencies = []
+    with em.EventProducer(topic, bootstrap_servers=servers, **config) as producer:
+        started = time.perf_counter()
+        for event in rate_limited(events, rate):
+            future = producer.send(event)
+            if rate is not None:
+                sent = time.perf_counter()
+                future.add_callback(lambda _, sent=sent: latencies.append((time.perf_counter() - sent) * 1000))
+        producer.flush()
+        seconds = time.perf_counter() - started
+    assert producer.report.delivered == len(events), producer.report
+    return seconds, latencies
+
+
+def compare_acks(servers: str, n: int, rounds: int, paced_rate: float, where: str) -> dict:
+    """acks=1 and acks=all+idempotence side by side on ``servers``, alternating which goes first."""
+    events = list(em.synthetic("sea", n, seed=1))
+    paced = events[:max(1, int(paced_rate * PACED_S))]
+    rate = {name: [] for name in ACKS}
+    p50 = {name: [] for name in ACKS}
+    p99 = {name: [] for name in ACKS}
+    names = list(ACKS)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            topic = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+            em.create_topic(topic, bootstrap_servers=servers)
+            rate[name].append(n / produce_acks(events, topic, servers, ACKS[name])[0])
+            _, latencies = produce_acks(paced, topic, servers, ACKS[name], rate=paced_rate)
+            p50[name].append(_quantile(latencies, 0.50))
+            p99[name].append(_quantile(latencies, 0.99))
+        print(f"{where} round {round_ + 1}: " + ", ".join(
+            f"{name} {rate[name][-1]:,.0f}/s p50 {p50[name][-1]:.1f} ms p99 {p99[name][-1]:.1f} ms" for name in names))
+    result = {}
+    for metric, values in (("events_per_s", rate), ("paced_p50_ms", p50), ("paced_p99_ms", p99)):
+        result.update({f"{where}_{name}_{metric}": round(statistics.median(v), 1) for name, v in values.items()})
+        # each round's pair ran back to back: the median of their ratios, and the spread (a shared machine's noise)
+        ratios = [all_ / one for all_, one in zip(values["acks_all"], values["acks_1"])]
+        result[f"{where}_{metric}_ratio_all_vs_1"] = round(statistics.median(ratios), 3)
+        result[f"{where}_{metric}_ratio_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
+    return {**result, f"{where}_paced_rate": paced_rate, f"{where}_load_average": os.getloadavg()[0]}
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def _fmt(results: dict, i: int) -> str:
@@ -143,10 +206,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bootstrap-servers", help="use this cluster instead of a fresh local broker")
+    parser.add_argument("--acks-only", action="store_true", help="only compare acks=1 with acks=all+idempotence")
+    parser.add_argument("--cluster", action="store_true", help="compare them on a local three-broker cluster too")
+    parser.add_argument("--paced-rate", type=float, default=1000, help="events/s of the latency runs")
     parser.add_argument("--output", default=str(HERE / "results" / "produce_consume.json"))
     args = parser.parse_args()
+    result = {"events": args.events, "rounds": args.rounds, "python": platform.python_version(),
+              "kafka": em.kafka.KAFKA_VERSION, "load_average_before": os.getloadavg()}
     with kafka_for(args.bootstrap_servers) as servers:
-        result = run(servers, args.events, args.rounds)
+        if not args.acks_only:
+            result.update(run(servers, args.events, args.rounds))
+        result.update(compare_acks(servers, args.events, args.rounds, args.paced_rate, "broker"))
+    if args.cluster:
+        with LocalCluster(brokers=3, port=0) as cluster:  # free ports, a temporary folder
+            result.update(compare_acks(cluster.bootstrap_servers, args.events, args.rounds, args.paced_rate, "cluster"))
+    result["load_average_after"] = os.getloadavg()
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -1,5 +1,8 @@
 """Write events to a topic: validated JSON, keyed by id, batched, with delivery accounting.
 
+By default nothing acknowledged is lost with its leader, and nothing is written twice (``acks="all"``
+with idempotence; see :class:`EventProducer`).
+
 Examples
 --------
 >>> from eventml.producer import produce
@@ -56,6 +59,11 @@ class EventProducer:
     Every event is validated and encoded as JSON, keyed by its id. Failed deliveries are
     counted in :attr:`report`, not silently lost.
 
+    Guaranteed with the default settings: an event counted as delivered is on every in-sync
+    replica of its partition (``acks="all"``; with ``min.insync.replicas=2`` it survives its leader's
+    crash), and an event is written at most once however often it is retried (idempotence).
+    Not guaranteed: with ``acks=1`` (or 0) a delivered event can be lost with its leader.
+
     Parameters
     ----------
     topic
@@ -67,7 +75,7 @@ class EventProducer:
     **config
         The other connection keywords (``security_protocol``, ``sasl_username``, ...; see
         :mod:`eventml.kafka.settings`), and kafka-python producer settings over eventml's defaults
-        (see :mod:`eventml.kafka.clients`).
+        (:data:`eventml.kafka.clients.PRODUCER_DEFAULTS`; ``acks=1`` trades durability for speed).
 
     Raises
     ------
@@ -111,21 +119,23 @@ class EventProducer:
         if self.report.first_error is None:
             self.report.first_error = repr(exc)
 
-    def send(self, event: Event | Label | dict[str, Any]) -> None:
+    def send(self, event: Event | Label | dict[str, Any]) -> Any:
         """Validate, encode and send one event, or a :class:`~eventml.events.Label` for a labels
-        topic (asynchronously; see :meth:`flush`)."""
+        topic (asynchronously; see :meth:`flush`); return its delivery's future (kafka-python's:
+        ``add_callback(fn)`` runs ``fn(metadata)`` once the broker acknowledged it)."""
         if isinstance(event, Label):
-            self.send_raw(encode_label(event), event.id.encode())
-            return
+            return self.send_raw(encode_label(event), event.id.encode())
         key = (event.id if isinstance(event, Event) else event["id"]).encode()
-        self.send_raw(encode_event(event), key)
+        return self.send_raw(encode_event(event), key)
 
     def send_raw(self, value: bytes | None, key: bytes | None = None,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Send bytes as they are: for labels, predictions and records of other formats."""
+                 headers: list[tuple[str, bytes]] | None = None) -> Any:
+        """Send bytes as they are: for labels, predictions and records of other formats; return
+        the delivery's future, as :meth:`send`."""
         future = self._producer.send(self.topic, value=value, key=key, headers=headers, partition=self._partition)
         future.add_errback(self._on_error)
         self.report.sent += 1
+        return future
 
     def flush(self, timeout_s: float | None = None) -> ProduceReport:
         """Wait until every sent event is acknowledged or failed; return the report."""

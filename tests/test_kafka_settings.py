@@ -10,7 +10,7 @@ import pytest
 
 import eventml as em
 from eventml.errors import ConfigError
-from eventml.kafka import logs
+from eventml.kafka import logs, rdkafka
 from eventml.kafka.clients import consumer_config, producer_config
 from eventml.kafka.rdkafka import rdkafka_config
 from eventml.kafka.settings import DEFAULT_BOOTSTRAP, ENV_NAMES, NAMES, KafkaSettings, bootstrap_servers, environment
@@ -106,6 +106,26 @@ def test_an_unknown_setting_is_named_with_the_accepted_ones():
 def test_overrides_win_over_eventml_defaults():
     assert producer_config(KafkaSettings(environ={}), linger_ms=0)["linger_ms"] == 0
     assert consumer_config(KafkaSettings(environ={}), group_id="g")["group_id"] == "g"
+
+
+def test_producers_default_to_acks_all_with_idempotence_and_drop_idempotence_for_an_explicit_acks_1():
+    plain = KafkaSettings("b:9092", environ={})
+    kafka_python = producer_config(plain)
+    assert (kafka_python["acks"], kafka_python["enable_idempotence"]) == ("all", True)
+    assert "retries" not in kafka_python  # kafka-python's: retry until delivery_timeout_ms
+    assert producer_config(plain, acks=1)["enable_idempotence"] is False
+    assert producer_config(plain, retries=0)["enable_idempotence"] is False
+    assert producer_config(plain, acks=1, enable_idempotence=True)["enable_idempotence"] is True  # refused later
+    librdkafka = rdkafka.producer_config(plain)
+    assert (librdkafka["acks"], librdkafka["enable.idempotence"]) == ("all", True)
+    assert rdkafka.producer_config(plain, {"acks": 1})["enable.idempotence"] is False
+    assert rdkafka.producer_config(plain, {"max.in.flight": 10})["enable.idempotence"] is False
+    assert rdkafka.producer_config(plain, {"acks": "all", "transactional.id": "t"})["enable.idempotence"] is True
+    # librdkafka itself takes each (it connects lazily: no broker needed) and refuses the contradiction
+    for config in ({}, {"acks": 1}, {"acks": 0}, {"max.in.flight": 10}):
+        rdkafka.Producer(rdkafka.producer_config(plain, config))
+    with pytest.raises(rdkafka.KafkaException, match="`acks` must be set to `all` when `enable.idempotence` is true"):
+        rdkafka.Producer(rdkafka.producer_config(plain, {"acks": 1, "enable.idempotence": True}))
 
 
 def test_a_connection_setting_under_a_clients_own_name_points_to_eventmls():

@@ -40,10 +40,8 @@ def test_kill_join_and_a_broker_stop_leave_one_prediction_per_event_and_per_part
     servers, group, n = kafka_cluster.bootstrap_servers, f"{topic}-g", 12_000
     em.create_topic(topic, 6, kafka=kafka_cluster.settings)
     events = list(em.synthetic("sea", n, seed=21))
-    # 15 s of events; acks=all and idempotence, so the broker stop below loses or repeats no input
-    # (eventml's default acks=1 can lose a write the stopped leader acknowledged but had not replicated)
-    job = em.produce_in_background(events, topic, rate=800, kafka=kafka_cluster.settings, acks="all",
-                                   enable_idempotence=True, retries=100)
+    # 15 s of events; eventml's producer defaults (acks=all, idempotence) lose or repeat no input in the stop below
+    job = em.produce_in_background(events, topic, rate=800, kafka=kafka_cluster.settings)
     procs = {name: updater_process(servers, topic, group, name) for name in ("u1", "u2", "u3")}
     try:
         wait_until_assigned(group, servers, "u1")

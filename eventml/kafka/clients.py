@@ -17,8 +17,10 @@ Examples
 --------
 >>> from eventml.kafka.settings import KafkaSettings
 >>> cfg = producer_config(KafkaSettings("broker:9092", environ={}), linger_ms=5)
->>> cfg["bootstrap_servers"], cfg["linger_ms"], cfg["batch_size"]
-('broker:9092', 5, 1048576)
+>>> cfg["bootstrap_servers"], cfg["linger_ms"], cfg["acks"], cfg["enable_idempotence"]
+('broker:9092', 5, 'all', True)
+>>> producer_config(KafkaSettings("broker:9092", environ={}), acks=1)["enable_idempotence"]
+False
 >>> producer_config(KafkaSettings("broker:9092", environ={}), sasl_plain_username="alice")
 Traceback (most recent call last):
 ...
@@ -46,13 +48,16 @@ __all__ = ["PRODUCER_DEFAULTS", "CONSUMER_DEFAULTS", "producer", "consumer", "ad
 
 Client = TypeVar("Client")
 
-#: eventml's producer defaults; see benchmarks/bench_produce_consume.py for what they buy.
+#: eventml's producer defaults; see benchmarks/bench_produce_consume.py for what they buy and cost.
+#: A write counts as delivered once every in-sync replica has it, and a retried write is neither
+#: duplicated nor reordered: ``acks="all"`` with idempotence, as Kafka's own clients since 3.0. Retries
+#: are kafka-python's: until ``delivery_timeout_ms`` (2 minutes), which outlasts a leader's failover.
 PRODUCER_DEFAULTS: dict[str, Any] = {
-    "acks": 1,  # one broker confirms each batch; "all" is the kafka-python default
+    "acks": "all",  # a leader that dies after acknowledging leaves the write on the new leader
+    "enable_idempotence": True,  # gives way to an acks, retries or max_in_flight it cannot go with
     "linger_ms": 20,  # wait up to 20 ms to fill batches
     "batch_size": 1 << 20,  # 1 MiB batches: fewer requests, fewer CRC calls
     "max_request_size": 8 << 20,
-    "retries": 5,
 }
 
 #: eventml's consumer defaults.
@@ -85,8 +90,21 @@ def _config(kind: str, accepted: dict[str, Any], defaults: dict[str, Any], setti
 
 
 def producer_config(settings: KafkaSettings, **tuning: Any) -> dict[str, Any]:
-    """Settings for a kafka-python ``KafkaProducer``: eventml's defaults, then ``tuning``, then the connection."""
-    return _config("producer", KafkaProducer.DEFAULT_CONFIG, PRODUCER_DEFAULTS, settings, tuning)
+    """Settings for a kafka-python ``KafkaProducer``: eventml's defaults, then ``tuning``, then the connection.
+
+    Idempotence needs ``acks="all"``, ``retries`` above 0 and at most 5 requests in flight: a
+    ``tuning`` that asks otherwise (``acks=1``) gets a producer without it, unless it gives
+    ``enable_idempotence`` (or a ``transactional_id``) too, which kafka-python then refuses.
+    """
+    config = _config("producer", KafkaProducer.DEFAULT_CONFIG, PRODUCER_DEFAULTS, settings, tuning)
+    if "enable_idempotence" not in tuning and not tuning.get("transactional_id") and not _idempotence_fits(config):
+        config["enable_idempotence"] = False
+    return config
+
+
+def _idempotence_fits(config: dict[str, Any]) -> bool:
+    return (str(config["acks"]) in ("all", "-1") and config.get("retries", 1) != 0
+            and config.get("max_in_flight_requests_per_connection", 5) <= 5)
 
 
 def consumer_config(settings: KafkaSettings, **tuning: Any) -> dict[str, Any]:

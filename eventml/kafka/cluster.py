@@ -3,8 +3,8 @@
 ``LocalCluster(brokers=3)`` (``eventml kafka start --brokers 3``) runs three JVMs from the same
 jars as :class:`~eventml.kafka.local.LocalKafka`, each node both a KRaft controller and a broker
 (three voters: the quorum survives one node down). New topics, the internal ones included, get
-replication factor 3 and ``min.insync.replicas=2``: with ``acks=all`` a write survives one node
-stopped or killed, and writes go on while one node is down.
+replication factor 3 and ``min.insync.replicas=2``: with ``acks=all`` (eventml's producers' default)
+a write survives one node stopped or killed, and writes go on while one node is down.
 
 Each node is a :class:`~eventml.kafka.node.KafkaNode` in ``DATA_DIR/node-N`` (its storage,
 ``server.properties``, ``server.log`` and pid file); ``DATA_DIR/cluster.json`` remembers the cluster's
@@ -54,7 +54,7 @@ CLUSTER_FILE = "cluster.json"
 DEFAULT_HEAP_MB = 384
 #: each node's JVM options: the C1 compiler only. On two shared cores a three-node cluster starts about
 #: three times faster with it (C2's compiler threads compete with three JVMs starting), and produced
-#: no slower (faster, in fact) in a run of 200,000 records with acks=all; see the README.
+#: no slower (faster, in fact) in a run of 200,000 records with acks=all, the producers' default; see the README.
 DEFAULT_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 
 

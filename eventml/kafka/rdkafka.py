@@ -7,6 +7,8 @@ librdkafka's own names (``"linger.ms"``, ``"isolation.level"``, ...), which libr
 itself: an unknown name or a bad value is a :class:`~eventml.errors.ConfigError` with its
 message. Connection names (``bootstrap.servers``, ``security.protocol``, ``sasl.*``, ``ssl.*``) are
 refused in the tuning: they come from the settings only, so the two clients never disagree.
+Producers start from :data:`PRODUCER_DEFAULTS`: ``acks=all`` with idempotence, as the kafka-python
+producers (:data:`eventml.kafka.clients.PRODUCER_DEFAULTS`).
 
 A client is made after :func:`~eventml.kafka.connection.check_connection`, so an unreachable
 broker, a refused login or an untrusted certificate is one sentence, not a timeout. librdkafka's
@@ -25,6 +27,8 @@ Examples
 Traceback (most recent call last):
 ...
 eventml.errors.ConfigError: 'sasl.username' is a connection setting: give it in KafkaSettings (sasl_username, ssl_cafile, ...) or the EVENTML_* environment variables
+>>> producer_config(KafkaSettings("broker:9092", environ={}), {"acks": 1})["enable.idempotence"]
+False
 """
 
 from __future__ import annotations
@@ -40,8 +44,13 @@ from eventml.kafka import logs
 from eventml.kafka.connection import check_connection
 from eventml.kafka.settings import KafkaSettings
 
-__all__ = ["producer", "consumer", "rdkafka_config", "Consumer", "KafkaError", "KafkaException", "Producer",
-           "TopicPartition"]
+__all__ = ["PRODUCER_DEFAULTS", "producer", "consumer", "rdkafka_config", "producer_config", "Consumer", "KafkaError",
+           "KafkaException", "Producer", "TopicPartition"]
+
+#: eventml's librdkafka producer defaults: a write counts as delivered once every in-sync replica has
+#: it, and a retried write is neither duplicated nor reordered (librdkafka's own default is
+#: ``acks=all`` without idempotence). A transactional producer is idempotent anyway.
+PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
 
 _CONNECTION = ("bootstrap.servers", "metadata.broker.list", "security.protocol")
 _CONNECTION_PREFIXES = ("sasl.", "ssl.", "ssl_")
@@ -57,22 +66,48 @@ def rdkafka_config(settings: KafkaSettings, config: Mapping[str, Any] | None = N
     return {**config, **settings.for_librdkafka()}
 
 
+def producer_config(settings: KafkaSettings, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """librdkafka producer settings: :data:`PRODUCER_DEFAULTS`, then ``config``, then the connection.
+
+    Idempotence needs ``acks=all``, retries and at most 5 requests in flight: a ``config`` that asks
+    otherwise (``{"acks": 1}``) gets a producer without it, unless it names ``enable.idempotence``
+    (or a ``transactional.id``) too, which librdkafka then refuses.
+    """
+    config = dict(config or {})
+    tuned = {**PRODUCER_DEFAULTS, **config}
+    if "enable.idempotence" not in config and "transactional.id" not in config and not _idempotence_fits(tuned):
+        tuned["enable.idempotence"] = False
+    return rdkafka_config(settings, tuned)
+
+
+def _idempotence_fits(config: dict[str, Any]) -> bool:
+    """False if ``config`` asks for what idempotence cannot go with (a value librdkafka cannot read is
+    left for librdkafka to refuse)."""
+    def given(*names: str) -> list[str]:
+        return [str(config[name]) for name in names if name in config]
+
+    return not (any(acks not in ("all", "-1") for acks in given("acks", "request.required.acks"))
+                or "0" in given("retries", "message.send.max.retries")
+                or any(n.isdigit() and int(n) > 5
+                       for n in given("max.in.flight", "max.in.flight.requests.per.connection")))
+
+
 def producer(settings: KafkaSettings, config: Mapping[str, Any] | None = None, *,
              logger: logging.Logger | None = None, error_cb: Callable[[KafkaError], None] | None = None) -> Producer:
-    """A confluent-kafka producer with ``config`` (librdkafka names), after the connection check."""
-    return _make(Producer, settings, config, logger, error_cb)
+    """A confluent-kafka producer with ``config`` (librdkafka names) over :data:`PRODUCER_DEFAULTS`,
+    after the connection check."""
+    return _make(Producer, settings, producer_config(settings, config), logger, error_cb)
 
 
 def consumer(settings: KafkaSettings, config: Mapping[str, Any] | None = None, *,
              logger: logging.Logger | None = None, error_cb: Callable[[KafkaError], None] | None = None) -> Consumer:
     """A confluent-kafka consumer with ``config`` (librdkafka names, ``group.id`` among them), after
     the connection check."""
-    return _make(Consumer, settings, config, logger, error_cb)
+    return _make(Consumer, settings, rdkafka_config(settings, config), logger, error_cb)
 
 
-def _make(factory: Callable[[dict], Any], settings: KafkaSettings, config: Mapping[str, Any] | None,
+def _make(factory: Callable[[dict], Any], settings: KafkaSettings, conf: dict[str, Any],
           logger: logging.Logger | None, error_cb: Callable[[KafkaError], None] | None) -> Any:
-    conf = rdkafka_config(settings, config)
     check_connection(settings)
     if logger is not None:
         logs.protect(logger)
