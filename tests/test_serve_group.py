@@ -167,6 +167,7 @@ def test_every_answer_comes_from_the_committed_model_of_its_partition_through_sw
     em.create_topic(topic, partitions, bootstrap_servers=kafka_bootstrap)
     produce_events(events[:300], topic, kafka_bootstrap)
     settings = dict(group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap, records_per_transaction=50,
+                    transaction_interval_s=0.25,
                     session_timeout_s=6)
     updaters = [GroupUpdater(topic, f"{topic}.pred", name=name, **settings).start() for name in ("one", "two")]
     results: list[list] = [[] for _ in range(4)]
