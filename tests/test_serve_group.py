@@ -330,10 +330,11 @@ def test_a_state_of_an_open_or_aborted_transaction_is_never_served(kafka_bootstr
 
 
 @pytest.mark.integration
-def test_a_forged_state_is_refused_and_served_events_go_to_the_partition_that_answered(kafka_bootstrap, topic,
+def test_a_forged_or_replayed_state_is_refused_and_served_events_go_to_the_partition_that_answered(kafka_bootstrap, topic,
                                                                                         tmp_path):
     from eventml.kafka import rdkafka
     from eventml.kafka.settings import KafkaSettings
+    from eventml.live.state import UpdaterState
 
     partitions, group = 2, f"{topic}-g"
     em.create_topic(topic, partitions, bootstrap_servers=kafka_bootstrap)
@@ -377,6 +378,19 @@ def test_a_forged_state_is_refused_and_served_events_go_to_the_partition_that_an
         assert server.model.models[1] is before and not marker.exists()
         assert without_ts(http.post("/predict", json=PROBES).json()) == without_ts(served_before)
         assert http.get("/model").json()["models"]["1"]["sequence"] == before.sequence
+
+        # an authentic state for offsets the group did not commit, as an older snapshot replayed is: refused too
+        first = server.model.models[0]
+        replayed = StateTopic(state_topic_name(group), KEY).records(
+            f"{topic}:0", 0, first.sequence - 1, {f"{topic}:0": first.offsets[f"{topic}:0"] - 10},
+            UpdaterState.fresh(make_learner("river_logreg"), ["accuracy", "log_loss"], 10))
+        for key, value, headers in replayed:
+            intruder.produce(state_topic_name(group), value, key, 0, headers=headers)
+        assert intruder.flush(30) == 0
+        wait_until(lambda: "0" in server.service.watcher.refused, 30, "the replayed state was read")
+        assert "not the offsets group" in server.service.watcher.refused["0"]
+        assert server.model.models[0] is first
+        assert without_ts(http.post("/predict", json=PROBES).json()) == without_ts(served_before)
 
 
 @pytest.mark.integration

@@ -25,9 +25,13 @@ record, ``last_error`` says why) keeps its previous model until the group commit
 
 Examples
 --------
+>>> info = {"group": "sea-models", "scope": "partition", "events_topic": "sea", "state_topic": "eventml-sea-models-state"}
+>>> view = GroupModels.empty(info, 3)  # nothing committed yet
+>>> view.key_of("e-42"), view.model_for("e-42") is None, view.ready
+(2, True, False)
 >>> watcher = StateTopicWatcher("sea", "sea-models", KafkaSettings("127.0.0.1:9092"),
 ...                             state_key="00112233445566778899aabbccddeeff").start()  # doctest: +SKIP
->>> watcher.current.describe()["models"]["0"]["sequence"]  # doctest: +SKIP
+>>> watcher.current.describe()["models"]["2"]["sequence"]  # doctest: +SKIP
 12
 """
 
@@ -200,30 +204,32 @@ class StateTopicWatcher(PollingWatcher):
         partitions = self._count_partitions(consumer)
         if not partitions:
             return False
-        view = self.current or GroupModels.empty(self.info, partitions)
-        if view.partitions != partitions:
+        view = self.current
+        if view is None:
+            view = self.current = GroupModels.empty(self.info, partitions)
+        elif view.partitions != partitions:
             log.info("events topic %r now has %d partitions; requests are placed by them", self.events_topic, partitions)
-            view = view.resized(partitions)
+            view = self.current = view.resized(partitions)
         swapped = False
         for key, task, number in self._tasks(partitions):
             _, end = consumer.get_watermark_offsets(TopicPartition(self.store.topic, number),
                                                     timeout=self.load_timeout_s, cached=False)
             if self._seen.get(number) == end:
                 continue  # nothing committed there since the last read
+            refused = dict(self.refused)  # replaced, never changed: GET /healthz reads it from another thread
             try:
                 model = self._load(consumer, task, number, view.models.get(key))
             except SnapshotError as exc:
-                self.refused[str(key)] = str(exc)
+                refused[str(key)] = str(exc)
             else:
-                self.refused.pop(str(key), None)
+                refused.pop(str(key), None)
                 if model is not None:
-                    view, swapped = view.with_model(key, model), True
+                    view = self.current = view.with_model(key, model)  # the swap: one reference assignment
+                    swapped = True
                     self.swaps += 1
                     log.info("serving %s: model version %d (transaction %d)", task, model.model_version,
                              model.sequence)
-            self._seen[number] = end
-        if swapped or self.current is None or view.partitions != self.current.partitions:
-            self.current = view  # the swap: one reference assignment
+            self._seen[number], self.refused = end, refused
         if self.refused:
             raise SnapshotError("; ".join(self.refused.values()))
         return swapped
@@ -290,4 +296,4 @@ class StateTopicWatcher(PollingWatcher):
         return f"no committed model to serve: {why}{error}; try again once it has committed one"
 
     def status(self) -> dict[str, Any]:
-        return {**super().status(), "loads": self.loads, "refused": dict(self.refused)}
+        return {**super().status(), "loads": self.loads, "refused": self.refused}

@@ -169,7 +169,7 @@ class PollingWatcher:
     the last error, and the counters of ``GET /healthz``. A subclass defines :meth:`poll`,
     :meth:`close` and :meth:`no_model_sentence`.
 
-    :attr:`current` is None until a committed state is found, then an object with ``ready``,
+    :attr:`current` is None until there is state to look at, then an object with ``ready``,
     ``model_for(event_id)`` (the :class:`CommittedModel` that answers that event, or None),
     ``describe()`` (``GET /model``) and ``health()``; it is replaced, never changed, by one
     assignment.
