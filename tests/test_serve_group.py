@@ -331,8 +331,8 @@ def test_a_state_of_an_open_or_aborted_transaction_is_never_served(kafka_bootstr
 
 
 @pytest.mark.integration
-def test_a_forged_or_replayed_state_is_refused_and_served_events_go_to_the_partition_that_answered(kafka_bootstrap, topic,
-                                                                                        tmp_path):
+def test_a_forged_or_replayed_state_is_refused_and_served_events_go_to_the_partition_that_answered(
+        kafka_bootstrap, topic, tmp_path):
     from eventml.kafka import rdkafka
     from eventml.kafka.settings import KafkaSettings
     from eventml.live.state import UpdaterState

@@ -5,7 +5,8 @@ or a group's :class:`~eventml.serve.group_watcher.GroupModels`) and uses it to t
 watcher's swap never reaches a request half-way; each event is answered by ``model_for(event.id)``
 (in a group: the model of the event's partition), so the app does not care where the state is kept.
 Predicting runs on the event loop: a prediction of an eventml learner takes microseconds, far less
-than a hop to a worker thread would, and the model is only read (river and scikit-learn predictions do not change it).
+than a hop to a worker thread would, and the model is only read (river and scikit-learn predictions
+do not change it).
 
 Answers: 200 with the wire format's prediction (one, or a list for a list); 422 for a body that is
 not the wire format, ``detail[0].loc`` naming the field; 500 with one sentence when the model

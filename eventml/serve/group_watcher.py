@@ -25,7 +25,8 @@ record, ``last_error`` says why) keeps its previous model until the group commit
 
 Examples
 --------
->>> info = {"group": "sea-models", "scope": "partition", "events_topic": "sea", "state_topic": "eventml-sea-models-state"}
+>>> info = {"group": "sea-models", "scope": "partition", "events_topic": "sea",
+...         "state_topic": "eventml-sea-models-state"}
 >>> view = GroupModels.empty(info, 3)  # nothing committed yet
 >>> view.key_of("e-42"), view.model_for("e-42") is None, view.ready
 (2, True, False)
@@ -187,7 +188,8 @@ class StateTopicWatcher(PollingWatcher):
             if not counts[self.events_topic]:
                 self._waiting = f"events topic {self.events_topic!r} does not exist"
             elif not counts[self.store.topic]:
-                self._waiting = f"group {self.group!r} has not started: its state topic {self.store.topic!r} does not exist"
+                self._waiting = (f"group {self.group!r} has not started: its state topic {self.store.topic!r} "
+                                 "does not exist")
             self._partitions = counts[self.events_topic] if self._waiting is None else 0
             self._partitions_at = time.monotonic()
         return self._partitions
@@ -208,7 +210,8 @@ class StateTopicWatcher(PollingWatcher):
         if view is None:
             view = self.current = GroupModels.empty(self.info, partitions)
         elif view.partitions != partitions:
-            log.info("events topic %r now has %d partitions; requests are placed by them", self.events_topic, partitions)
+            log.info("events topic %r now has %d partitions; requests are placed by them", self.events_topic,
+                     partitions)
             view = self.current = view.resized(partitions)
         swapped = False
         for key, task, number in self._tasks(partitions):

@@ -93,9 +93,9 @@ class PredictionService:
                 raise ConfigError("predictions_topic is for close_loop=True; add close_loop=True (--close-loop) "
                                   "or leave it out")
             if close_loop and (not predictions_topic or predictions_topic == events_topic):
-                raise ConfigError(f"close_loop=True with group {group!r} needs predictions_topic (--predictions-topic), "
-                                  "a topic of its own for the served predictions (not the group's predictions or "
-                                  f"events topic), e.g. {events_topic + '.served'!r}")
+                raise ConfigError(f"close_loop=True with group {group!r} needs predictions_topic "
+                                  "(--predictions-topic), a topic of its own for the served predictions (not the "
+                                  f"group's predictions or events topic), e.g. {events_topic + '.served'!r}")
             self.watcher = StateTopicWatcher(events_topic, group, kafka, scope=scope, state_key=state_key,
                                              poll_interval_s=self.poll_interval_s)
             self.source = f"group {group!r} (events topic {events_topic!r}, scope {scope})"

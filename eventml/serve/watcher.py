@@ -45,7 +45,7 @@ from eventml.errors import SnapshotError
 from eventml.live.snapshots import find_snapshot, load_snapshot
 from eventml.live.state import IDENTITY_FILE
 
-__all__ = ["CommittedModel", "PollingWatcher", "ModelWatcher", "KafkaCommittedOffsets", "group_id_of"]
+__all__ = ["CommittedModel", "PollingWatcher", "ModelWatcher", "group_id_of"]
 
 log = logging.getLogger("eventml.serve")
 client_log = logging.getLogger("eventml.serve.librdkafka")
