@@ -18,7 +18,7 @@ import eventml as em
 from eventml.kafka import free_port
 from eventml.kafka.partitioner import partition_for_key
 from eventml.learners import make_learner
-from eventml.live.group import GroupUpdater, load_group_models, state_topic_name
+from eventml.live.group import GroupUpdater, load_group_models, read_assignments, state_topic_name
 from eventml.live.state_topic import StateTopic
 from eventml.scoring import Scorer
 
@@ -177,6 +177,13 @@ def test_every_answer_comes_from_the_committed_model_of_its_partition_through_sw
         with em.serve(group=group, events_topic=topic, state_key=KEY, bootstrap_servers=kafka_bootstrap,
                       poll_interval_s=0.05) as server:
             server.wait_for_model(90)
+
+            def both_working():  # each updater's last announcement gives it partitions: the group has settled
+                rows = read_assignments(group, bootstrap_servers=kafka_bootstrap)
+                last = rows.groupby("updater").event.last()
+                return set(last[last == "assigned"].index) == {"one", "two"}
+
+            wait_until(both_working, 60, "both updaters got partitions")
             job = em.produce_in_background(events[300:], topic, rate=500, bootstrap_servers=kafka_bootstrap)
 
             def client(k: int) -> None:
@@ -231,8 +238,9 @@ def test_every_answer_comes_from_the_committed_model_of_its_partition_through_sw
             if version < len(by_partition[p]):
                 learner.learn_one(by_partition[p][version].features, by_partition[p][version].label)
     assert all((one["prediction"], one["proba"]) == expected[one["id"], one["model_version"]] for one in answers)
-    assert all(len(wanted.get(p, ())) >= 3 for p in range(partitions)), wanted  # swaps were answered through
-    assert swaps >= 3 * partitions
+    # each partition was answered by several committed states: the answers above went through its swaps
+    assert all(len(wanted.get(p, ())) >= 2 for p in range(partitions)), wanted
+    assert swaps >= 2 * partitions
     for k, r in enumerate(results):  # what a client sees of a partition never goes back
         for p in range(partitions):
             seen = [one["model_version"] for _, reply in r for one in (reply if isinstance(reply, list) else [reply])
