@@ -52,18 +52,16 @@ _NO_PREDICTION: dict = {}
 def kafka_partition(key: str | bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a record with ``key`` in a topic of ``partitions``
     partitions: ``toPositive(murmur2(key)) % partitions``, as the Java client, librdkafka's
-    ``murmur2_random`` and kafka-python do (kafka-python's own murmur2).
+    ``murmur2_random`` and kafka-python do (:func:`eventml.kafka.partitioner.partition_for_key`).
 
     Examples
     --------
     >>> [kafka_partition(f"e-{i}", 4) for i in range(6)]
     [1, 3, 2, 2, 3, 2]
     """
-    from kafka.partitioner.default import murmur2
+    from eventml.kafka.partitioner import partition_for_key
 
-    positive_int("partitions", partitions)
-    raw = key.encode() if isinstance(key, str) else bytes(key)
-    return (murmur2(raw) & 0x7FFFFFFF) % partitions
+    return partition_for_key(key.encode() if isinstance(key, str) else bytes(key), partitions)
 
 
 def partition_sweep(events: Iterable[Event], partition_counts: Sequence[int] = (1, 2, 4, 6, 12),

@@ -10,9 +10,8 @@ import eventml
 
 PACKAGE = Path(eventml.__file__).parent
 KAFKA_CLIENTS = ("kafka", "confluent_kafka")
-#: modules that may still import a Kafka client outside eventml/kafka/. scaling.py takes kafka-python's murmur2
-#: partitioner; the lead removes this exception at merge, when scaling.py uses eventml.kafka.partitioner
-CLIENT_IMPORT_EXCEPTIONS = {"eventml.scaling"}
+#: modules that may import a Kafka client outside eventml/kafka/: none
+CLIENT_IMPORT_EXCEPTIONS: set[str] = set()
 
 
 def module_name(path: Path) -> str:

@@ -1,26 +1,38 @@
-"""Serve predictions over HTTP from the model a live updater committed.
+"""Serve predictions over HTTP from the model(s) live updaters committed.
 
-``em.serve(state_dir)`` (or ``eventml serve --state-dir D``) starts a FastAPI app on uvicorn:
+``em.serve(state_dir)`` (or ``eventml serve --state-dir D``) serves one live updater's model;
+``em.serve(group=NAME, events_topic=TOPIC)`` (or ``eventml serve --group NAME --events TOPIC
+[--scope global]``) serves a group of live updaters (``eventml live --group NAME``): each event is
+answered by the committed model of the partition Kafka's default partitioner gives its id
+(murmur2, as the producers placed the events), or by the group's one global model. A FastAPI app
+on uvicorn:
 
 =====================  ===================================================================
 ``POST /predict``      one wire-format event, or a list; answers the wire format's prediction
                        (``prediction``, ``proba``, ``model``, ``model_version``), or a list
 ``GET /model``         the committed state served: ``model_version``, ``sequence`` (the
                        updater's transaction), input ``offsets``, ``written_at``,
-                       ``served_since``, ``events``, ``metrics``
+                       ``served_since``, ``events``, ``metrics``; for a group, the group and
+                       these of every partition's model (``models``: ``{"0": ..., "1": ...}``
+                       or ``{"global": ...}``)
 ``GET /healthz``       liveness, whether a model is ready, the watcher's and loop's counters
 ``GET /docs``          the OpenAPI docs
 =====================  ===================================================================
 
 Always the latest *committed* model: :mod:`~eventml.serve.watcher` swaps to a snapshot only once
-the updater's consumer group has committed exactly that snapshot's offsets in Kafka, so a snapshot
-of an aborted or unfinished transaction is never served; the swap is one reference assignment. With
-``close_loop=True`` what is served goes back to Kafka (:mod:`~eventml.serve.loop`), and
+the updater's consumer group has committed exactly that snapshot's offsets in Kafka, and
+:mod:`~eventml.serve.group_watcher` reads a group's state topic ``read_committed``, authenticates
+a state before unpickling it and serves it only if the group committed its offsets; so a state of
+an aborted or unfinished transaction is never served. The swap is one reference assignment. With
+``close_loop=True`` what is served goes back to Kafka (:mod:`~eventml.serve.loop`; served events
+keyed by id, so in a group they land in the partition whose model answered), and
 :func:`served_scores` tells the accuracy of what users were told.
 
-Parts: :mod:`~eventml.serve.watcher` (the committed model and its watcher), :mod:`~eventml.serve.bodies`
-(request bodies and their 422s), :mod:`~eventml.serve.app` (the routes), :mod:`~eventml.serve.loop`
-(closing the loop), :mod:`~eventml.serve.server` (uvicorn, in a thread or in the foreground).
+Parts: :mod:`~eventml.serve.watcher` (the committed model, the watchers' interface, the state
+directory's watcher), :mod:`~eventml.serve.group_watcher` (a group's state topic, one model per
+partition), :mod:`~eventml.serve.bodies` (request bodies and their 422s), :mod:`~eventml.serve.app`
+(the routes), :mod:`~eventml.serve.loop` (closing the loop), :mod:`~eventml.serve.server`
+(uvicorn, in a thread or in the foreground).
 
 Examples
 --------
@@ -29,12 +41,13 @@ Examples
 >>> server.url  # doctest: +SKIP
 'http://127.0.0.1:40123'
 >>> server.stop()  # doctest: +SKIP
+>>> server = em.serve(group="sea-models", events_topic="sea")  # doctest: +SKIP
 """
 
 from eventml.serve.bodies import BadRequest
 from eventml.serve.loop import served_scores
 from eventml.serve.server import PredictionService, ServerHandle, serve
-from eventml.serve.watcher import CommittedModel, ModelWatcher
+from eventml.serve.watcher import CommittedModel, ModelWatcher, PollingWatcher
 
-__all__ = ["serve", "ServerHandle", "PredictionService", "ModelWatcher", "CommittedModel", "served_scores",
-           "BadRequest"]
+__all__ = ["serve", "ServerHandle", "PredictionService", "PollingWatcher", "ModelWatcher", "CommittedModel",
+           "served_scores", "BadRequest"]

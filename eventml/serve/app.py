@@ -1,13 +1,17 @@
 """The HTTP application: ``POST /predict``, ``GET /model``, ``GET /healthz`` (FastAPI; docs at ``/docs``).
 
-Every request reads the served :class:`~eventml.serve.watcher.CommittedModel` once and uses it to
-the end, so the watcher's swap never reaches a request half-way. Predicting runs on the event
-loop: a prediction of an eventml learner takes microseconds, far less than a hop to a worker
-thread would, and the model is only read (river and scikit-learn predictions do not change it).
+Every request reads the watcher's ``current`` once (a :class:`~eventml.serve.watcher.CommittedModel`,
+or a group's :class:`~eventml.serve.group_watcher.GroupModels`) and uses it to the end, so the
+watcher's swap never reaches a request half-way; each event is answered by ``model_for(event.id)``
+(in a group: the model of the event's partition), so the app does not care where the state is kept.
+Predicting runs on the event loop: a prediction of an eventml learner takes microseconds, far less
+than a hop to a worker thread would, and the model is only read (river and scikit-learn predictions
+do not change it).
 
 Answers: 200 with the wire format's prediction (one, or a list for a list); 422 for a body that is
 not the wire format, ``detail[0].loc`` naming the field; 500 with one sentence when the model
-raises (the service stays up); 503 with one sentence while no committed model exists.
+raises (the service stays up); 503 with one sentence while no committed model exists (in a group:
+for the partition of one of the events).
 """
 
 from __future__ import annotations
@@ -65,8 +69,9 @@ def _json(content: Any, status: int = 200) -> Response:
 def create_app(service: Any) -> FastAPI:
     """The FastAPI app of a :class:`~eventml.serve.server.PredictionService`."""
     app = FastAPI(title="eventml prediction service", version=__version__,
-                  description="Predictions from the model a live updater committed. Only committed states are "
-                              "served; a new commit is swapped in without a restart.")
+                  description="Predictions from the model a live updater committed (in a group of live updaters: "
+                              "the model of the event's partition). Only committed states are served; a new "
+                              "commit is swapped in without a restart.")
     watcher = service.watcher
 
     @app.post("/predict", summary="predict one event or a list of events",
@@ -80,16 +85,19 @@ def create_app(service: Any) -> FastAPI:
             events, many = parse_events(await request.body())
         except BadRequest as error:
             return _json({"detail": error.detail()}, 422)
-        model = watcher.current  # read once: a swap from here on does not affect this request
-        if model is None:
-            return _json({"detail": service.no_model_sentence()}, 503)
-        scorer, name, version, now = model.scorer, model.model, model.model_version, time.time()
+        served = watcher.current  # read once: a swap from here on does not affect this request
+        if served is None:
+            return _json({"detail": watcher.no_model_sentence()}, 503)
+        now = time.time()
         out = []
         try:
             for event in events:
+                model = served.model_for(event.id)
+                if model is None:
+                    return _json({"detail": watcher.no_model_sentence(event.id)}, 503)
                 # the committed scorer predicts as the updater does (the live metrics decide label and proba)
-                label, proba = scorer.predict_event(event.id, event.features)
-                out.append(Prediction(event.id, label, name, version, proba, event.ts, now))
+                label, proba = model.scorer.predict_event(event.id, event.features)
+                out.append(Prediction(event.id, label, model.model, model.model_version, proba, event.ts, now))
         except ModelError as error:
             service.model_errors += 1
             return _json({"detail": f"{error.message}; the service is still up, other requests are answered"}, 500)
@@ -99,20 +107,19 @@ def create_app(service: Any) -> FastAPI:
         answers = [p.to_dict() for p in out]
         return _json(answers if many else answers[0])
 
-    @app.get("/model", summary="the committed state being served",
+    @app.get("/model", summary="the committed state being served (in a group: of each partition)",
              responses={503: {"model": Problem}})
     async def model_info() -> Response:
-        model = watcher.current
-        if model is None:
-            return _json({"detail": service.no_model_sentence()}, 503)
-        return _json(model.describe())
+        served = watcher.current
+        if served is None:
+            return _json({"detail": watcher.no_model_sentence()}, 503)
+        return _json(served.describe())
 
     @app.get("/healthz", summary="liveness, and whether a model is served")
     async def healthz() -> Response:
-        model = watcher.current
-        return _json({"status": "ok", "model_ready": model is not None,
-                      "sequence": model.sequence if model else None,
-                      "model_version": model.model_version if model else None,
+        served = watcher.current
+        return _json({"status": "ok", "model_ready": served is not None and served.ready,
+                      **(served.health() if served is not None else {"sequence": None, "model_version": None}),
                       "served": service.served, "model_errors": service.model_errors,
                       "watcher": watcher.status(),
                       "loop": service.loop.status() if service.loop is not None else None})

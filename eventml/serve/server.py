@@ -2,7 +2,9 @@
 
 :func:`serve` starts it in a background thread (a notebook, a test) and returns a
 :class:`ServerHandle` with ``.url`` and ``.stop()``; ``eventml serve`` runs it in the foreground.
-It binds ``127.0.0.1`` unless told otherwise.
+It binds ``127.0.0.1`` unless told otherwise. It serves one live updater's state directory
+(:class:`~eventml.serve.watcher.ModelWatcher`) or a group of live updaters' state topic
+(:class:`~eventml.serve.group_watcher.StateTopicWatcher`, ``group=...``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from eventml.errors import ConfigError, EventmlError
 from eventml.kafka.settings import KafkaSettings
-from eventml.serve.watcher import ModelWatcher, read_updater_identity
+from eventml.serve.watcher import ModelWatcher, PollingWatcher, read_updater_identity
 from eventml.validation import positive_number
 
 __all__ = ["PredictionService", "ServerHandle", "serve", "DEFAULT_PORT"]
@@ -27,30 +29,42 @@ _START_TIMEOUT_S = 30.0
 
 
 class PredictionService:
-    """What the HTTP app serves from: the committed model (:class:`ModelWatcher`) and, with
-    ``close_loop``, the :class:`~eventml.serve.loop.LoopWriter`.
+    """What the HTTP app serves from: the committed model(s) (a watcher) and, with ``close_loop``,
+    the :class:`~eventml.serve.loop.LoopWriter`.
 
     Parameters
     ----------
     state_dir
-        The live updater's state directory.
+        One live updater's state directory; or None with ``group``.
     kafka
-        The updater's cluster (:class:`~eventml.kafka.settings.KafkaSettings`).
+        The updaters' cluster (:class:`~eventml.kafka.settings.KafkaSettings`).
+    group
+        Instead of ``state_dir``: the name of a group of live updaters (``eventml live --group``);
+        each event is answered by the model of its partition (or the global model).
+    events_topic
+        With ``group``: the group's events topic (required); served events go there with
+        ``close_loop``. With ``state_dir``: where served events go (default: the updater's).
+    scope
+        With ``group``: ``"partition"`` or ``"global"``, as the group was started.
+    state_key
+        With ``group``: the key that authenticates its state (default ``$EVENTML_STATE_KEY``).
     close_loop
         Write every served event (without label) and prediction back to Kafka.
-    events_topic
-        Where served events go; default: the updater's events topic (from ``updater.json``).
     predictions_topic
-        Where served predictions go; default: ``<the updater's predictions topic>.served``. It must
-        differ from the updater's own predictions topic, which holds one prediction per event.
+        Where served predictions go; with ``state_dir`` the default is ``<the updater's predictions
+        topic>.served``; with ``group`` it is required. It must differ from the updaters' own
+        predictions topic, which holds one prediction per event.
     poll_interval_s
         How often the watcher looks for a new commit.
     """
 
-    def __init__(self, state_dir: str | os.PathLike, kafka: KafkaSettings, *, close_loop: bool = False,
-                 events_topic: str | None = None, predictions_topic: str | None = None,
-                 poll_interval_s: float = 0.2):
-        self.state_dir = Path(state_dir)
+    def __init__(self, state_dir: str | os.PathLike | None, kafka: KafkaSettings, *, group: str | None = None,
+                 events_topic: str | None = None, scope: str = "partition", state_key: str | bytes | None = None,
+                 close_loop: bool = False, predictions_topic: str | None = None, poll_interval_s: float = 0.2):
+        if (state_dir is None) == (group is None):
+            raise ConfigError("give state_dir (one live updater's state directory, --state-dir) or group (a group "
+                              "of live updaters, --group with --events), one of the two")
+        self.state_dir = Path(state_dir) if state_dir is not None else None
         self.kafka = kafka
         self.poll_interval_s = positive_number("poll_interval_s", poll_interval_s)
         self.served = 0
@@ -58,12 +72,33 @@ class PredictionService:
         self.loop = None
         self.close_loop = close_loop
         self.events_topic, self.predictions_topic = events_topic, predictions_topic
-        if not close_loop and (events_topic or predictions_topic):
-            raise ConfigError("events_topic and predictions_topic are for close_loop=True; "
-                              "add close_loop=True (--close-loop) or leave them out")
-        if close_loop:
-            self.events_topic, self.predictions_topic = self._loop_topics(events_topic, predictions_topic)
-        self.watcher = ModelWatcher(self.state_dir, kafka, self.poll_interval_s)
+        if group is None:
+            if scope != "partition" or state_key is not None:
+                raise ConfigError("scope and state_key are for a group of live updaters: give group (--group) "
+                                  "instead of state_dir, or leave them out")
+            if not close_loop and (events_topic or predictions_topic):
+                raise ConfigError("events_topic and predictions_topic are for close_loop=True; "
+                                  "add close_loop=True (--close-loop) or leave them out")
+            if close_loop:
+                self.events_topic, self.predictions_topic = self._loop_topics(events_topic, predictions_topic)
+            self.watcher: PollingWatcher = ModelWatcher(self.state_dir, kafka, self.poll_interval_s)
+            self.source = str(self.state_dir)
+        else:
+            from eventml.serve.group_watcher import StateTopicWatcher
+
+            if not events_topic:
+                raise ConfigError(f"group {group!r} needs events_topic (--events): the topic its updaters read, "
+                                  "whose partitions the models belong to")
+            if predictions_topic and not close_loop:
+                raise ConfigError("predictions_topic is for close_loop=True; add close_loop=True (--close-loop) "
+                                  "or leave it out")
+            if close_loop and (not predictions_topic or predictions_topic == events_topic):
+                raise ConfigError(f"close_loop=True with group {group!r} needs predictions_topic "
+                                  "(--predictions-topic), a topic of its own for the served predictions (not the "
+                                  f"group's predictions or events topic), e.g. {events_topic + '.served'!r}")
+            self.watcher = StateTopicWatcher(events_topic, group, kafka, scope=scope, state_key=state_key,
+                                             poll_interval_s=self.poll_interval_s)
+            self.source = f"group {group!r} (events topic {events_topic!r}, scope {scope})"
 
     def _loop_topics(self, events_topic: str | None, predictions_topic: str | None) -> tuple[str, str]:
         identity = read_updater_identity(self.state_dir) or {}
@@ -80,12 +115,7 @@ class PredictionService:
         return events_topic, predictions_topic
 
     def no_model_sentence(self) -> str:
-        if self.watcher.identity is None:
-            why = f"no live updater has started in {self.state_dir} yet"
-        else:
-            why = f"live updater {self.watcher.identity['name']!r} has not committed a transaction yet"
-        error = f" (last error: {self.watcher.last_error})" if self.watcher.last_error else ""
-        return f"no committed model to serve: {why}{error}; try again once it has committed one"
+        return self.watcher.no_model_sentence()
 
     def start(self) -> "PredictionService":
         if self.close_loop and self.loop is None:
@@ -126,15 +156,17 @@ class ServerHandle:
 
     @property
     def model(self) -> Any:
-        """The :class:`~eventml.serve.watcher.CommittedModel` served now, or None."""
+        """The :class:`~eventml.serve.watcher.CommittedModel` served now (a group's
+        :class:`~eventml.serve.group_watcher.GroupModels`), or None."""
         return self.service.watcher.current
 
     def wait_for_model(self, timeout_s: float = 30.0, sequence: int | None = None) -> Any:
-        """Wait until a committed model (of at least transaction ``sequence``) is served; return it."""
+        """Wait until a committed model (of at least transaction ``sequence``) is served; return it.
+        For a group: a model for every partition (each of at least transaction ``sequence``)."""
         deadline = time.monotonic() + timeout_s
         while True:
             model = self.model
-            if model is not None and (sequence is None or model.sequence >= sequence):
+            if model is not None and model.ready and (sequence is None or model.sequence >= sequence):
                 return model
             if time.monotonic() >= deadline:
                 raise EventmlError(f"no committed model{'' if sequence is None else f' of transaction {sequence}'} "
@@ -159,28 +191,32 @@ class ServerHandle:
 
     def __repr__(self) -> str:
         model = self.model
-        serving = f"model {model.model} v{model.model_version} (transaction {model.sequence})" if model else "no model yet"
-        return f"<eventml prediction service at {self.url}: {serving}>"
+        return f"<eventml prediction service at {self.url}: {model.summary() if model else 'no model yet'}>"
 
 
-def serve(state_dir: str | os.PathLike, *, port: int = 0, host: str = "127.0.0.1", close_loop: bool = False,
-          events_topic: str | None = None, predictions_topic: str | None = None, poll_interval_s: float = 0.2,
+def serve(state_dir: str | os.PathLike | None = None, *, group: str | None = None, events_topic: str | None = None,
+          scope: str = "partition", state_key: str | bytes | None = None, port: int = 0, host: str = "127.0.0.1",
+          close_loop: bool = False, predictions_topic: str | None = None, poll_interval_s: float = 0.2,
           bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None, log_level: str = "warning",
           **connection: Any) -> ServerHandle:
-    """Serve predictions over HTTP from the model a live updater committed, in a background thread.
+    """Serve predictions over HTTP from the model(s) live updaters committed, in a background thread.
 
     Parameters
     ----------
     state_dir
-        The live updater's state directory (it may not exist yet: 503 until the first commit).
+        One live updater's state directory (it may not exist yet: 503 until the first commit).
+    group, events_topic, scope, state_key
+        Instead of ``state_dir``, a group of live updaters (``eventml live --group``): its name, its
+        events topic, its scope and the key of its state (see :class:`PredictionService`). Each
+        event is answered by the committed model of the partition its id is placed in.
     port
         TCP port; 0 picks a free one (see ``.url``).
     host
         Address to bind; ``127.0.0.1`` (this machine only) unless told otherwise.
-    close_loop, events_topic, predictions_topic, poll_interval_s
+    close_loop, predictions_topic, poll_interval_s
         See :class:`PredictionService`.
     bootstrap_servers, kafka, **connection
-        The updater's cluster, as for :class:`~eventml.live.LiveUpdater`.
+        The updaters' cluster, as for :class:`~eventml.live.LiveUpdater`.
 
     Returns
     -------
@@ -192,10 +228,14 @@ def serve(state_dir: str | os.PathLike, *, port: int = 0, host: str = "127.0.0.1
     >>> server = em.serve("runs/live-state")  # doctest: +SKIP
     >>> httpx.post(f"{server.url}/predict", json={"id": "q-1", "features": {"x1": 0.3}}).json()  # doctest: +SKIP
     >>> server.stop()  # doctest: +SKIP
+    >>> server = em.serve(group="sea-models", events_topic="sea")  # doctest: +SKIP
+    >>> httpx.get(f"{server.url}/model").json()["models"]["0"]["sequence"]  # doctest: +SKIP
+    12
     """
     settings = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
-    service = PredictionService(state_dir, settings, close_loop=close_loop, events_topic=events_topic,
-                                predictions_topic=predictions_topic, poll_interval_s=poll_interval_s).start()
+    service = PredictionService(state_dir, settings, group=group, events_topic=events_topic, scope=scope,
+                                state_key=state_key, close_loop=close_loop, predictions_topic=predictions_topic,
+                                poll_interval_s=poll_interval_s).start()
     try:
         server = service.uvicorn_server(host, port, log_level)
         failed: list[BaseException] = []
@@ -223,18 +263,20 @@ def serve(state_dir: str | os.PathLike, *, port: int = 0, host: str = "127.0.0.1
     return ServerHandle(service, server, thread, host, bound)
 
 
-def run_in_foreground(state_dir: str | os.PathLike, kafka: KafkaSettings, *, host: str, port: int,
-                      close_loop: bool = False, events_topic: str | None = None, predictions_topic: str | None = None,
-                      poll_interval_s: float = 0.2, log_level: str = "info") -> None:
+def run_in_foreground(state_dir: str | os.PathLike | None, kafka: KafkaSettings, *, host: str, port: int,
+                      group: str | None = None, events_topic: str | None = None, scope: str = "partition",
+                      state_key: str | bytes | None = None, close_loop: bool = False,
+                      predictions_topic: str | None = None, poll_interval_s: float = 0.2,
+                      log_level: str = "info") -> None:
     """``eventml serve``: serve until Ctrl+C (or SIGTERM)."""
-    service = PredictionService(state_dir, kafka, close_loop=close_loop, events_topic=events_topic,
-                                predictions_topic=predictions_topic, poll_interval_s=poll_interval_s).start()
+    service = PredictionService(state_dir, kafka, group=group, events_topic=events_topic, scope=scope,
+                                state_key=state_key, close_loop=close_loop, predictions_topic=predictions_topic,
+                                poll_interval_s=poll_interval_s).start()
     try:
         server = service.uvicorn_server(host, port, log_level)
         model = service.watcher.current
-        print(f"eventml serve: {state_dir} on http://{host}:{port} (docs: /docs); "
-              + (f"serving transaction {model.sequence}, model version {model.model_version}" if model
-                 else "no committed model yet (503 until the updater commits)")
+        print(f"eventml serve: {service.source} on http://{host}:{port} (docs: /docs); "
+              + (f"serving {model.summary()}" if model else "no committed model yet (503 until the updaters commit)")
               + (f"; closing the loop: events to {service.events_topic!r}, predictions to "
                  f"{service.predictions_topic!r}" if close_loop else ""), flush=True)
         try:

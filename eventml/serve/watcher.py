@@ -1,4 +1,12 @@
-"""The committed model of a live updater, and the watcher that keeps it current.
+"""The committed model of a live updater, the watchers that keep it current, and what they share.
+
+A *watcher* keeps :attr:`~PollingWatcher.current` the newest committed state, looking for a new
+one every ``poll_interval_s`` in a daemon thread; the app reads ``current`` once per request and
+asks it ``model_for(event_id)``, so it does not care where the state comes from:
+
+- :class:`ModelWatcher`: the state directory of one live updater (this module);
+- :class:`~eventml.serve.group_watcher.StateTopicWatcher`: the state topic of a group of live
+  updaters, one model per events partition (or one global model).
 
 A live updater writes a snapshot *before* it commits its transaction (see
 :mod:`eventml.live.commit`), so a snapshot on disk may belong to a transaction that never
@@ -37,7 +45,7 @@ from eventml.errors import SnapshotError
 from eventml.live.snapshots import find_snapshot, load_snapshot
 from eventml.live.state import IDENTITY_FILE
 
-__all__ = ["CommittedModel", "ModelWatcher", "group_id_of"]
+__all__ = ["CommittedModel", "PollingWatcher", "ModelWatcher", "group_id_of"]
 
 log = logging.getLogger("eventml.serve")
 client_log = logging.getLogger("eventml.serve.librdkafka")
@@ -61,15 +69,39 @@ class CommittedModel:
     offsets: dict[str, int]
     events: int
     metrics: dict[str, float]
-    snapshot: str
-    written_at: float  # epoch seconds: when the updater wrote the snapshot (before its commit)
+    snapshot: str  # where it was read: the snapshot's file name, or the state topic and partition
+    written_at: float | None  # epoch seconds: when the updater wrote the snapshot (None: not known)
     served_since: float  # epoch seconds: when this service swapped to it
+
+    @classmethod
+    def of_state(cls, state: Any, sequence: int, offsets: dict[str, int], snapshot: str,
+                 written_at: float | None) -> "CommittedModel":
+        """The served form of a committed :class:`~eventml.live.state.UpdaterState`, served from now."""
+        return cls(scorer=state.scorer, model=state.scorer.learner.name, model_version=state.counts["learned"],
+                   sequence=sequence, offsets=dict(offsets), events=state.counts["events"],
+                   metrics=state.scorer.metrics(), snapshot=snapshot, written_at=written_at,
+                   served_since=time.time())
+
+    # the view a request reads (a group's is :class:`~eventml.serve.group_watcher.GroupModels`)
+    ready = True
+
+    def model_for(self, event_id: str) -> "CommittedModel":
+        """The model that answers ``event_id``: this one, for every event."""
+        return self
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` answers."""
         return {"model": self.model, "model_version": self.model_version, "sequence": self.sequence,
                 "offsets": self.offsets, "events": self.events, "metrics": self.metrics,
                 "snapshot": self.snapshot, "written_at": self.written_at, "served_since": self.served_since}
+
+    def health(self) -> dict[str, Any]:
+        """Its part of ``GET /healthz``."""
+        return {"sequence": self.sequence, "model_version": self.model_version}
+
+    def summary(self) -> str:
+        """One line: what is served."""
+        return f"model {self.model} v{self.model_version} (transaction {self.sequence})"
 
 
 def group_id_of(name: str) -> str:
@@ -132,7 +164,78 @@ class KafkaCommittedOffsets:
                 log.debug("closing the offsets consumer failed", exc_info=True)
 
 
-class ModelWatcher:
+class PollingWatcher:
+    """What every watcher has: :attr:`current`, a look every ``poll_interval_s`` in a daemon thread,
+    the last error, and the counters of ``GET /healthz``. A subclass defines :meth:`poll`,
+    :meth:`close` and :meth:`no_model_sentence`.
+
+    :attr:`current` is None until there is state to look at, then an object with ``ready``,
+    ``model_for(event_id)`` (the :class:`CommittedModel` that answers that event, or None),
+    ``describe()`` (``GET /model``) and ``health()``; it is replaced, never changed, by one
+    assignment.
+    """
+
+    def __init__(self, poll_interval_s: float):
+        self.poll_interval_s = poll_interval_s
+        self.current: Any = None
+        self.swaps = 0
+        self.polls = 0
+        self.last_error: str | None = None
+        self.last_poll_at: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> bool:
+        """Look once; swap to newly committed state if there is some. True if it swapped."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the Kafka clients (the watcher's thread has stopped)."""
+
+    def no_model_sentence(self, event_id: str | None = None) -> str:
+        """Why there is nothing to serve (``event_id`` from) yet, in one sentence (a 503's detail)."""
+        raise NotImplementedError
+
+    def _safe_poll(self) -> None:
+        try:
+            self.polls += 1
+            self.last_poll_at = time.time()
+            self.poll()
+            self.last_error = None
+        except Exception as exc:  # Kafka away, a snapshot pruned under us: try again next time
+            self._failed(f"{type(exc).__name__}: {exc}")
+
+    def _failed(self, text: str) -> None:
+        if text != self.last_error:
+            log.warning("model watcher: %s (the served model stays as it was)", text)
+        self.last_error = text
+
+    def start(self) -> "PollingWatcher":
+        """Look once now, then every ``poll_interval_s`` in a daemon thread."""
+        self._safe_poll()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="eventml-serve-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            self._safe_poll()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self.close()
+
+    def status(self) -> dict[str, Any]:
+        """The watcher's part of ``GET /healthz``."""
+        return {"polls": self.polls, "swaps": self.swaps, "last_poll_at": self.last_poll_at,
+                "last_error": self.last_error, "poll_interval_s": self.poll_interval_s}
+
+
+class ModelWatcher(PollingWatcher):
     """Keeps :attr:`current` the latest committed model of the live updater of ``state_dir``.
 
     Parameters
@@ -150,21 +253,12 @@ class ModelWatcher:
 
     def __init__(self, state_dir: str | os.PathLike, kafka: Any, poll_interval_s: float = 0.2,
                  committed_offsets: Any = None):
+        super().__init__(poll_interval_s)
         self.state_dir = Path(state_dir)
         self.kafka = kafka
-        self.poll_interval_s = poll_interval_s
-        self.current: CommittedModel | None = None
         self.identity: dict[str, Any] | None = None
-        self.swaps = 0
-        self.polls = 0
-        self.last_error: str | None = None
-        self.last_poll_at: float | None = None
         self._committed = committed_offsets
         self._own_reader = committed_offsets is None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ one look
 
     def _reader(self) -> Any:
         if self._committed is None:
@@ -178,8 +272,6 @@ class ModelWatcher:
 
     def poll(self) -> bool:
         """Look once; swap to a newly committed snapshot if there is one. True if it swapped."""
-        self.polls += 1
-        self.last_poll_at = time.time()
         reader = self._reader()
         if reader is None:
             return False
@@ -206,12 +298,7 @@ class ModelWatcher:
             return self.poll()  # the updater committed again meanwhile: the newer snapshot is there
         if snapshot.offsets != committed:
             raise SnapshotError(f"snapshot {path.name} is for offsets {snapshot.offsets}, not the committed {committed}")
-        state = snapshot.state
-        model = CommittedModel(
-            scorer=state.scorer, model=state.scorer.learner.name, model_version=state.counts["learned"],
-            sequence=snapshot.sequence, offsets=dict(snapshot.offsets), events=state.counts["events"],
-            metrics=state.scorer.metrics(), snapshot=path.name, written_at=written_at,
-            served_since=time.time())
+        model = CommittedModel.of_state(snapshot.state, snapshot.sequence, snapshot.offsets, path.name, written_at)
         if current is not None and model.sequence < current.sequence:
             log.warning("the committed state went back from transaction %d to %d (a new updater on this "
                         "state directory?); serving it", current.sequence, model.sequence)
@@ -220,41 +307,15 @@ class ModelWatcher:
         log.info("serving %s: model version %d (transaction %d)", path.name, model.model_version, model.sequence)
         return True
 
-    def _safe_poll(self) -> None:
-        try:
-            self.poll()
-            self.last_error = None
-        except Exception as exc:  # Kafka away, a snapshot pruned under us: try again next time
-            text = f"{type(exc).__name__}: {exc}"
-            if text != self.last_error:
-                log.warning("model watcher: %s (the served model stays %s)", text,
-                            self.current.snapshot if self.current else "none")
-            self.last_error = text
-
-    # ------------------------------------------------------------------ running
-
-    def start(self) -> "ModelWatcher":
-        """Look once now, then every ``poll_interval_s`` in a daemon thread."""
-        self._safe_poll()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="eventml-serve-watcher", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            self._safe_poll()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+    def close(self) -> None:
         if self._own_reader and isinstance(self._committed, KafkaCommittedOffsets):
             self._committed.close()
             self._committed = None
 
-    def status(self) -> dict[str, Any]:
-        """The watcher's part of ``GET /healthz``."""
-        return {"polls": self.polls, "swaps": self.swaps, "last_poll_at": self.last_poll_at,
-                "last_error": self.last_error, "poll_interval_s": self.poll_interval_s}
+    def no_model_sentence(self, event_id: str | None = None) -> str:
+        if self.identity is None:
+            why = f"no live updater has started in {self.state_dir} yet"
+        else:
+            why = f"live updater {self.identity['name']!r} has not committed a transaction yet"
+        error = f" (last error: {self.last_error})" if self.last_error else ""
+        return f"no committed model to serve: {why}{error}; try again once it has committed one"
