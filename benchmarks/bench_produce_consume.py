@@ -69,7 +69,7 @@ def produce_raw_same(events, topic, servers):
 
 
 def produce_eventml(events, topic, servers):
-    with em.EventProducer(topic, bootstrap_servers=servers) as producer:
+    with em.producer.EventProducer(topic, bootstrap_servers=servers) as producer:
         started = time.perf_counter()
         for event in events:
             producer.send(event)
@@ -152,7 +152,7 @@ def produce_acks(events, topic, servers, config, rate=None):
     """Seconds to produce and flush ``events`` with ``config`` over eventml's defaults; paced at
     ``rate``, the delivery latency (ms, send to acknowledgement) of every event too."""
     latencies = []
-    with em.EventProducer(topic, bootstrap_servers=servers, **config) as producer:
+    with em.producer.EventProducer(topic, bootstrap_servers=servers, **config) as producer:
         started = time.perf_counter()
         for event in rate_limited(events, rate):
             future = producer.send(event)

@@ -28,10 +28,6 @@ the others (river's datasets, scikit-learn, matplotlib, pandas); the errors are 
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from eventml.errors import (
     BrokerError,
     ConfigError,
@@ -63,7 +59,7 @@ _LAZY = {
     **dict.fromkeys(["GroupUpdater", "LiveUpdater", "load_group_models", "load_model"], "eventml.live"),
     "watch": "eventml.live_figure",
     **dict.fromkeys(["produce", "produce_dataframe", "produce_in_background"], "eventml.producer"),
-    **dict.fromkeys(["serve", "served_scores"], "eventml.serve"),
+    **dict.fromkeys(["serve", "served_scores"], "eventml.service"),
     **dict.fromkeys(["dataset", "from_csv", "from_dataframe", "make_source", "synthetic"], "eventml.sources"),
 }
 
@@ -86,16 +82,3 @@ __all__ = ["BrokerError", "ConfigError", "DeadLetterError", "EventFormatError", 
            "TopicNotFoundError", "__version__", *_LAZY]
 
 __getattr__, __dir__ = attach(__name__, _LAZY, moved=_MOVED, submodules=True)
-
-
-class _Package(types.ModuleType):
-    """``em.serve`` is a function, though the package :mod:`eventml.serve` has the same name: importing
-    one of its modules binds the package to ``eventml.serve``, which is set to the function instead."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "serve" and isinstance(value, types.ModuleType) and hasattr(value, "serve"):
-            value = value.serve
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

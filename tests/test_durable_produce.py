@@ -32,7 +32,7 @@ def test_a_leader_killed_mid_produce_takes_no_acknowledged_event_with_it(kafka_c
     leader = kafka_cluster.leader(topic, 0)
     acknowledged: list[str] = []  # appended to by kafka-python's I/O thread, in acknowledgement order
     try:
-        with em.EventProducer(topic, kafka=settings) as producer:  # eventml's defaults: nothing given
+        with em.producer.EventProducer(topic, kafka=settings) as producer:  # eventml's defaults: nothing given
             for i, event in enumerate(events):
                 producer.send(event).add_callback(lambda _, event_id=event.id: acknowledged.append(event_id))
                 if i % 50 == 49:

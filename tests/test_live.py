@@ -152,7 +152,7 @@ def test_commits_are_spaced_by_what_a_snapshot_costs_not_by_one_slow_write(tmp_p
 
 def test_importing_eventml_imports_no_model_or_table_library_until_a_name_is_used():
     code = ("import sys, eventml as em; heavy = {'river', 'pandas', 'sklearn', 'matplotlib', 'kafka'} & set(sys.modules); "
-            "assert not heavy, heavy; import eventml.serve.app, eventml.live_figure; "
+            "assert not heavy, heavy; import eventml.service.app, eventml.live_figure; "
             "assert callable(em.serve) and callable(em.watch) and em.events.encode_label and em.LiveUpdater; "
             "assert not hasattr(em, 'no_such_name'); from eventml import plots; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

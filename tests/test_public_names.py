@@ -10,8 +10,8 @@ import pytest
 
 import eventml as em
 
-#: a top-level function that still shares its name with a package: to rename (eventml/serve/)
-SHARED_WITH_A_PACKAGE = {"serve"}
+#: top-level functions that share their name with a package of eventml: none
+SHARED_WITH_A_PACKAGE: set[str] = set()
 
 
 @pytest.mark.parametrize("name", sorted(em.__all__))
@@ -33,7 +33,7 @@ def test_a_name_that_moved_down_says_where_it_is_now(name):
 
 def test_serve_and_watch_stay_functions_once_their_modules_are_imported():
     import eventml.live_figure  # noqa: F401
-    import eventml.serve.app  # noqa: F401
+    import eventml.service.app  # noqa: F401
 
     assert isinstance(em.serve, types.FunctionType) and isinstance(em.watch, types.FunctionType)
 

@@ -64,7 +64,7 @@ def events_by_partition(topic, servers):
     """{partition: [event, ...]} in offset order."""
     out = {}
     for partition, _, _, value in read_partitions(topic, servers):
-        out.setdefault(partition, []).append(em.decode_event(value))
+        out.setdefault(partition, []).append(em.events.decode_event(value))
     return out
 
 

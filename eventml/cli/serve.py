@@ -8,7 +8,7 @@ from eventml.cli.common import add_command, kafka_settings, secret, with_servers
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from eventml.serve.server import run_in_foreground
+    from eventml.service.server import run_in_foreground
 
     run_in_foreground(args.state_dir, kafka_settings(args), host=args.host, port=args.port, group=args.group,
                       events_topic=args.events_topic, scope=args.scope,

@@ -3,8 +3,8 @@
 :func:`serve` starts it in a background thread (a notebook, a test) and returns a
 :class:`ServerHandle` with ``.url`` and ``.stop()``; ``eventml serve`` runs it in the foreground.
 It binds ``127.0.0.1`` unless told otherwise. It serves one live updater's state directory
-(:class:`~eventml.serve.watcher.ModelWatcher`) or a group of live updaters' state topic
-(:class:`~eventml.serve.group_watcher.StateTopicWatcher`, ``group=...``).
+(:class:`~eventml.service.watcher.ModelWatcher`) or a group of live updaters' state topic
+(:class:`~eventml.service.group_watcher.StateTopicWatcher`, ``group=...``).
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from typing import Any
 
 from eventml.errors import ConfigError, EventmlError
 from eventml.kafka.settings import KafkaSettings
-from eventml.serve.watcher import ModelWatcher, PollingWatcher, read_updater_identity
+from eventml.service.watcher import ModelWatcher, PollingWatcher, read_updater_identity
 from eventml.validation import positive_number
 
 __all__ = ["PredictionService", "ServerHandle", "serve", "DEFAULT_PORT"]
 
-log = logging.getLogger("eventml.serve")
+log = logging.getLogger("eventml.service")
 DEFAULT_PORT = 8000
 _START_TIMEOUT_S = 30.0
 
 
 class PredictionService:
     """What the HTTP app serves from: the committed model(s) (a watcher) and, with ``close_loop``,
-    the :class:`~eventml.serve.loop.LoopWriter`.
+    the :class:`~eventml.service.loop.LoopWriter`.
 
     Parameters
     ----------
@@ -84,7 +84,7 @@ class PredictionService:
             self.watcher: PollingWatcher = ModelWatcher(self.state_dir, kafka, self.poll_interval_s)
             self.source = str(self.state_dir)
         else:
-            from eventml.serve.group_watcher import StateTopicWatcher
+            from eventml.service.group_watcher import StateTopicWatcher
 
             if not events_topic:
                 raise ConfigError(f"group {group!r} needs events_topic (--events): the topic its updaters read, "
@@ -119,7 +119,7 @@ class PredictionService:
 
     def start(self) -> "PredictionService":
         if self.close_loop and self.loop is None:
-            from eventml.serve.loop import LoopWriter
+            from eventml.service.loop import LoopWriter
 
             self.loop = LoopWriter(self.kafka, self.events_topic, self.predictions_topic)
         self.watcher.start()
@@ -133,7 +133,7 @@ class PredictionService:
     def uvicorn_server(self, host: str, port: int, log_level: str = "warning") -> Any:
         import uvicorn
 
-        from eventml.serve.app import create_app
+        from eventml.service.app import create_app
 
         # log_config=None: uvicorn's default logging config would reset the process's logging (closing its
         # handlers, a notebook's included); its loggers propagate to whatever the user configured instead
@@ -156,8 +156,8 @@ class ServerHandle:
 
     @property
     def model(self) -> Any:
-        """The :class:`~eventml.serve.watcher.CommittedModel` served now (a group's
-        :class:`~eventml.serve.group_watcher.GroupModels`), or None."""
+        """The :class:`~eventml.service.watcher.CommittedModel` served now (a group's
+        :class:`~eventml.service.group_watcher.GroupModels`), or None."""
         return self.service.watcher.current
 
     def wait_for_model(self, timeout_s: float = 30.0, sequence: int | None = None) -> Any:

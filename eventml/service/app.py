@@ -1,7 +1,7 @@
 """The HTTP application: ``POST /predict``, ``GET /model``, ``GET /healthz`` (FastAPI; docs at ``/docs``).
 
-Every request reads the watcher's ``current`` once (a :class:`~eventml.serve.watcher.CommittedModel`,
-or a group's :class:`~eventml.serve.group_watcher.GroupModels`) and uses it to the end, so the
+Every request reads the watcher's ``current`` once (a :class:`~eventml.service.watcher.CommittedModel`,
+or a group's :class:`~eventml.service.group_watcher.GroupModels`) and uses it to the end, so the
 watcher's swap never reaches a request half-way; each event is answered by ``model_for(event.id)``
 (in a group: the model of the event's partition), so the app does not care where the state is kept.
 Predicting runs on the event loop: a prediction of an eventml learner takes microseconds, far less
@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from eventml import __version__
 from eventml.errors import ModelError
 from eventml.events import Prediction
-from eventml.serve.bodies import BadRequest, parse_events
+from eventml.service.bodies import BadRequest, parse_events
 
 __all__ = ["create_app"]
 
@@ -35,7 +35,7 @@ JSON = "application/json"
 
 
 # ------------------------------------------------------------------ schemas, for the OpenAPI docs only
-# (bodies are parsed by eventml.serve.bodies, which applies the wire format's own rules)
+# (bodies are parsed by eventml.service.bodies, which applies the wire format's own rules)
 
 class EventIn(BaseModel):
     """One event of the wire format; ``label`` is ignored for the prediction."""
@@ -67,7 +67,7 @@ def _json(content: Any, status: int = 200) -> Response:
 
 
 def create_app(service: Any) -> FastAPI:
-    """The FastAPI app of a :class:`~eventml.serve.server.PredictionService`."""
+    """The FastAPI app of a :class:`~eventml.service.server.PredictionService`."""
     app = FastAPI(title="eventml prediction service", version=__version__,
                   description="Predictions from the model a live updater committed (in a group of live updaters: "
                               "the model of the event's partition). Only committed states are served; a new "

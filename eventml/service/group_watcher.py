@@ -48,13 +48,13 @@ from eventml.kafka.partitioner import partition_for_key
 from eventml.kafka.rdkafka import TopicPartition
 from eventml.live.group import GLOBAL_TASK, SCOPES, state_topic_name
 from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG, StateTopic
-from eventml.serve.watcher import CommittedModel, PollingWatcher
+from eventml.service.watcher import CommittedModel, PollingWatcher
 from eventml.validation import one_of, positive_number
 
 __all__ = ["GroupModels", "StateTopicWatcher", "group_consumer_id"]
 
-log = logging.getLogger("eventml.serve")
-client_log = logging.getLogger("eventml.serve.librdkafka")
+log = logging.getLogger("eventml.service")
+client_log = logging.getLogger("eventml.service.librdkafka")
 _METADATA_EVERY_S = 10.0  # how often the events topic's partitions are counted again
 _AGREE_WITHIN_S = 2.0  # how long a state and the group's committed offsets may disagree (a commit in between)
 

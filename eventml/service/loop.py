@@ -32,8 +32,8 @@ from eventml.events import Event, Prediction, encode_event, encode_prediction
 
 __all__ = ["LoopWriter", "served_scores"]
 
-log = logging.getLogger("eventml.serve")
-client_log = logging.getLogger("eventml.serve.librdkafka")
+log = logging.getLogger("eventml.service")
+client_log = logging.getLogger("eventml.service.librdkafka")
 
 
 class LoopWriter:

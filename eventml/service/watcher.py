@@ -5,7 +5,7 @@ one every ``poll_interval_s`` in a daemon thread; the app reads ``current`` once
 asks it ``model_for(event_id)``, so it does not care where the state comes from:
 
 - :class:`ModelWatcher`: the state directory of one live updater (this module);
-- :class:`~eventml.serve.group_watcher.StateTopicWatcher`: the state topic of a group of live
+- :class:`~eventml.service.group_watcher.StateTopicWatcher`: the state topic of a group of live
   updaters, one model per events partition (or one global model).
 
 A live updater writes a snapshot *before* it commits its transaction (see
@@ -47,8 +47,8 @@ from eventml.live.state import IDENTITY_FILE
 
 __all__ = ["CommittedModel", "PollingWatcher", "ModelWatcher", "group_id_of"]
 
-log = logging.getLogger("eventml.serve")
-client_log = logging.getLogger("eventml.serve.librdkafka")
+log = logging.getLogger("eventml.service")
+client_log = logging.getLogger("eventml.service.librdkafka")
 _METADATA_EVERY_S = 10.0  # how often the input topics' partitions are asked again
 
 
@@ -82,7 +82,7 @@ class CommittedModel:
                    metrics=state.scorer.metrics(), snapshot=snapshot, written_at=written_at,
                    served_since=time.time())
 
-    # the view a request reads (a group's is :class:`~eventml.serve.group_watcher.GroupModels`)
+    # the view a request reads (a group's is :class:`~eventml.service.group_watcher.GroupModels`)
     ready = True
 
     def model_for(self, event_id: str) -> "CommittedModel":

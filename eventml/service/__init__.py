@@ -19,19 +19,19 @@ on uvicorn:
 ``GET /docs``          the OpenAPI docs
 =====================  ===================================================================
 
-Always the latest *committed* model: :mod:`~eventml.serve.watcher` swaps to a snapshot only once
+Always the latest *committed* model: :mod:`~eventml.service.watcher` swaps to a snapshot only once
 the updater's consumer group has committed exactly that snapshot's offsets in Kafka, and
-:mod:`~eventml.serve.group_watcher` reads a group's state topic ``read_committed``, authenticates
+:mod:`~eventml.service.group_watcher` reads a group's state topic ``read_committed``, authenticates
 a state before unpickling it and serves it only if the group committed its offsets; so a state of
 an aborted or unfinished transaction is never served. The swap is one reference assignment. With
-``close_loop=True`` what is served goes back to Kafka (:mod:`~eventml.serve.loop`; served events
+``close_loop=True`` what is served goes back to Kafka (:mod:`~eventml.service.loop`; served events
 keyed by id, so in a group they land in the partition whose model answered), and
 :func:`served_scores` tells the accuracy of what users were told.
 
-Parts: :mod:`~eventml.serve.watcher` (the committed model, the watchers' interface, the state
-directory's watcher), :mod:`~eventml.serve.group_watcher` (a group's state topic, one model per
-partition), :mod:`~eventml.serve.bodies` (request bodies and their 422s), :mod:`~eventml.serve.app`
-(the routes), :mod:`~eventml.serve.loop` (closing the loop), :mod:`~eventml.serve.server`
+Parts: :mod:`~eventml.service.watcher` (the committed model, the watchers' interface, the state
+directory's watcher), :mod:`~eventml.service.group_watcher` (a group's state topic, one model per
+partition), :mod:`~eventml.service.bodies` (request bodies and their 422s), :mod:`~eventml.service.app`
+(the routes), :mod:`~eventml.service.loop` (closing the loop), :mod:`~eventml.service.server`
 (uvicorn, in a thread or in the foreground).
 
 Examples
@@ -44,10 +44,10 @@ Examples
 >>> server = em.serve(group="sea-models", events_topic="sea")  # doctest: +SKIP
 """
 
-from eventml.serve.bodies import BadRequest
-from eventml.serve.loop import served_scores
-from eventml.serve.server import PredictionService, ServerHandle, serve
-from eventml.serve.watcher import CommittedModel, ModelWatcher, PollingWatcher
+from eventml.service.bodies import BadRequest
+from eventml.service.loop import served_scores
+from eventml.service.server import PredictionService, ServerHandle, serve
+from eventml.service.watcher import CommittedModel, ModelWatcher, PollingWatcher
 
 __all__ = ["serve", "ServerHandle", "PredictionService", "PollingWatcher", "ModelWatcher", "CommittedModel",
            "served_scores", "BadRequest"]
