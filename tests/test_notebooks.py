@@ -305,5 +305,11 @@ def test_scale_out_shares_partitions_survives_a_kill_and_a_join_and_measures_per
         assert figures[f"events_per_model_min__p{k}"] <= n // k
     assert figures["gap__p12"] > figures["gap__p2"] > 0
     assert figures["accuracy__p6"] == figures["live_offline_accuracy"]
-    for key in ("figure_ownership", "figure_throughput", "figure_partition_sweep"):
+    # the group's committed models served over HTTP, each answer from its id's partition's model
+    assert figures["served_answers"] == 200 and figures["served_equal_to_partition_models"] is True
+    assert figures["served_models_count"] == figures["served_partitions_count"] == partitions
+    # a member of a new group, watched live in the notebook, predicts exactly as the live group did
+    assert figures["member_events"] == n and figures["member_partitions_count"] == partitions
+    assert figures["member_predictions_equal"] is True and figures["member_summary_rows"] >= partitions
+    for key in ("figure_ownership", "figure_throughput", "figure_partition_sweep", "figure_member"):
         assert (tmp_path / figures[key]).stat().st_size > 0

@@ -16,7 +16,7 @@ from eventml.kafka.settings import KafkaSettings
 from eventml.learners import make_learner
 from eventml.live.clients import LiveClients
 from eventml.live.commit import TransactionCommit
-from eventml.live.engine import Task
+from eventml.live.task import Task
 from eventml.live.merge import EVENTS, InputPartition
 from eventml.live.snapshots import list_snapshots
 from eventml.live.state import UpdaterState

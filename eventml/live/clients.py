@@ -282,6 +282,23 @@ class LiveClients:
                     raise
                 return False
 
+    def fetch_unread(self, inputs: list[InputPartition], timeout_s: float) -> list[str]:
+        """The input partitions that have records after what the consumer read, as each partition's leader says
+        now (``read_committed``: its last stable offset), each fetched again from there; one line each."""
+        consumer = self.consumer
+        tps = [TopicPartition(where.topic, where.partition) for where in inputs]
+        deadline = time.monotonic() + timeout_s
+        left = []
+        for where, tp, position in zip(inputs, tps, consumer.position(tps) if tps else []):
+            read = max(position.offset, where.fetched)  # the position is past control records, or not known yet
+            end = watermarks(consumer, tp, deadline)[1]
+            if where.buf or end > read:
+                left.append(f"{where.key} ({end - read} records from offset {read})")
+                if not where.buf:
+                    consumer.resume([tp])  # a no-op unless paused
+                    consumer.seek(TopicPartition(where.topic, where.partition, read))
+        return left
+
     def check_brokers(self, topic: str, timeout_s: float) -> None:
         """After librdkafka said every broker is down: is one back? (Raises if none answers.)"""
         self.consumer.list_topics(topic, timeout=timeout_s)

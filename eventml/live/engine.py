@@ -20,43 +20,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventml.errors import ConfigError, EventmlError, KafkaUnavailableError
-from eventml.kafka.rdkafka import KafkaException, TopicPartition
+from eventml.kafka.rdkafka import KafkaException
 from eventml.live.background import BackgroundRun
-from eventml.live.clients import (CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout,
-                                  watermarks)
+from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout
 from eventml.live.commit import TransactionCommit, fenced
 from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
+from eventml.live.task import Task
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Engine", "Task"]
+__all__ = ["Engine"]
 
 log = logging.getLogger("eventml.live")
-
-
-class Task:
-    """One task: its input partitions and their merge, its processor and its state.
-
-    ``number`` is its events partition (0 for a task over every partition), which is also its
-    partition of a state topic; ``key`` names it in the state (``"<events topic>:<partition>"``,
-    or ``"global"``).
-    """
-
-    __slots__ = ("number", "key", "inputs", "merge", "state", "processor", "dirty")
-
-    def __init__(self, number: int, key: str, inputs: list[InputPartition]):
-        self.number, self.key, self.inputs = number, key, inputs
-        self.merge: PartitionMerge | None = None
-        self.state: UpdaterState | None = None
-        self.processor: RecordProcessor | None = None
-        self.dirty = False  # processed records in the open transaction
-
-    def __repr__(self) -> str:
-        return f"Task({self.key!r}, {self.inputs})"
 
 
 class Engine(BackgroundRun):
@@ -314,23 +293,11 @@ class Engine(BackgroundRun):
 
     def _fetch_again(self) -> bool:
         """Before ending on idle: True if an input partition of this updater has records after what its consumer
-        read, as the partition's leader says now (``read_committed``: its last stable offset); each such partition
-        is fetched again from there. A fetch can stall after a leader change (a broker restart), and a partition
-        handed over as a group's other members end has not been fetched yet: ending then would leave its records
-        to no updater."""
-        consumer = self._clients.consumer
-        inputs = [where for task in self._tasks.values() for where in task.inputs]
-        tps = [TopicPartition(where.topic, where.partition) for where in inputs]
-        deadline = time.monotonic() + min(self.settings.reconnect_timeout_s, 10.0)
-        left = []
-        for where, tp, position in zip(inputs, tps, consumer.position(tps) if tps else []):
-            read = max(position.offset, where.fetched)  # the position is past control records, or not known yet
-            end = watermarks(consumer, tp, deadline)[1]
-            if where.buf or end > read:
-                left.append(f"{where.key} ({end - read} records from offset {read})")
-                if not where.buf:
-                    consumer.resume([tp])  # a no-op unless paused
-                    consumer.seek(TopicPartition(where.topic, where.partition, read))
+        read (see :meth:`~eventml.live.clients.LiveClients.fetch_unread`): a fetch can stall after a leader change
+        (a broker restart), and a partition handed over as a group's other members end has not been fetched yet;
+        ending then would leave its records to no updater."""
+        left = self._clients.fetch_unread([where for task in self._tasks.values() for where in task.inputs],
+                                          min(self.settings.reconnect_timeout_s, 10.0))
         if left:
             log.warning("updater %s: no record for %g s but %s left to read: fetching again instead of ending",
                         self.name, self.settings.idle_timeout_s, ", ".join(left))
