@@ -88,7 +88,8 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
             ax.axvline(events, color="C3", linestyle=":", label="restart" if i == 0 else None)
     ax.set(xlabel="events predicted" + (" (of each partition)" if per_partition else ""), ylabel=metric, title=_live_title(stats, summary) if stats is not None else "Live updater")
     ax.title.set_fontsize("small")
-    ax.legend(loc="lower right", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # nothing to label before the first summary row
+        ax.legend(loc="lower right", fontsize="small")
     return ax
 
 
