@@ -83,7 +83,7 @@ from eventml.live.commit import GRACE_S, BoundedCalls, KillHook, StateCost
 from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState, check_topics, live_metrics
-from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG, StateTopic, state_topic_config
+from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG, StateTopic, _watermarks, state_topic_config
 from eventml.live.stats import summary_row
 from eventml.validation import one_of, positive_int, positive_number
 
@@ -438,6 +438,9 @@ class GroupUpdater(BackgroundRun):
                     break
                 if (not self._txn_open and self.idle_timeout_s is not None
                         and time.monotonic() - self._last_record_at >= self.idle_timeout_s):
+                    if self._fetch_again():  # not idle: records of its partitions were not fetched
+                        self._last_record_at = time.monotonic()
+                        continue
                     keep_going = False
                     break
                 continue
@@ -464,6 +467,28 @@ class GroupUpdater(BackgroundRun):
         if self._txn_open:
             self._commit()
         return keep_going
+
+    def _fetch_again(self) -> bool:
+        """Before ending on idle: True if an input partition of this updater has records after what its consumer
+        read, as the partition's leader says now (``read_committed``: its last stable offset); each such partition is
+        fetched again from there. A fetch can stall after a leader change (a broker restart), and a partition handed
+        over as the others end has not been fetched yet: ending then would leave its records to no updater."""
+        consumer = self._clients.consumer
+        inputs = [where for task in self._tasks.values() for where in task.inputs]
+        tps = [TopicPartition(where.topic, where.partition) for where in inputs]
+        left = []
+        for where, tp, position in zip(inputs, tps, consumer.position(tps) if tps else []):
+            read = max(position.offset, where.fetched)  # the position is past control records, or not known yet
+            end = _watermarks(consumer, tp, time.monotonic() + min(self.reconnect_timeout_s, 10.0))[1]
+            if where.buf or end > read:
+                left.append(f"{where.key} ({end - read} records from offset {read})")
+                if not where.buf:
+                    consumer.resume([tp])  # a no-op unless paused
+                    consumer.seek(TopicPartition(where.topic, where.partition, read))
+        if left:
+            log.warning("updater %s: no record for %g s but %s left to read: fetching again instead of ending",
+                        self.name, self.idle_timeout_s, ", ".join(left))
+        return bool(left)
 
     def _commit(self) -> None:
         """Write the state of every task that changed, add its offsets, and commit."""
