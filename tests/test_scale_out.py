@@ -77,3 +77,27 @@ def test_kill_join_and_a_broker_stop_leave_one_prediction_per_event_and_per_part
     rows = read_assignments(group, bootstrap_servers=servers)
     assigned = rows[rows.event == "assigned"]
     assert {"u1", "u4"} <= set(assigned.updater)
+
+
+def test_an_updater_does_not_end_on_idle_while_a_partition_it_owns_has_records_it_did_not_fetch(kafka_bootstrap, topic):
+    """A fetch that stalls (librdkafka after a leader change; here a pause stands for it) must not let the updater end
+    on idle with its partition's records unread: no other updater would predict them."""
+    from eventml.live.group import GroupUpdater
+    from live_helpers import produce_events
+
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    events = list(em.synthetic("sea", 400, seed=5))
+    produce_events(events[:200], topic, kafka_bootstrap)
+    updater = GroupUpdater(topic, f"{topic}.pred", group=f"{topic}-g", state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                           idle_timeout_s=2).start()
+    deadline = time.monotonic() + 60
+    while updater.events < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    consumer = updater._clients.consumer
+    consumer.pause(consumer.assignment())  # its fetches stall from now on
+    produce_events(events[200:], topic, kafka_bootstrap)
+    figures = updater.join(60)
+
+    assert not updater.running and figures["events"] == 400
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == len(got) == 400
