@@ -213,6 +213,9 @@ class GroupUpdater(BackgroundRun):
         self._state_cost = StateCost()
         self._txn_open = False
         self._earliest_early_commit = 0.0
+        # partition scope: joining, or between a revoke and the assignment that ends the rebalance; not idle then (a
+        # member that blocks the rebalance, e.g. in a commit stuck after a broker restart, holds the group's work)
+        self._rebalancing = False
 
     @property
     def group_id(self) -> str:
@@ -260,6 +263,7 @@ class GroupUpdater(BackgroundRun):
             topics = [self.events_topic] + ([self.labels_topic] if self.labels_topic else [])
         clients.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                    on_lost=self._on_lost)
+        self._rebalancing = self.scope == "partition"
         self._empty_polls = 0
 
     def _close_clients(self) -> None:
@@ -289,6 +293,7 @@ class GroupUpdater(BackgroundRun):
                 for number in numbers]
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
+        self._rebalancing = False
         if self.scope == "global":
             if not partitions:
                 return  # a standby
@@ -311,6 +316,7 @@ class GroupUpdater(BackgroundRun):
         self._announce("assigned", sorted(self._tasks) if self.scope == "partition" else self._partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        self._rebalancing = self.scope == "partition"
         if self._tasks:
             self._announce("revoked", self._owned())  # commits the open transaction with it
         self._unassign(consumer, partitions)
@@ -325,6 +331,7 @@ class GroupUpdater(BackgroundRun):
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         """The group moved on without this updater (its session timed out): nothing it has may commit."""
         log.warning("updater %s lost partitions %s", self.name, sorted(self._tasks))
+        self._rebalancing = self.scope == "partition"
         if self._txn_open:
             try:
                 self._clients.producer.abort_transaction(min(self.reconnect_timeout_s, 5.0))
@@ -436,7 +443,7 @@ class GroupUpdater(BackgroundRun):
             if picked is None:
                 if self._txn_open and self._caught_up() and time.monotonic() >= self._earliest_early_commit:
                     break
-                if (not self._txn_open and self.idle_timeout_s is not None
+                if (not self._txn_open and not self._rebalancing and self.idle_timeout_s is not None
                         and time.monotonic() - self._last_record_at >= self.idle_timeout_s):
                     if self._fetch_again():  # not idle: records of its partitions were not fetched
                         self._last_record_at = time.monotonic()
