@@ -101,3 +101,32 @@ def test_an_updater_does_not_end_on_idle_while_a_partition_it_owns_has_records_i
     assert not updater.running and figures["events"] == 400
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     assert count == len(got) == 400
+
+
+def test_an_updater_does_not_end_on_idle_while_its_group_waits_in_a_rebalance_for_a_member(kafka_bootstrap, topic):
+    """A member that stops polling (as one whose commit hangs after a broker restart) holds the group's rebalance; the
+    others own nothing meanwhile, and must not end on idle: its partitions would then be left to no updater."""
+    from confluent_kafka import Consumer
+
+    from eventml.live.group import GroupUpdater
+    from live_helpers import produce_events
+
+    group = f"{topic}-g"
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    produce_events(list(em.synthetic("sea", 300, seed=6)), topic, kafka_bootstrap)
+    stuck = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"eventml-{group}", "enable.auto.commit": False,
+                      "partition.assignment.strategy": "range", "session.timeout.ms": 6000,
+                      "max.poll.interval.ms": 8000})
+    stuck.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not stuck.assignment() and time.monotonic() < deadline:
+        stuck.poll(0.2)
+    # it stops polling now: the updater's joining waits for it until librdkafka drops it (max.poll.interval.ms)
+    started = time.monotonic()
+    figures = GroupUpdater(topic, f"{topic}.pred", group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                           idle_timeout_s=2).run()
+    stuck.close()
+
+    assert figures["events"] == 300 and time.monotonic() - started > 6
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == len(got) == 300
