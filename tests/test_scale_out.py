@@ -40,21 +40,23 @@ def test_kill_join_and_a_broker_stop_leave_one_prediction_per_event_and_per_part
     servers, group, n = kafka_cluster.bootstrap_servers, f"{topic}-g", 12_000
     em.create_topic(topic, 6, kafka=kafka_cluster.settings)
     events = list(em.synthetic("sea", n, seed=21))
-    # 15 s of events; acks=all and idempotence, so the broker stop below loses or repeats no input
-    # (eventml's default acks=1 can lose a write the stopped leader acknowledged but had not replicated)
-    job = em.produce_in_background(events, topic, rate=800, kafka=kafka_cluster.settings, acks="all",
-                                   enable_idempotence=True, retries=100)
     procs = {name: updater_process(servers, topic, group, name) for name in ("u1", "u2", "u3")}
     try:
-        wait_until_assigned(group, servers, "u1")
+        for name in procs:  # the stream starts once they work (under load they took a minute to start, and
+            wait_until_assigned(group, servers, name)  # the kill and the broker stop came after the stream)
+        # 15 s of events; acks=all and idempotence, so the broker stop below loses or repeats no input
+        # (eventml's default acks=1 can lose a write the stopped leader acknowledged but had not replicated)
+        job = em.produce_in_background(events, topic, rate=800, kafka=kafka_cluster.settings, acks="all",
+                                       enable_idempotence=True, retries=100)
         time.sleep(1.0)
         procs["u1"].send_signal(signal.SIGKILL)  # mid-stream, mid-transaction most likely
         procs["u4"] = updater_process(servers, topic, group, "u4")
-        wait_until_assigned(group, servers, "u4")
+        time.sleep(3.0)
         leader = kafka_cluster.leader(topic, 0)
-        kafka_cluster.stop_node(leader)  # the leader of a busy partition
+        kafka_cluster.stop_node(leader)  # the leader of a busy partition, mid-stream
         time.sleep(3)
         kafka_cluster.start_node(leader)
+        wait_until_assigned(group, servers, "u4")
         assert job.join().delivered == n
         outcomes = {name: proc.communicate(timeout=180) for name, proc in procs.items()}
     finally:
