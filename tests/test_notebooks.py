@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import eventml as em
 from eventml.notebooks import run_notebook
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.integration]
@@ -206,10 +207,15 @@ def test_update_live_survives_a_kill_with_every_prediction_exactly_once(kafka_bo
 
 def test_serve_predictions_answers_every_request_from_committed_models_that_learn_through_the_drift(
         kafka_bootstrap, tmp_path):
-    n, drift_at, rate, query_every, stretch = 5000, 2000, 500, 4, 800
+    # the stretch before the drift, [2200, 3000), is asked from 4.4 s into the requests, 3.4 s after the first label
+    # is due: the first model that learned is served its producer's start-up, a commit and a swap later, 0.9 to 2.1 s
+    # under this machine's load (one commit took 1 s); with the drift at 2000 the stretch began 1.4 s after it, and in
+    # a CI run was all answered by version 0, which says False to every event (0.31 right there)
+    n, drift_at, rate, query_every, stretch = 6000, 3000, 500, 4, 800
+    predictions = unique_topic("nb06-predictions")
     warm_group_coordinator(kafka_bootstrap)
     figures = run("06_serve_predictions", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb06-events"),
-                  LABELS_TOPIC=unique_topic("nb06-labels"), PREDICTIONS_TOPIC=unique_topic("nb06-predictions"),
+                  LABELS_TOPIC=unique_topic("nb06-labels"), PREDICTIONS_TOPIC=predictions,
                   N_EVENTS=n, DRIFT_AT=drift_at, RATE=rate, QUERY_EVERY=query_every, STRETCH=stretch)
 
     # before the updater's first commit the service says there is no model; after it, every request is answered
@@ -237,8 +243,13 @@ def test_serve_predictions_answers_every_request_from_committed_models_that_lear
     assert before > 0.93 and before > figures["majority_share_before_drift"] + 0.15
     assert after < before - 0.04
     assert end > after + 0.04
-    # what users were told is what the updater itself predicts, up to one commit
-    assert figures["served_equals_own_share"] > 0.9
+    # what users were told is what the updater itself predicts, up to one commit: compared where the served model
+    # had learned (until the first commit with labels is served, version 0 says False to all while the updater's
+    # own predictions have learned: how long that lasts is the latency under load, not what this test checks)
+    served = em.read_predictions(f"{predictions}.served", bootstrap_servers=kafka_bootstrap)
+    own = em.read_predictions(predictions, bootstrap_servers=kafka_bootstrap).set_index("id")["prediction"]
+    learned = served[served["model_version"] > 0]
+    assert len(learned) > len(served) / 2 and (learned["id"].map(own) == learned["prediction"]).mean() > 0.9
     assert abs(figures["own_accuracy_before_drift"] - before) < 0.05
     assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     assert (tmp_path / figures["figure_served_accuracy"]).stat().st_size > 0

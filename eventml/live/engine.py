@@ -389,7 +389,7 @@ class Engine(BackgroundRun):
         """
         self._earliest_early_commit = 0.0
         self._timestamps: list[int] = []  # of the events predicted in the open transaction, for the latencies
-        froze = False
+        froze = stopped = False
         try:
             connect_with_backoff(self._connect, self._close_clients, self.settings.reconnect_timeout_s, self.kafka,
                                  self._resume_advice, first=True)
@@ -419,6 +419,8 @@ class Engine(BackgroundRun):
                                 f"another one {self._same_updater} took over, or the broker timed out its open "
                                 "transaction; nothing committed is lost: run it again to resume") from None
                         self._reconnect(error)
+            self.assignment.stop(self)  # a group member says it leaves (a transaction of its own)
+            stopped = True
             for task in self._tasks.values():
                 state = task.state
                 if not state.rows or state.rows[-1]["events"] != state.counts["events"]:
@@ -430,7 +432,8 @@ class Engine(BackgroundRun):
             if self._early is not None:
                 self._early.discard()
                 self._early = None
-            self.assignment.stop(self)  # a group member says it leaves (if it can commit)
+            if not stopped:
+                self.assignment.stop(self)  # if it can still commit
             # leaving the group hands the partitions over at once; the tasks stay, for the figures
             self._close_clients(drop_tasks=False)
             self._commit.close()
