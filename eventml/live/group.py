@@ -75,12 +75,12 @@ from eventml.kafka.settings import KafkaSettings
 from eventml.live.assignment import GLOBAL_TASK
 from eventml.live.clients import end_of_partition
 from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG, StateTopic
-from eventml.live.updater import (SCOPES, LiveUpdater, assignments_topic_name, lease_topic_name,
-                                  state_topic_name)
+from eventml.live.updater import (SCOPES, LiveUpdater, assignments_topic_name, consumer_group_name,
+                                  lease_topic_name, state_topic_name)
 from eventml.validation import one_of
 
-__all__ = ["GroupUpdater", "SCOPES", "GLOBAL_TASK", "load_group_models", "read_assignments", "state_topic_name",
-           "assignments_topic_name", "lease_topic_name"]
+__all__ = ["GroupUpdater", "SCOPES", "GLOBAL_TASK", "load_group_models", "read_assignments", "consumer_group_name",
+           "state_topic_name", "assignments_topic_name", "lease_topic_name"]
 
 
 class GroupUpdater(LiveUpdater):

@@ -26,7 +26,8 @@ from eventml.live.state import IDENTITY_FILE, check_topics, live_metrics, read_i
 from eventml.live.stores import DirectoryStore, TopicStore
 from eventml.validation import one_of
 
-__all__ = ["LiveUpdater", "SCOPES", "load_model", "state_topic_name", "lease_topic_name", "assignments_topic_name"]
+__all__ = ["LiveUpdater", "SCOPES", "load_model", "consumer_group_name", "state_topic_name", "lease_topic_name",
+           "assignments_topic_name"]
 
 log = logging.getLogger("eventml.live")
 
@@ -37,6 +38,12 @@ SCOPES = ("partition", "global")
 def state_topic_name(group: str) -> str:
     """The compacted topic that keeps the tasks' state of a group."""
     return f"eventml-{group}-state"
+
+
+def consumer_group_name(group: str, scope: str = "partition") -> str:
+    """The Kafka consumer group of a group of live updaters: its committed offsets say how far each partition
+    (or, in the global scope, the one model) got."""
+    return f"eventml-{group}" + ("-global" if scope == "global" else "")
 
 
 def lease_topic_name(group: str) -> str:
@@ -188,7 +195,7 @@ class LiveUpdater(Engine):
         else:
             self.state_dir = None
             self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-            group_id = f"eventml-{group}" + ("-global" if self.scope == "global" else "")
+            group_id = consumer_group_name(group, self.scope)
             ids = (f"eventml-{group}-{self.name}", group_id)
             store = TopicStore(state_topic_name(group), state_key, reader_group=f"{group_id}-state")
             if self.scope == "global":

@@ -46,22 +46,17 @@ from eventml.errors import ConfigError, SnapshotError
 from eventml.kafka import rdkafka
 from eventml.kafka.partitioner import partition_for_key
 from eventml.kafka.rdkafka import TopicPartition
-from eventml.live.group import GLOBAL_TASK, SCOPES, state_topic_name
+from eventml.live.group import GLOBAL_TASK, SCOPES, consumer_group_name, state_topic_name
 from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG, StateTopic
 from eventml.service.watcher import CommittedModel, PollingWatcher
 from eventml.validation import one_of, positive_number
 
-__all__ = ["GroupModels", "StateTopicWatcher", "group_consumer_id"]
+__all__ = ["GroupModels", "StateTopicWatcher"]
 
 log = logging.getLogger("eventml.service")
 client_log = logging.getLogger("eventml.service.librdkafka")
 _METADATA_EVERY_S = 10.0  # how often the events topic's partitions are counted again
 _AGREE_WITHIN_S = 2.0  # how long a state and the group's committed offsets may disagree (a commit in between)
-
-
-def group_consumer_id(group: str, scope: str) -> str:
-    """The consumer group of a group of live updaters (see ``GroupUpdater.group_id``)."""
-    return f"eventml-{group}" + ("-global" if scope == "global" else "")
 
 
 class GroupModels:
@@ -157,7 +152,7 @@ class StateTopicWatcher(PollingWatcher):
         self.scope = one_of("scope", scope, SCOPES)
         self.load_timeout_s = positive_number("load_timeout_s", load_timeout_s)
         self.store = StateTopic(state_topic_name(group), state_key)
-        self.group_id = group_consumer_id(group, self.scope)
+        self.group_id = consumer_group_name(group, self.scope)
         self.info = {"group": group, "scope": self.scope, "events_topic": events_topic,
                      "state_topic": self.store.topic}
         self.refused: dict[str, str] = {}  # task -> why its newest state is not served
