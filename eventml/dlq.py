@@ -104,8 +104,12 @@ class DeadLetterQueue:
 
     def __init__(self, kafka: KafkaSettings | None = None, **config: Any):
         self.kafka, tuning = split_settings(kafka, config)
-        # a missing topic or an unreachable broker fails a send after 10 s, not kafka-python's 60
-        self._tuning = {"linger_ms": 5, "max_block_ms": 10_000, **tuning}
+        # a missing topic or an unreachable broker fails a send after 10 s, not kafka-python's 60. Without
+        # idempotence (acks=all stays): a broker that refuses a dead letter as too large is a fatal error of an
+        # idempotent kafka-python producer, which aborts every batch in flight, while a shorter copy must follow it;
+        # one request in flight keeps the dead letters in order
+        self._tuning = {"linger_ms": 5, "max_block_ms": 10_000, "enable_idempotence": False,
+                        "max_in_flight_requests_per_connection": 1, **tuning}
         clients.producer_config(self.kafka, **self._tuning)  # a bad setting fails now, not at the first dead letter
         self._producer: KafkaProducer | None = None
         self._topics: set[str] = set()

@@ -140,7 +140,7 @@ def test_keywords_reach_produce_read_dead_letters_and_topics(secured, topic):
     events = _with_a_bad_record(topic, 40, 1, **connection)
     assert sorted(e.id for e in em.read_events(topic, **connection)) == sorted(e.id for e in events)
     assert em.describe_topic(topic, **connection)["records"].sum() == 41
-    dead = em.dlq.read_dead_letters(topic, idle_timeout_s=5, **connection)  # written with the same settings
+    dead = em.read_dead_letters(topic, idle_timeout_s=5, **connection)  # written with the same settings
     assert list(dead["reason"]) == ["not_json"]
 
 
@@ -151,7 +151,7 @@ def test_the_environment_alone_connects(secured, topic, monkeypatch):
     events = _with_a_bad_record(topic, 30, 2)
     assert [e.id for e in em.read_events(topic)] == [e.id for e in events]
     assert em.describe_topic(topic)["records"].sum() == 31
-    assert list(em.dlq.read_dead_letters(topic, idle_timeout_s=5)["reason"]) == ["not_json"]
+    assert list(em.read_dead_letters(topic, idle_timeout_s=5)["reason"]) == ["not_json"]
 
 
 def test_the_command_connects_with_the_exports_it_printed(secured, topic):
