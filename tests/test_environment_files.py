@@ -36,7 +36,7 @@ def test_compose_runs_the_same_kafka_version_in_kraft_mode_on_9092():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     kafka = compose["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
-    assert "9092:9092" in kafka["ports"]
+    assert "127.0.0.1:9092:9092" in kafka["ports"]  # published on this machine only
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
 
@@ -47,6 +47,7 @@ def test_compose_jupyter_installs_eventml_and_points_it_at_the_kafka_service():
     servers = jupyter["environment"]["EVENTML_BOOTSTRAP_SERVERS"]
     assert servers in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
     assert "pip install" in jupyter["command"] and ".[dev,lab]" in jupyter["command"]
+    assert jupyter["ports"] == ["127.0.0.1:8888:8888"]  # JupyterLab on this machine only
     python_tag = jupyter["image"].split(":")[1].split("-")[0]
     assert python_tag == pyproject()["project"]["requires-python"].removeprefix(">=")
 
