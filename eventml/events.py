@@ -20,11 +20,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from eventml.errors import EventFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "Event",
@@ -378,7 +381,7 @@ def decode_prediction(raw: bytes | None) -> Prediction:
     )
 
 
-def events_to_dataframe(events) -> "pd.DataFrame":
+def events_to_dataframe(events) -> pd.DataFrame:
     """A DataFrame with columns ``id``, ``ts``, ``label`` and one column per feature.
 
     A feature named like one of the first three columns is prefixed with ``feature_``.
