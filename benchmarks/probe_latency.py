@@ -39,9 +39,10 @@ ARRIVALS: list[float] = []  # per record: seconds from its timestamp to the poll
 def record_commits() -> None:
     commit = live_commit.TransactionCommit.__call__
 
-    def traced(self, producer, group_metadata, state, partitions):
-        commit(self, producer, group_metadata, state, partitions)
-        COMMITS.append({**self.timings, "end": time.time(), "events": state.counts["events"]})
+    def traced(self, producer, group_metadata, tasks, send):
+        commit(self, producer, group_metadata, tasks, send)
+        COMMITS.append({**self.timings, "end": time.time(),
+                        "events": sum(task.state.counts["events"] for task in tasks)})
 
     live_commit.TransactionCommit.__call__ = traced
 

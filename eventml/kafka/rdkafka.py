@@ -44,7 +44,7 @@ from eventml.kafka import logs
 from eventml.kafka.connection import check_connection
 from eventml.kafka.settings import KafkaSettings
 
-__all__ = ["PRODUCER_DEFAULTS", "producer", "consumer", "rdkafka_config", "producer_config", "Consumer", "KafkaError",
+__all__ = ["PRODUCER_DEFAULTS", "producer", "consumer", "committed_offsets", "rdkafka_config", "producer_config", "Consumer", "KafkaError",
            "KafkaException", "Producer", "TopicPartition"]
 
 #: eventml's librdkafka producer defaults: a write counts as delivered once every in-sync replica has
@@ -104,6 +104,17 @@ def consumer(settings: KafkaSettings, config: Mapping[str, Any] | None = None, *
     """A confluent-kafka consumer with ``config`` (librdkafka names, ``group.id`` among them), after
     the connection check."""
     return _make(Consumer, settings, rdkafka_config(settings, config), logger, error_cb)
+
+
+def committed_offsets(consumer: Any, partitions: list, timeout_s: float) -> dict[str, int]:
+    """``{"topic:partition": next offset}`` the consumer's group committed for ``partitions``
+    (a list of ``TopicPartition``), those with nothing committed left out; a partition's error is raised as a
+    ``KafkaException``."""
+    found = consumer.committed(partitions, timeout=timeout_s)
+    errors = [tp.error for tp in found if tp.error is not None]
+    if errors:
+        raise KafkaException(errors[0])
+    return {f"{tp.topic}:{tp.partition}": tp.offset for tp in found if tp.offset >= 0}  # OFFSET_INVALID: none
 
 
 def _make(factory: Callable[[dict], Any], settings: KafkaSettings, conf: dict[str, Any],

@@ -158,7 +158,6 @@ class LiveClients:
                 **tuning, "group.id": group_id, "isolation.level": "read_committed", "enable.auto.commit": False,
                 "auto.offset.reset": "earliest", "enable.partition.eof": True, **(consumer_config or {})}, logger=client_log,
                 error_cb=self._on_error)
-            self.group_metadata = self.consumer.consumer_group_metadata()
         except BaseException:
             self.close()
             raise
@@ -221,11 +220,7 @@ class LiveClients:
         deadline = time.monotonic() + self.setup_timeout_s
         while True:
             try:
-                found = self.consumer.committed(tps, timeout=max(0.1, deadline - time.monotonic()))
-                errors = [tp.error for tp in found if tp.error is not None]
-                if errors:
-                    raise KafkaException(errors[0])
-                break
+                return rdkafka.committed_offsets(self.consumer, tps, max(0.1, deadline - time.monotonic()))
             except KafkaException as exc:
                 # a new broker's group coordinator may not be ready yet: librdkafka says so, and asking
                 # again a moment later works
@@ -233,8 +228,6 @@ class LiveClients:
                 if code not in _COORDINATOR_NOT_READY or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.2)
-        # OFFSET_INVALID (-1001): nothing committed
-        return {f"{tp.topic}:{tp.partition}": tp.offset for tp in found if tp.offset >= 0}
 
     def earliest(self, where: InputPartition) -> int:
         """The first offset the partition still holds."""

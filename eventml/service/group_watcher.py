@@ -261,11 +261,7 @@ class StateTopicWatcher(PollingWatcher):
     def _committed(self, consumer: Any, offsets: dict[str, int]) -> dict[str, int]:
         """The group's committed offsets of the input partitions named in ``offsets``."""
         wanted = [TopicPartition(topic, int(p)) for topic, _, p in (key.rpartition(":") for key in offsets)]
-        found = consumer.committed(wanted, timeout=self.load_timeout_s)
-        errors = [tp.error for tp in found if tp.error is not None]
-        if errors:
-            raise rdkafka.KafkaException(errors[0])
-        return {f"{tp.topic}:{tp.partition}": tp.offset for tp in found if tp.offset >= 0}
+        return rdkafka.committed_offsets(consumer, wanted, self.load_timeout_s)
 
     # ------------------------------------------------------------------ the rest
 

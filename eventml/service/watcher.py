@@ -149,11 +149,7 @@ class KafkaCommittedOffsets:
         tps = self._topic_partitions()
         if not tps:
             return {}
-        found = self.consumer.committed(tps, timeout=self.timeout_s)
-        errors = [tp.error for tp in found if tp.error is not None]
-        if errors:
-            raise self._rdkafka.KafkaException(errors[0])
-        return {f"{tp.topic}:{tp.partition}": tp.offset for tp in found if tp.offset >= 0}
+        return self._rdkafka.committed_offsets(self.consumer, tps, self.timeout_s)
 
     def close(self) -> None:
         consumer, self.consumer = self.consumer, None
