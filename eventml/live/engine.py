@@ -24,7 +24,7 @@ from eventml.kafka.rdkafka import KafkaException
 from eventml.live.background import BackgroundRun
 from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout
 from eventml.live.commit import TransactionCommit, fenced
-from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
+from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge, Silence
 from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
@@ -95,7 +95,7 @@ class Engine(BackgroundRun):
         # one partition: nothing to choose, and skipping the key hash saves time per prediction
         self._prediction_partition = 0 if clients.partitions(self.predictions_topic) == [0] else -1  # -1: by key
         self.store.open(clients, self.kafka, len(self.partitions))
-        self._empty_polls = 0
+        self._silence = Silence()
         self.assignment.start(self, clients)
 
     def _close_clients(self, drop_tasks: bool = True) -> None:
@@ -210,11 +210,8 @@ class Engine(BackgroundRun):
         """:meth:`_take`, polling if nothing is buffered (a group's rebalance callbacks run in the poll)."""
         picked = self._take(False, room)
         if picked is None:
-            if self._route(self._clients.poll(timeout_s)):
-                self._empty_polls = 0
-            else:
-                self._empty_polls += 1
-            picked = self._take(self._empty_polls >= SILENT_POLLS, room)
+            got = self._route(self._clients.poll(timeout_s))
+            picked = self._take(self._silence.polled(got, time.monotonic()), room)
         return picked
 
     def _caught_up(self) -> bool:
