@@ -13,15 +13,17 @@ Guaranteed:
   stream and with an event time *before* its own (``ts`` strictly less; ties are left out), never
   from itself or later events; a label enters only a target window (``target=True``), and only
   the labels events carried themselves, so revealed before the current event;
-- **exact**: the aggregates are computed from the kept values (sums with :func:`math.fsum`), so
-  they equal pandas' on the same events, also with out-of-order events, for every event at most
-  ``lateness`` seconds older than the newest event time seen; an event later than that is still
-  given features and kept, but values older than ``lateness + over`` before the newest may have
-  been dropped already;
-- **bounded**: a key's state is dropped once the newest event time seen is more than ``ttl``
-  seconds past the newest event of that key (by default ``over + lateness`` for a time window,
-  after which nothing of the key can be in any window; never for a count window unless ``ttl``
-  is given), and a time window keeps only the values that a window can still see;
+- **exact and the same everywhere**: the aggregates are computed from the kept values (sums with
+  :func:`math.fsum`), so they equal pandas' on the same events, also out of order, for every event
+  at most ``lateness`` seconds older than the newest event time seen (the stream's clock), and they
+  depend only on the order of the key's own events (which keying by the entity keeps in one
+  partition). Not guaranteed for an event later than that (counted in ``late_``): it is given
+  features and kept, but its key's older values may have been freed already;
+- **bounded**: a key whose next event comes more than ``ttl`` seconds after its newest one starts
+  afresh (by default ``ttl`` is ``over + lateness`` for a time window, after which no window of the
+  key can see its history anyway; never for a count window unless ``ttl`` is given), and its state
+  is freed once the clock is ``ttl + lateness`` past its newest event; a time window keeps only the
+  values that a window can still see;
 - **picklable and small**: the state is plain lists, deques and dicts (it is committed with the
   live updater's state).
 
@@ -236,50 +238,46 @@ class Window:
         value = label if self.target else 1 if self.on is None else x.get(self.on)
         if value is not None and type(value) is float and value != value:  # NaN: missing
             value = None
-        state = self.keys_.get(key)
-        clock = self.clock_
+        keys, clock = self.keys_, self.clock_
         if ts < clock - self.lateness:
             self.late_ += 1
-        if ts > clock:
+        elif ts > clock:
             self.clock_ = clock = ts
+        state = keys.get(key)
+        if state is not None and self.ttl_seconds is not None and ts - state[-1] > self.ttl_seconds:
+            state = None  # the key came back after its time to live: its history is forgotten
+        if state is None:
+            state = keys[key] = [collections.deque(maxlen=self.last), ts] if self.last is not None else [[], [], ts]
+        else:
+            keys.move_to_end(key)
         if self.last is not None:
-            if state is None:
-                state = self.keys_[key] = [collections.deque(maxlen=self.last), ts]
-            else:
-                self.keys_.move_to_end(key)
             kept = state[0]
             out = self._aggregate([t for t, _ in kept], [v for _, v in kept], ts)
             kept.append((ts, value))
-            if ts > state[1]:
-                state[1] = ts
         else:
-            if state is None:
-                state = self.keys_[key] = [[], [], ts]
-            else:
-                self.keys_.move_to_end(key)
             times, values = state[0], state[1]
             lo, hi = bisect.bisect_left(times, self.start(ts)), bisect.bisect_left(times, ts)
             out = self._aggregate(times[lo:hi], values[lo:hi], ts)
             at = bisect.bisect_right(times, ts)
             times.insert(at, ts)
             values.insert(at, value)
-            if ts > state[2]:
-                state[2] = ts
-            cut = bisect.bisect_left(times, clock - self.lateness - self.seconds)
-            if cut:
+            cut = bisect.bisect_left(times, max(ts, state[-1]) - self.lateness - self.seconds)
+            if cut:  # what no window of an event within the lateness of the key's newest can see
                 del times[:cut], values[:cut]
+        if ts > state[-1]:
+            state[-1] = ts
         self._expire(clock)
         return out
 
     def _expire(self, clock: float) -> None:
-        ttl = self.ttl_seconds
-        if ttl is None:
+        """Free the keys whose newest event is more than ``ttl + lateness`` older than the clock: an event
+        within the lateness that comes for one of them would forget its history anyway."""
+        if self.ttl_seconds is None:
             return
-        keys, horizon = self.keys_, clock - ttl
+        keys, horizon = self.keys_, clock - self.ttl_seconds - self.lateness
         while keys:
             oldest = next(iter(keys))
-            state = keys[oldest]
-            if state[-1] >= horizon:
+            if keys[oldest][-1] >= horizon:
                 return
             del keys[oldest]
 

@@ -149,15 +149,26 @@ def test_an_event_without_its_key_gets_missing_features_and_is_not_kept():
 
 
 def test_the_time_to_live_bounds_the_state_of_a_million_distinct_keys():
-    features = WindowedFeatures([Window("card", "x", "count", over=10), Window("card", None, "count", last=3, ttl=20)])
-    largest = {"window_keys": 0, "window_values": 0}
-    for i in range(1_000_000):  # one event per card, ten per second: about 100 and 200 cards live
+    features = WindowedFeatures(Window("card", "x", "count", over=10))
+    largest = 0
+    for i in range(1_000_000):  # one event per card, ten per second: about 100 cards live
         features.features_one({"card": i, "x": 1.0}, i / 10)
         if i % 1000 == 0:
-            size = features.state_size()
-            largest = {k: max(v, size[k]) for k, v in size.items()}
-    assert largest["window_keys"] <= 101 + 201 and largest["window_values"] <= 101 + 201
-    assert len(pickle.dumps(features)) < 50_000
+            largest = max(largest, *features.state_size().values())
+    assert 100 <= largest <= 101
+    assert len(pickle.dumps(features)) < 20_000
+
+
+def test_the_time_to_live_bounds_a_count_window_and_a_key_that_comes_back_after_it_starts_afresh():
+    features = WindowedFeatures(Window("card", None, "count", last=3, ttl=20, lateness=5))
+    largest = 0
+    for i in range(100_000):
+        features.features_one({"card": i % 50_000}, i / 10)
+        if i % 1000 == 0:
+            largest = max(largest, features.state_size()["window_keys"])
+    assert 200 <= largest <= 251  # freed 25 s (ttl + lateness) after their newest event: 250 events
+    assert features.features_one({"card": 1}, 10_000.0) == {"count_last3_by_card": 0}  # it came back too late
+    assert features.features_one({"card": 1}, 10_010.0) == {"count_last3_by_card": 1}
 
 
 def test_the_state_pickles_and_resumes_exactly():
