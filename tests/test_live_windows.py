@@ -3,6 +3,8 @@ the same as offline per event, through kill -9 (real broker)."""
 
 from __future__ import annotations
 
+import collections
+import os
 import pickle
 import signal
 import time
@@ -14,6 +16,7 @@ import eventml as em
 from eventml.errors import ConfigError
 from eventml.learners import make_learner
 from eventml.live import LiveUpdater, load_model
+from eventml.live.group import read_assignments
 from eventml.live.processor import RecordProcessor
 from eventml.live.snapshots import list_snapshots, load_snapshot
 from eventml.live.state import UpdaterState
@@ -25,6 +28,7 @@ from live_helpers import live_process, offline_predictions, probe, published, re
 WINDOW_TEXTS = ["user:amount:count,mean,max:15min", "user:amount:mean,std:last20", "user:merchant:nunique:15min",
                 "user:-:since_last:last1"]
 WINDOWS = [parse_window(text) for text in WINDOW_TEXTS]
+KEY = "k" * 32  # the group's state key
 
 
 def produce_keyed(events, topic, servers, partitions=3):
@@ -106,3 +110,34 @@ def test_a_restart_with_other_windows_is_refused(kafka_bootstrap, topic, tmp_pat
     assert stats.events == 200 and 0 < stats.window_keys <= stats.window_values
     with pytest.raises(ConfigError, match="computes the windowed features .* use the same windows or a new state_dir"):
         LiveUpdater(topic, f"{topic}.pred", windows=WINDOWS[:1], **common).run()
+
+
+def test_a_partition_moves_to_another_group_member_with_its_windows_after_kill_9(kafka_bootstrap, topic):
+    n, group = 1200, f"{topic}-g"
+    events = list(transactions(n, seed=9))
+    produce_keyed(events, topic, kafka_bootstrap, partitions=2)
+    env = {**os.environ, "EVENTML_STATE_KEY": KEY}
+    options = ["--group", group, "--session-timeout", "6", "--records-per-transaction", "100",
+               *[arg for text in WINDOW_TEXTS for arg in ("--window", text)]]
+    # the first member dies right after its 3rd commit; the second, another name, takes its partitions over
+    # from the state topic once the group drops the dead member
+    first = live_process(kafka_bootstrap, topic, f"{topic}.pred", *options, "--name", "first",
+                         "--idle-timeout", "15", kill_at="after_commit:3", env=env)
+    first.communicate(timeout=90)
+    assert first.returncode == -signal.SIGKILL
+    second = live_process(kafka_bootstrap, topic, f"{topic}.pred", *options, "--name", "second",
+                          "--idle-timeout", "10", env=env)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+
+    by_partition = collections.defaultdict(list)  # each partition's events in offset order: its task's stream
+    for row in em.read_dataframe(topic, bootstrap_servers=kafka_bootstrap).itertuples():
+        by_partition[row.partition].append(row.id)
+    source = {e.id: e for e in events}
+    expected = {}
+    for ids in by_partition.values():
+        expected.update(offline_predictions(list(add_windows([source[i] for i in ids], WINDOWS))))
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == n and got == expected
+    owners = read_assignments(group, bootstrap_servers=kafka_bootstrap)
+    assert set(owners[owners.event == "assigned"].updater) == {"first", "second"}
