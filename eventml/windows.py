@@ -244,12 +244,10 @@ class Window:
         elif ts > clock:
             self.clock_ = clock = ts
         state = keys.get(key)
-        if state is not None and self.ttl_seconds is not None and ts - state[-1] > self.ttl_seconds:
-            state = None  # the key came back after its time to live: its history is forgotten
-        if state is None:
+        if state is None or (self.ttl_seconds is not None and ts - state[-1] > self.ttl_seconds):
+            # a new key, or one back after its time to live (its history is forgotten)
             state = keys[key] = [collections.deque(maxlen=self.last), ts] if self.last is not None else [[], [], ts]
-        else:
-            keys.move_to_end(key)
+        keys.move_to_end(key)  # the least recently updated first, for _expire (a key reset in place moves too)
         if self.last is not None:
             kept = state[0]
             out = self._aggregate([t for t, _ in kept], [v for _, v in kept], ts)

@@ -159,6 +159,17 @@ def test_the_time_to_live_bounds_the_state_of_a_million_distinct_keys():
     assert len(pickle.dumps(features)) < 20_000
 
 
+def test_the_time_to_live_bounds_the_state_when_a_key_keeps_coming_back_just_after_it():
+    features = WindowedFeatures(Window("card", "x", "count", over=10))
+    largest = 0
+    for i in range(50_000):  # new cards, ten a second, and card "r" back every 10.1 s (just past its ttl)
+        card = "r" if i % 101 == 0 else i
+        features.features_one({"card": card, "x": 1.0}, i / 10)
+        if i % 500 == 0:
+            largest = max(largest, features.state_size()["window_keys"])
+    assert 100 <= largest <= 102
+
+
 def test_the_time_to_live_bounds_a_count_window_and_a_key_that_comes_back_after_it_starts_afresh():
     features = WindowedFeatures(Window("card", None, "count", last=3, ttl=20, lateness=5))
     largest = 0
