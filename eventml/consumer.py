@@ -252,7 +252,11 @@ class EventConsumer:
         for event, position in self.records():
             events.append(event)
             positions.append(position)
-        df = events_to_dataframe(add_windows(events, windows))
+        if windows:  # in the live updater's order: by record time, then partition (offsets in a partition)
+            order = sorted(range(len(events)), key=lambda i: (positions[i].timestamp_ms, positions[i].partition))
+            for i, event in zip(order, add_windows([events[i] for i in order], windows)):
+                events[i] = event
+        df = events_to_dataframe(events)
         df.insert(1, "partition", [p.partition for p in positions])
         df.insert(2, "offset", [p.offset for p in positions])
         return df
@@ -305,8 +309,8 @@ def read_dataframe(topic: str, *, windows: Any = None, **kwargs: Any) -> pd.Data
 
     Columns: ``id``, ``partition``, ``offset``, ``ts``, ``label``, then one column per feature, then
     one per feature of ``windows`` (:class:`eventml.windows.Window` objects): each event's windowed
-    features from the events read before it, as :func:`eventml.prequential` and the live updater
-    compute them.
+    features from the events before it, computed in the order a live updater reads the partitions (by
+    record time, then partition), with the code :func:`eventml.prequential` and the live updater use.
     """
     with replay(topic, **kwargs) as consumer:
         return consumer.to_dataframe(windows)

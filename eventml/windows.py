@@ -17,8 +17,9 @@ Guaranteed:
   :func:`math.fsum`), so they equal pandas' on the same events, also out of order, for every event
   at most ``lateness`` seconds older than the newest event time seen (the stream's clock), and they
   depend only on the order of the key's own events (which keying by the entity keeps in one
-  partition). Not guaranteed for an event later than that (counted in ``late_``): it is given
-  features and kept, but its key's older values may have been freed already;
+  partition; a reader of several partitions needs a ``lateness`` that covers how far one partition
+  trails the others). Not guaranteed for an event later than that (counted in ``late_``): it is
+  given features and kept, but its key's older values may have been freed already;
 - **bounded**: a key whose next event comes more than ``ttl`` seconds after its newest one starts
   afresh (by default ``ttl`` is ``over + lateness`` for a time window, after which no window of the
   key can see its history anyway; never for a count window unless ``ttl`` is given), and its state
