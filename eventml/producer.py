@@ -138,11 +138,9 @@ class EventProducer:
         value = encode_event(event)  # validates it first
         event_id, features = (event.id, event.features) if isinstance(event, Event) else (event["id"], event["features"])
         by = None if self.key is None else features.get(self.key)
-        if by is None:
-            key = event_id.encode()
-        else:
-            key = by.encode() if isinstance(by, str) else orjson.dumps(by)
-        return self.send_raw(value, key)
+        if by is None:  # keyed by id
+            return self.send_raw(value, event_id.encode())
+        return self.send_raw(value, by.encode() if isinstance(by, str) else orjson.dumps(by))
 
     def send_raw(self, value: bytes | None, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> Any:

@@ -35,7 +35,7 @@ drifts from pandas) and keeps its keys forever. ``benchmarks/bench_windows.py`` 
 
 Aggregates (:data:`AGGREGATES`): ``count`` (values present), ``sum``, ``mean``, ``min``, ``max``,
 ``std`` (sample, as pandas), ``nunique``, ``last`` (the value of the newest event, ties broken by
-stream order) and ``since_last`` (seconds from the newest event of the window to this event). The
+stream order; in a count window, of the last in stream order) and ``since_last`` (seconds from the newest event of the window to this event). The
 numeric ones use the numbers only (a string is left out); a missing value (None, NaN) is left out
 of all but ``since_last``. An empty window gives ``count``, ``sum`` and ``nunique`` 0 and the others
 None (missing), as does ``std`` of one value; an event without its key feature gets only None and
@@ -138,8 +138,9 @@ class Window:
     lateness
         Seconds an event may be older than the newest event time seen and still get exact features.
     ttl
-        Seconds after its newest event that a key's state is dropped (measured on the newest event time
-        seen); default ``over + lateness`` for a time window, never for a count window.
+        Seconds: a key whose next event comes more than ``ttl`` after its newest one starts afresh, and
+        its state is freed once the newest event time seen is ``ttl + lateness`` past its newest event;
+        default ``over + lateness`` for a time window, never for a count window.
     name
         The prefix of the feature names; default ``<on>_`` (``target_`` for a target window).
 
@@ -203,7 +204,7 @@ class Window:
             else parse_duration("ttl", ttl)
         prefix = name if name is not None else ("target_" if target else "" if on is None else f"{on}_")
         self.names = [f"{prefix}{agg}_{span}_by_{key}" for agg in aggregates]
-        if on is None and not target:  # 'count_1h_by_card', not '_count...'
+        if name is None and on is None and not target:  # 'count_1h_by_card', not '_count...'
             self.names = [n.lstrip("_") for n in self.names]
         self._reset()
 
@@ -282,7 +283,7 @@ class Window:
 
     def _aggregate(self, times: list, values: list, ts: float) -> list:
         present = [v for v in values if v is not None]
-        numbers = [v for v in present if isinstance(v, _NUMBERS) and not isinstance(v, str)]
+        numbers = [v for v in present if isinstance(v, _NUMBERS)]
         out = []
         for agg in self.aggregates:
             if agg == "count":

@@ -93,6 +93,11 @@ def test_read_dataframe_adds_the_windowed_features_of_events_keyed_by_user(kafka
             assert value == pytest.approx(want[name], rel=1e-12) if want[name] is not None else pd.isna(value)
 
 
+def test_a_wrong_key_of_the_producer_names_it():
+    with pytest.raises(ConfigError, match="key must be the name of a feature .* got 3"):
+        em.producer.EventProducer("any", key=3)
+
+
 def test_a_wrong_windows_argument_names_it():
     with pytest.raises(ConfigError, match="windows must be eventml.windows.Window objects"):
         list(add_windows(transactions(3), ["user:amount:count:1h"]))
