@@ -143,3 +143,12 @@ def test_a_partition_moves_to_another_group_member_with_its_windows_after_kill_9
     assert count == n and got == expected
     owners = read_assignments(group, bootstrap_servers=kafka_bootstrap)
     assert set(owners[owners.event == "assigned"].updater) == {"first", "second"}
+
+
+def test_the_live_command_exits_2_with_one_sentence_on_a_bad_window(tmp_path, capsys):
+    from eventml.cli import main
+
+    code = main(["live", "--events", "e", "--predictions", "p", "--state-dir", str(tmp_path / "s"),
+                 "--window", "user:amount:median:10min"])
+    assert code == 2
+    assert "unknown aggregate(s) 'median'; known aggregates: count, last, max" in capsys.readouterr().err
