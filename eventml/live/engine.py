@@ -26,7 +26,7 @@ from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backof
 from eventml.live.commit import TransactionCommit, fenced
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge, Silence
 from eventml.live.processor import MAX_RUN, RecordProcessor
-from eventml.live.state import UpdaterState
+from eventml.live.state import UpdaterState, check_windows
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
 from eventml.live.task import Task
 
@@ -41,6 +41,8 @@ log = logging.getLogger("eventml.live")
 class Engine(BackgroundRun):
     """The transaction loop of a live updater (see the module docstring); made by
     :class:`~eventml.live.LiveUpdater`, which chooses the store, the assignment and the ids."""
+
+    windows: Any = None  # the WindowedFeatures every task's state starts from (set by the face), or None
 
     def _setup(self, learner: Any, metrics: list[str], store: Any, assignment: Any, ids: tuple[str, str]) -> None:
         """Called by the face's ``__init__`` once its settings are checked."""
@@ -138,9 +140,10 @@ class Engine(BackgroundRun):
             if state.scorer.learner.name != self.learner.name:
                 raise ConfigError(f"the committed state of {key} learns {state.scorer.learner.name!r}, not "
                                   f"{self.learner.name!r}; {self._other_model_advice}")
+            check_windows(state.windows, self.windows, key, self._other_model_advice.replace("model", "windows"))
         else:
             state = UpdaterState.fresh(self.learner, self._metrics, self.settings.rolling_window,
-                                       self.settings.label_ttl_s, self.settings.max_pending)
+                                       self.settings.label_ttl_s, self.settings.max_pending, windows=self.windows)
         for where in inputs:
             if where.key not in state.offsets:  # a partition this state never read: from its beginning
                 state.offsets[where.key] = clients.earliest(where)

@@ -2,8 +2,9 @@
 
 The state holds only public, stable eventml types, so a snapshot outlives a refactoring: a
 :class:`~eventml.scoring.Scorer` (the learner and its metrics), the
-:class:`~eventml.labels.PendingLabels` join, counters, the summary rows and the next offset of
-every input partition.
+:class:`~eventml.labels.PendingLabels` join, counters, the summary rows, the next offset of
+every input partition and, beside the model, the state of the windowed features
+(:class:`~eventml.windows.WindowedFeatures`, or None).
 
 Examples
 --------
@@ -27,8 +28,9 @@ from eventml.errors import ConfigError, SnapshotError
 from eventml.labels import PendingLabels
 from eventml.learners.base import CLASSIFICATION
 from eventml.scoring import Scorer
+from eventml.windows import windowed
 
-__all__ = ["UpdaterState", "check_topics", "live_metrics", "read_identity"]
+__all__ = ["UpdaterState", "check_topics", "check_windows", "live_metrics", "read_identity"]
 
 IDENTITY_FILE = "updater.json"
 
@@ -49,13 +51,15 @@ class UpdaterState:
     rows: list = dataclasses.field(default_factory=list)
     sequence: int = 0  # the number of the last committed transaction
     newest_ts: float = float("-inf")  # the newest event time seen, the clock of label expiry
+    windows: Any = None  # the windowed features' WindowedFeatures (None without windows; also in older snapshots)
 
     @classmethod
     def fresh(cls, learner: Any, metrics: list[str], rolling_window: int, max_wait: float | None = None,
-              max_pending: int | None = None, offsets: dict[str, int] | None = None) -> "UpdaterState":
-        """A new state: a fresh clone of ``learner``, nothing read, nothing pending."""
+              max_pending: int | None = None, offsets: dict[str, int] | None = None,
+              windows: Any = None) -> "UpdaterState":
+        """A new state: a fresh clone of ``learner``, nothing read, nothing pending, empty ``windows``."""
         return cls(Scorer(learner.clone(), metrics, rolling_window), dict(offsets or {}),
-                   PendingLabels(max_wait, max_pending))
+                   PendingLabels(max_wait, max_pending), windows=windowed(windows))
 
 
 def check_topics(events_topic: str, predictions_topic: str, labels_topic: str | None) -> None:
@@ -64,6 +68,15 @@ def check_topics(events_topic: str, predictions_topic: str, labels_topic: str | 
         raise ConfigError("labels_topic must differ from events_topic (labels inside events need no topic)")
     if predictions_topic in (events_topic, labels_topic):
         raise ConfigError("predictions_topic must differ from the input topics")
+
+
+def check_windows(committed: Any, wanted: Any, task: str, advice: str) -> None:
+    """Refuse, with a :class:`~eventml.errors.ConfigError`, a committed state whose windowed features
+    (a :class:`~eventml.windows.WindowedFeatures` or None) are not the ones the updater was given."""
+    names = (lambda features: [] if features is None else features.names)
+    if names(committed) != names(wanted):
+        raise ConfigError(f"the committed state of {task} computes the windowed features {names(committed)}, not "
+                          f"{names(wanted)}; {advice}")
 
 
 def live_metrics(learner: Any) -> list[str]:
