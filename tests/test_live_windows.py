@@ -125,7 +125,7 @@ def test_a_partition_moves_to_another_group_member_with_its_windows_after_kill_9
     first.communicate(timeout=90)
     assert first.returncode == -signal.SIGKILL
     second = live_process(kafka_bootstrap, topic, f"{topic}.pred", *options, "--name", "second",
-                          "--idle-timeout", "10", env=env)
+                          "--idle-timeout", "4", env=env)  # its join waits for the group to drop the dead member
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
 
