@@ -42,6 +42,8 @@ class Engine(BackgroundRun):
     """The transaction loop of a live updater (see the module docstring); made by
     :class:`~eventml.live.LiveUpdater`, which chooses the store, the assignment and the ids."""
 
+    exporter: Any = None  # its /metrics (eventml.metrics.live.LiveMetrics), told each commit's time
+
     def _setup(self, learner: Any, metrics: list[str], store: Any, assignment: Any, ids: tuple[str, str]) -> None:
         """Called by the face's ``__init__`` once its settings are checked."""
         self.learner = learner
@@ -310,6 +312,8 @@ class Engine(BackgroundRun):
         dirty = [task for task in self._tasks.values() if task.dirty]
         self._commit(clients.producer, clients.consumer.consumer_group_metadata(), dirty, clients.send)
         committed_at = time.time()
+        if self.exporter is not None:
+            self.exporter.committed(self._commit.timings["total"])
         self._txn_open = False
         for task in dirty:
             task.dirty = False
