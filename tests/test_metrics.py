@@ -5,11 +5,13 @@ series are gone from its old owner), and a real Prometheus server reads the same
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -299,3 +301,71 @@ def test_a_real_prometheus_scrapes_the_updater_and_answers_its_accuracy(kafka_bo
     assert [(labels["model"], labels["partition"], labels["job"], value) for labels, value in accuracy] == [
         ("river_logreg", "all", "eventml-live", stats.score)]
     assert events == [({}, 3000.0)] and 0.5 < stats.score < 1
+
+
+# ----------------------------------------------------------------------------- the prediction service
+
+
+def requests_by(samples):
+    """``{(route, method, status): count}`` of eventml_serve_requests_total."""
+    return {(labels["route"], labels["method"], labels["status"]): value for name, labels, value in samples
+            if name == "eventml_serve_requests_total"}
+
+
+def test_the_service_counts_requests_by_route_and_status_before_any_model(tmp_path):
+    with em.serve(tmp_path / "nothing-yet", bootstrap_servers="127.0.0.1:1") as server:
+        for body in (b'{"id": "a", "features": {"x": 1}}', b"not json"):
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(urllib.request.Request(f"{server.url}/predict", data=body), timeout=10)
+        urllib.request.urlopen(f"{server.url}/healthz", timeout=10).read()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{server.url}/no/such/route/{os.urandom(4).hex()}", timeout=10)
+        samples = scrape(f"{server.url}/metrics")
+    assert requests_by(samples) == {("/predict", "POST", "503"): 1, ("/predict", "POST", "422"): 1,
+                                    ("/healthz", "GET", "200"): 1, ("other", "GET", "404"): 1}
+    assert total(samples, "eventml_serve_request_seconds_count", route="/predict") == 2
+    assert total(samples, "eventml_serve_predictions_total") == 0 and total(samples, "eventml_serve_model_ready") == 0
+    assert not [name for name, _, _ in samples if name.startswith("eventml_serve_model_version")]
+
+
+def test_the_service_reports_its_answers_and_the_served_models_version_and_age(kafka_bootstrap, topic, tmp_path):
+    n = 600
+    produce_events(list(em.synthetic("sea", n, seed=26)), topic, kafka_bootstrap)
+    LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n,
+                records_per_transaction=200).run()
+    probes = [{"id": f"probe-{e.id}", "features": e.features} for e in em.synthetic("sea", 25, seed=99)]
+    with em.serve(tmp_path, bootstrap_servers=kafka_bootstrap) as server:
+        served = server.wait_for_model(30, sequence=3)
+        post = urllib.request.Request(f"{server.url}/predict", data=orjson.dumps(probes))
+        assert len(orjson.loads(urllib.request.urlopen(post, timeout=10).read())) == len(probes)
+        for probe in probes[:3]:
+            urllib.request.urlopen(urllib.request.Request(f"{server.url}/predict", data=orjson.dumps(probe)), timeout=10)
+        before = time.time()
+        samples = scrape(f"{server.url}/metrics")
+        after = time.time()
+        service = server.service
+    assert requests_by(samples) == {("/predict", "POST", "200"): 4}  # this scrape is counted once answered
+    assert total(samples, "eventml_serve_predictions_total") == service.served == len(probes) + 3
+    assert total(samples, "eventml_serve_model_errors_total") == service.model_errors == 0
+    assert total(samples, "eventml_serve_swaps_total") == service.watcher.swaps >= 1
+    assert total(samples, "eventml_serve_model_ready") == 1
+    assert by_label(samples, "eventml_serve_model_version", "partition") == {"all": n} and served.model_version == n
+    assert total(samples, "eventml_serve_model_sequence", model="river_logreg") == served.sequence
+    assert before - served.written_at <= total(samples, "eventml_serve_model_age_seconds") <= after - served.written_at
+    assert total(samples, "eventml_serve_model_served_since_seconds") == served.served_since
+
+
+def test_a_group_service_reports_each_partitions_model(kafka_bootstrap, topic):
+    group = f"{topic}-g"
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    produce_events(list(em.synthetic("sea", 800, seed=27)), topic, kafka_bootstrap)
+    updater = GroupUpdater(topic, f"{topic}.pred", group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                           idle_timeout_s=2, metrics_port=0)
+    updater.run()
+    learned = by_label(scrape(updater.metrics_url), "eventml_live_learned_total", "partition")
+    updater.close_metrics()
+    with em.serve(group=group, events_topic=topic, state_key=KEY, bootstrap_servers=kafka_bootstrap) as server:
+        server.wait_for_model(30)
+        samples = scrape(f"{server.url}/metrics")
+    assert by_label(samples, "eventml_serve_model_version", "partition") == learned
+    assert set(learned) == {"0", "1"} and sum(learned.values()) == 800
