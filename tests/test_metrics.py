@@ -1,11 +1,13 @@
-"""Prometheus metrics of the live updater, scraped over HTTP by a real client and parsed with prometheus-client's
-own parser: every counter equals the updater's LiveStats, one updater and a group of two (a moved partition's
-series are gone from its old owner), and a real Prometheus server reads the same accuracy."""
+"""Prometheus metrics of the live updater and the service, scraped over HTTP by a real client and parsed with
+prometheus-client's own parser: every counter equals the updater's LiveStats (one updater, a group of two, where
+a moved partition's series are gone from its old owner) and the service's own counts, and a real Prometheus
+server reads the accuracy the updater reports."""
 
 from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import orjson
 import pytest
@@ -369,3 +372,16 @@ def test_a_group_service_reports_each_partitions_model(kafka_bootstrap, topic):
         samples = scrape(f"{server.url}/metrics")
     assert by_label(samples, "eventml_serve_model_version", "partition") == learned
     assert set(learned) == {"0", "1"} and sum(learned.values()) == 800
+
+
+def test_the_documented_prometheus_yml_is_a_valid_prometheus_config(tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("no promtool (Debian's prometheus package has it; ./run.sh test installs it)")
+    page = (Path(__file__).resolve().parents[1] / "docs" / "monitoring.md").read_text()
+    (config,) = re.findall(r"```yaml\n(.*?)```", page, flags=re.DOTALL)
+    assert "job_name: eventml-live" in config and "job_name: eventml-serve" in config
+    (tmp_path / "prometheus.yml").write_text(config)
+    checked = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
+                             text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
