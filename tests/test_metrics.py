@@ -148,8 +148,8 @@ def test_every_counter_of_one_updater_equals_its_stats_scraped_during_and_after_
     assert stats.events == len(good) and stats.duplicate == len(range(1, 1200, 100)) and stats.unknown_id == 1
     assert_counters_equal_stats(samples, stats)
     assert total(samples, "eventml_live_labels_total", outcome="joined") == len(good) // 2
-    dead = read_dead_letters(topic, bootstrap_servers=kafka_bootstrap)
-    dead_labels = read_dead_letters(labels_topic, bootstrap_servers=kafka_bootstrap)
+    dead = read_dead_letters(topic, bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)  # not ended early by a wait
+    dead_labels = read_dead_letters(labels_topic, bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)
     reasons = collections.Counter(list(dead["reason"]) + list(dead_labels["reason"]))
     assert by_label(samples, "eventml_live_dead_letters_total", "reason") == reasons
     assert set(by_label(samples, "eventml_live_events_total", "partition")) == {"all"}

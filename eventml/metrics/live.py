@@ -34,11 +34,14 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterator
 
 from eventml.metrics.exposition import MetricsServer
 
 __all__ = ["LiveCollector", "LiveMetrics", "COMMIT_BUCKETS", "LABEL_OUTCOMES"]
+
+log = logging.getLogger("eventml.live")
 
 COMMIT_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Upper bounds (seconds) of the commit time histogram's buckets."""
@@ -68,16 +71,9 @@ class LiveCollector:
         self.lags: dict[tuple[str, int], int] = {}  # (topic, partition) -> lag, as of the last commit
 
     def committed(self) -> None:
-        """Called by the updater's own thread after each commit: the lag of each input partition, read from the
-        consumer (the only moment the collector reads it: the consumer is not called from the scrape's thread)."""
-        engine = self.engine
-        lags = {}
-        for task in list(engine._tasks.values()):
-            for where in task.inputs:
-                high = engine._clients.high_watermark(where)
-                if high >= 0:
-                    lags[where.topic, where.partition] = max(0, high - task.state.offsets.get(where.key, 0))
-        self.lags = lags
+        """Called by the updater's own thread after each commit: the lag of each input partition (the consumer is
+        asked then, never from the scrape's thread)."""
+        self.lags = {(where.topic, where.partition): lag for where, lag in self.engine.input_lags() if lag is not None}
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -190,7 +186,10 @@ class LiveMetrics:
     def committed(self, seconds: float) -> None:
         """A transaction was committed in ``seconds`` (called by the updater's thread)."""
         self.commit_seconds.observe(seconds)
-        self.collector.committed()
+        try:
+            self.collector.committed()
+        except Exception:  # metrics never stop the updater: the lags stay as of the commit before
+            log.debug("reading the lags for /metrics failed", exc_info=True)
 
     def close(self) -> None:
         self.server.close()
