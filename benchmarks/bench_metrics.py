@@ -6,8 +6,9 @@ runs the updater once without metrics and once with ``metrics_port`` while a thr
 ``/metrics`` every ``--scrape-interval`` seconds (default 0.5 s, thirty times Prometheus' default
 rate), the order reversed every other round. Rates are steady ones, as in ``bench_live.py``: from the
 summary row at 10% of the events to the run's end. Reported: events/s of each (median and range) and
-the paired ratio on/off of each round (median and range); the goal is a cost of at most 3%
-(ratio >= 0.97). On a shared machine the rounds vary by more than that either way, so the script also
+the paired ratio on/off of each round (median and range), and the same for the CPU time of the process per
+event (off/on: the updater's work, less swayed by other processes than the wall clock); the goal is a cost
+of at most 3% (ratio >= 0.97). On a shared machine the rounds vary by more than that either way, so the script also
 times what metrics add, which does not vary with the load of other processes: one scrape of an updater
 (its collector and the text format, in the process) and one commit's observation, as a share of a
 second at the scrape interval and the runs' commit rate.
@@ -61,19 +62,23 @@ def scraping(url: str, every_s: float, stop: threading.Event, scrapes: list) -> 
 
 
 def one_run(servers, topic, n, folder, metrics: bool, every_s: float) -> dict:
-    mark = n // 10
+    """One live run over ``n`` events: its steady events/s, and the CPU seconds of this process per 1,000 events
+    (the updater, its Kafka clients' threads and, with metrics, the scraping client too)."""
+    mark, cpu = n // 10, time.process_time()
     if not metrics:
         times = run_live(servers, topic, unique("bench-metrics-off"), n, mark, folder)
-        return {"rate": (n - times["marked_events"]) / (times["ended_at"] - times["marked_at"]),
-                "commits_per_s": times["transactions"] / (times["ended_at"] - times["started_at"])}
-    port, stop, scrapes = free_port(), threading.Event(), []
-    thread = scraping(f"http://127.0.0.1:{port}/metrics", every_s, stop, scrapes)
-    try:
-        times = run_live(servers, topic, unique("bench-metrics-on"), n, mark, folder, metrics_port=port)
-    finally:
-        stop.set()
-        thread.join()
-    return {"rate": (n - times["marked_events"]) / (times["ended_at"] - times["marked_at"]), "scrapes": len(scrapes)}
+        extra = {"commits_per_s": times["transactions"] / (times["ended_at"] - times["started_at"])}
+    else:
+        port, stop, scrapes = free_port(), threading.Event(), []
+        thread = scraping(f"http://127.0.0.1:{port}/metrics", every_s, stop, scrapes)
+        try:
+            times = run_live(servers, topic, unique("bench-metrics-on"), n, mark, folder, metrics_port=port)
+        finally:
+            stop.set()
+            thread.join()
+        extra = {"scrapes": len(scrapes)}
+    return {"rate": (n - times["marked_events"]) / (times["ended_at"] - times["marked_at"]),
+            "cpu_ms_per_1000": (time.process_time() - cpu) / n * 1e6, **extra}
 
 
 def unit_costs(servers, topic, folder, n=5000, repeats=500) -> dict:
@@ -116,16 +121,21 @@ def main() -> None:
             row = {("on" if m else "off"): one_run(servers, topic, args.events, Path(tmp), m, args.scrape_interval)
                    for m in order}
             row["on/off"] = row["on"]["rate"] / row["off"]["rate"]
+            row["cpu off/on"] = row["off"]["cpu_ms_per_1000"] / row["on"]["cpu_ms_per_1000"]
             row["order"] = ["on" if m else "off" for m in order]
             rows.append(row)
             print(f"round {r + 1} ({' then '.join(row['order'])}): off {row['off']['rate']:,.0f}/s, on "
-                  f"{row['on']['rate']:,.0f}/s ({row['on']['scrapes']} scrapes), on/off {row['on/off']:.3f}", flush=True)
+                  f"{row['on']['rate']:,.0f}/s ({row['on']['scrapes']} scrapes), on/off {row['on/off']:.3f}; CPU per 1,000 "
+                  f"events off {row['off']['cpu_ms_per_1000']:.1f} ms, on {row['on']['cpu_ms_per_1000']:.1f} ms, "
+                  f"off/on {row['cpu off/on']:.3f}", flush=True)
     result = {"events": args.events, "rounds": rows, "scrape_interval_s": args.scrape_interval,
               "off": median_range(r["off"]["rate"] for r in rows), "on": median_range(r["on"]["rate"] for r in rows),
-              "on/off": median_range(r["on/off"] for r in rows), **units,
+              "on/off": median_range(r["on/off"] for r in rows),
+              "cpu off/on": median_range(r["cpu off/on"] for r in rows), **units,
               "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)]}
-    ratio = result["on/off"]
-    print(f"\nmetrics on/off: median {ratio['median']:.3f} (range {ratio['min']:.3f}-{ratio['max']:.3f}) over "
+    ratio, cpu = result["on/off"], result["cpu off/on"]
+    print(f"\nmetrics on/off events/s: median {ratio['median']:.3f} (range {ratio['min']:.3f}-{ratio['max']:.3f}); "
+          f"CPU per event off/on: median {cpu['median']:.3f} (range {cpu['min']:.3f}-{cpu['max']:.3f}); over "
           f"{args.rounds} paired rounds; goal >= 0.97; load average {load_at_start:.1f} -> {os.getloadavg()[0]:.1f}")
     commits_per_s = statistics.median(r["off"]["commits_per_s"] for r in rows)
     share = units["scrape_s"] / args.scrape_interval + units["commit_observe_s"] * commits_per_s
