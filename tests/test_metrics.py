@@ -374,14 +374,16 @@ def test_a_group_service_reports_each_partitions_model(kafka_bootstrap, topic):
     assert set(learned) == {"0", "1"} and sum(learned.values()) == 800
 
 
-def test_the_documented_prometheus_yml_is_a_valid_prometheus_config(tmp_path):
+def test_the_documented_prometheus_yml_and_alerting_rules_are_valid_for_prometheus(tmp_path):
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("no promtool (Debian's prometheus package has it; ./run.sh test installs it)")
     page = (Path(__file__).resolve().parents[1] / "docs" / "monitoring.md").read_text()
-    (config,) = re.findall(r"```yaml\n(.*?)```", page, flags=re.DOTALL)
-    assert "job_name: eventml-live" in config and "job_name: eventml-serve" in config
+    config, rules = re.findall(r"```yaml\n(.*?)```", page, flags=re.DOTALL)
+    assert "job_name: eventml-live" in config and "rule_files: [eventml-alerts.yml]" in config
+    assert rules.count("- alert: ") == 4
     (tmp_path / "prometheus.yml").write_text(config)
-    checked = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
-                             text=True)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (tmp_path / "eventml-alerts.yml").write_text(rules)
+    for what, path in (("config", "prometheus.yml"), ("rules", "eventml-alerts.yml")):
+        checked = subprocess.run([promtool, "check", what, str(tmp_path / path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
