@@ -163,26 +163,34 @@ def test_every_counter_of_one_updater_equals_its_stats_scraped_during_and_after_
     assert any(set(seen) == {topic, labels_topic} for seen in lag)  # every input partition, while running
 
 
-def test_eventml_live_serves_metrics_on_the_port_it_is_given(kafka_bootstrap, topic, tmp_path):
+def test_eventml_live_serves_metrics_on_its_port_counted_across_a_kill_9(kafka_bootstrap, topic, tmp_path):
     n = 500
     produce_events(list(em.synthetic("sea", n, seed=22)), topic, kafka_bootstrap)
     port = free_port()
+    killed = live_process(kafka_bootstrap, topic, f"{topic}.pred", "--state-dir", str(tmp_path),
+                          "--records-per-transaction", "100", "--metrics-port", str(port), kill_at="before_commit:3")
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL  # between its 3rd snapshot and commit: two transactions count
     process = live_process(kafka_bootstrap, topic, f"{topic}.pred", "--state-dir", str(tmp_path),
-                           "--idle-timeout", "60", "--metrics-port", str(port))
+                           "--records-per-transaction", "100", "--idle-timeout", "60", "--metrics-port", str(port))
     try:
         url, samples, deadline = f"http://127.0.0.1:{port}/metrics", [], time.monotonic() + 60
-        while total(samples, "eventml_live_events_total") < n and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (total(samples, "eventml_live_events_total") < n
+                                               or total(samples, "eventml_live_transactions_total") < 5):
             time.sleep(0.2)
             try:
                 samples = scrape(url)
             except OSError:  # not listening yet
                 pass
-        assert total(samples, "eventml_live_events_total") == n and total(samples, "eventml_live_running") == 1
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert f"Prometheus metrics at {url}" in err and f"live: {n} events predicted" in out
+    assert total(samples, "eventml_live_events_total") == n and total(samples, "eventml_live_running") == 1
+    assert total(samples, "eventml_live_restarts_total") == 1 and "1 restarts, 5 transactions" in out
+    assert total(samples, "eventml_live_transactions_total") == 5  # 2 before the kill, 3 after
+    assert total(samples, "eventml_live_commit_seconds_count") == 3  # this process's own commits
 
 
 # ----------------------------------------------------------------------------- a group
