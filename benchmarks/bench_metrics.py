@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -35,14 +34,8 @@ from prometheus_client import generate_latest
 import eventml as em
 from bench_live import HERE, median_range, run_live
 from contenders.bare_loop import unique
-from eventml.kafka import kafka_for
+from eventml.kafka import free_port, kafka_for
 from eventml.live import LiveUpdater
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scraping(url: str, every_s: float, stop: threading.Event, scrapes: list) -> threading.Thread:

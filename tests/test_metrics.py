@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import eventml as em
 from eventml import read_dead_letters
+from eventml.kafka import free_port
 from eventml.live import LiveUpdater
 from eventml.live.group import GroupUpdater
 
@@ -36,7 +37,8 @@ KEY = "k" * 32
 def scrape(url):
     """Every sample at ``url``: a list of (name, labels, value), read with urllib and prometheus-client's parser."""
     with urllib.request.urlopen(url, timeout=10) as answer:
-        assert str(answer.headers.get("Content-Type")).startswith("text/plain"), (url, answer.status, dict(answer.headers), answer.read()[:300])
+        kind = str(answer.headers.get("Content-Type"))
+        assert kind.startswith("text/plain"), (url, answer.status, dict(answer.headers), answer.read()[:300])
         text = answer.read().decode()
     return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
 
@@ -49,12 +51,6 @@ def total(samples, name, **labels):
 def by_label(samples, name, label):
     """``{label value: value}`` of the samples called ``name``."""
     return {have[label]: value for n, have, value in samples if n == name}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_counters_equal_stats(samples, stats, model="river_logreg"):
