@@ -2,7 +2,8 @@
 # eventml's three commands, on a fresh machine with Python 3.11+, a JDK 17+ and Maven:
 #   ./run.sh notebooks   set up, start the local Kafka, run notebooks/ with papermill into runs/<timestamp>/
 #   ./run.sh lab         set up, start the local Kafka, open JupyterLab on notebooks/ (URL and token printed)
-#   ./run.sh test        set up (Debian's chromium too, for the browser test) and run every test against a real broker
+#   ./run.sh test        set up (Debian's chromium and prometheus too, for the browser and Prometheus tests) and run
+#                        every test against a real broker
 # Extra arguments go to `eventml notebooks run`, to `jupyter lab` or to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -31,25 +32,33 @@ start_kafka() {  # the local broker on 127.0.0.1:9092, unless EVENTML_BOOTSTRAP_
     fi
 }
 
-# The browser test drives JupyterLab with Playwright in Debian's chromium (/usr/bin/chromium):
-# Playwright's own browser downloads are never used.
-install_chromium() {
-    if [ -x /usr/bin/chromium ]; then
-        return
+# Test tools from Debian, never from a browser or binary download: Debian's chromium for the browser test
+# (Playwright drives /usr/bin/chromium) and Debian's prometheus for the test that a real Prometheus scrapes the
+# live updater. apt_install PACKAGE BINARY WHAT: installs PACKAGE unless BINARY exists (as root, with apt-get);
+# returns 1, saying why, if it cannot.
+apt_install() {
+    if [ -x "$2" ]; then
+        return 0
     fi
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "==> no /usr/bin/chromium: the browser test is skipped (on Debian: sudo apt-get install chromium)" >&2
-        return
+        echo "==> no $2: $3 is skipped (on Debian: sudo apt-get install $1)" >&2
+        return 0
     fi
-    echo "==> installing Debian's chromium for the browser test"
+    echo "==> installing Debian's $1 for $3"
     log=$(mktemp)
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1"; } \
             >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"
-        exit 1
+        return 1
     fi
     rm -f "$log"
+}
+
+install_test_tools() {
+    apt_install chromium /usr/bin/chromium "the browser test" || exit 1
+    apt_install prometheus /usr/bin/prometheus "the Prometheus test" ||
+        echo "==> Debian's prometheus could not be installed: the Prometheus test is skipped" >&2
 }
 
 command=${1:-}
@@ -80,7 +89,7 @@ case "$command" in
             --ContentsManager.pre_save_hook=eventml.notebooks.strip_outputs "${root[@]}" "$@"
         ;;
     test)
-        install_chromium
+        install_test_tools
         .venv/bin/python -m pytest "$@"
         ;;
     *)

@@ -172,9 +172,10 @@ def run_model(events, mark):
     return {"started_at": started_at, "marked_at": marked_at, "ended_at": ended_at}, out
 
 
-def run_live(servers, topic, out, n, mark, folder):
+def run_live(servers, topic, out, n, mark, folder, **options):
+    """The live updater with its defaults (and ``options``, e.g. ``metrics_port``) over ``n`` events."""
     updater = LiveUpdater(topic, out, model=MODEL, state_dir=folder / unique("live"), bootstrap_servers=servers,
-                          max_events=n, seed=SEED)
+                          max_events=n, seed=SEED, **options)
     started_at = time.time()
     stats = updater.run()
     ended_at = time.time()

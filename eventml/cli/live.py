@@ -76,13 +76,16 @@ def _live_updater(args: argparse.Namespace) -> int:
                               max_events=args.max_events, idle_timeout_s=args.idle_timeout,
                               records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
                               label_ttl_s=args.label_ttl, name=args.name, seed=args.seed, progress=not args.quiet,
-                              windows=[parse_window(text) for text in args.window])
+                              windows=[parse_window(text) for text in args.window],
+                              metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     except BaseException:
         if early is not None:
             early.discard()
         raise
     if early is not None:
         updater.use_clients(early)
+    if updater.metrics_url:
+        print(f"live: Prometheus metrics at {updater.metrics_url}", file=sys.stderr, flush=True)
     with _stop_on_signals(updater):
         s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
@@ -130,6 +133,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     live.add_argument("--seed", type=int, default=42)
     live.add_argument("--name", help="this updater's name (default: from the state directory, or host and process)")
     live.add_argument("--quiet", action="store_true", help="no progress bar")
+    live.add_argument("--metrics-port", type=int, metavar="PORT",
+                      help="serve Prometheus metrics at http://HOST:PORT/metrics while the updater runs")
+    live.add_argument("--metrics-host", default="127.0.0.1",
+                      help="with --metrics-port: the address to bind (default %(default)s: this machine only)")
     live.add_argument("--restart-on-crash", action="store_true",
                       help="run the updater in a child process and start it again at once (without import "
                            "time) if a signal kills it, e.g. kill -9 or the OOM killer; a group member restarts "

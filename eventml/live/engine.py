@@ -43,6 +43,7 @@ class Engine(BackgroundRun):
     :class:`~eventml.live.LiveUpdater`, which chooses the store, the assignment and the ids."""
 
     windows: Any = None  # the WindowedFeatures every task's state starts from (set by the face), or None
+    exporter: Any = None  # its /metrics (eventml.metrics.live.LiveMetrics), told each commit's time
 
     def _setup(self, learner: Any, metrics: list[str], store: Any, assignment: Any, ids: tuple[str, str]) -> None:
         """Called by the face's ``__init__`` once its settings are checked."""
@@ -310,6 +311,8 @@ class Engine(BackgroundRun):
         dirty = [task for task in self._tasks.values() if task.dirty]
         self._commit(clients.producer, clients.consumer.consumer_group_metadata(), dirty, clients.send)
         committed_at = time.time()
+        if self.exporter is not None:
+            self.exporter.committed(self._commit.timings["total"])
         self._txn_open = False
         for task in dirty:
             task.dirty = False
@@ -325,19 +328,24 @@ class Engine(BackgroundRun):
 
     # ------------------------------------------------------------------ figures
 
+    def input_lags(self, tasks: Any = None) -> list[tuple[InputPartition, int | None]]:
+        """Each input partition of the tasks (default: all) and its records not read yet, as of the last fetch
+        (None before the first); called by the updater's thread (the consumer is not called from others)."""
+        if self._clients is None:
+            return []
+        high_watermark, lags = self._clients.high_watermark, []
+        for task in self._tasks.values() if tasks is None else tasks:
+            for where in task.inputs:
+                high = high_watermark(where)
+                lags.append((where, max(0, high - task.state.offsets.get(where.key, 0)) if high >= 0 else None))
+        return lags
+
     def _lag(self, tasks: Any = None) -> int | None:
         """Records of the events partitions not read yet, as of the last fetch (None before the first)."""
         if self._clients is None:
             return None
-        total = 0
-        for task in self._tasks.values() if tasks is None else tasks:
-            for where in task.inputs:
-                if where.rank == EVENTS:
-                    high = self._clients.high_watermark(where)
-                    if high < 0:
-                        return None
-                    total += max(0, high - task.state.offsets.get(where.key, 0))
-        return total
+        lags = [lag for where, lag in self.input_lags(tasks) if where.rank == EVENTS]
+        return None if None in lags else sum(lags)
 
     def _publish_stats(self, running: bool) -> None:
         states = [task.state for task in self._tasks.values()]

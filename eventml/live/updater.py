@@ -148,6 +148,12 @@ class LiveUpdater(Engine):
         state is part of each task's committed state (it resumes exactly after a crash and moves with a
         partition), its size in :attr:`stats` (``window_keys``, ``window_values``). A restart needs the
         same windows. A target window needs the labels in the events: not with ``labels_topic``.
+    metrics_port
+        Serve Prometheus metrics at ``http://<metrics_host>:<metrics_port>/metrics`` (0: a free port, see
+        :attr:`metrics_url`) from now until :meth:`close_metrics` (or the process ends), so the figures
+        of a run that ended can still be scraped; None (default): no metrics. See :mod:`eventml.metrics.live`.
+    metrics_host
+        The address ``/metrics`` binds: this machine only unless told otherwise.
 
     Examples
     --------
@@ -166,7 +172,8 @@ class LiveUpdater(Engine):
                  label_ttl_s: float | None = None, max_pending: int = 100_000, rolling_window: int = 500,
                  reconnect_timeout_s: float = 60.0, session_timeout_s: float = 10.0,
                  transaction_timeout_s: float | None = None, name: str | None = None, seed: int | None = 42,
-                 progress: bool = False, summary_every: int = 1000, windows: Any = None, **connection: Any):
+                 progress: bool = False, summary_every: int = 1000, windows: Any = None,
+                 metrics_port: int | None = None, metrics_host: str = "127.0.0.1", **connection: Any):
         if (state_dir is None) == (group is None):
             raise ConfigError("a live updater needs state_dir (one updater, one model over every partition) or "
                               "group (members sharing the partitions, state in Kafka), not both")
@@ -217,10 +224,25 @@ class LiveUpdater(Engine):
             self._same_updater = f"named {self.name!r} in group {group!r}"
             self._other_model_advice = "use the same model or another group name"
         self._setup(learner, live_metrics(learner), store, assignment, ids)
+        if metrics_port is not None:
+            from eventml.metrics.live import LiveMetrics
+
+            self.exporter = LiveMetrics(self, metrics_port, metrics_host)
 
     def _started(self) -> None:
         if self.state_dir is not None:  # the Kafka ids survive an OS crash (snapshots need not: see snapshots)
             sync_files(self.state_dir, IDENTITY_FILE)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where Prometheus scrapes this updater (``metrics_port``), or None."""
+        return self.exporter.url if self.exporter is not None else None
+
+    def close_metrics(self) -> None:
+        """Stop serving ``/metrics`` and free its port."""
+        if self.exporter is not None:
+            self.exporter.close()
+            self.exporter = None
 
     @property
     def assignments(self) -> list[dict[str, Any]]:

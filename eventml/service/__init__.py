@@ -16,6 +16,8 @@ on uvicorn:
                        these of every partition's model (``models``: ``{"0": ..., "1": ...}``
                        or ``{"global": ...}``)
 ``GET /healthz``       liveness, whether a model is ready, the watcher's and loop's counters
+``GET /metrics``       Prometheus metrics: requests by route and status, their time, the served
+                       model's version and age, swaps (:mod:`eventml.metrics.service`)
 ``GET /docs``          the OpenAPI docs
 =====================  ===================================================================
 

@@ -1,4 +1,5 @@
-"""The HTTP application: ``POST /predict``, ``GET /model``, ``GET /healthz`` (FastAPI; docs at ``/docs``).
+"""The HTTP application: ``POST /predict``, ``GET /model``, ``GET /healthz``, ``GET /metrics`` (FastAPI; docs at
+``/docs``).
 
 Every request reads the watcher's ``current`` once (a :class:`~eventml.service.watcher.CommittedModel`,
 or a group's :class:`~eventml.service.group_watcher.GroupModels`) and uses it to the end, so the
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 from eventml import __version__
 from eventml.errors import ModelError
 from eventml.events import Prediction
+from eventml.metrics.service import CONTENT_TYPE, RequestMetrics
 from eventml.service.bodies import BadRequest, parse_events
 
 __all__ = ["create_app"]
@@ -73,6 +75,7 @@ def create_app(service: Any) -> FastAPI:
                               "the model of the event's partition). Only committed states are served; a new "
                               "commit is swapped in without a restart.")
     watcher = service.watcher
+    app.add_middleware(RequestMetrics, metrics=service.metrics)
 
     @app.post("/predict", summary="predict one event or a list of events",
               responses={200: {"model": PredictionOut | list[PredictionOut]}, 422: {"model": Problem},
@@ -123,6 +126,11 @@ def create_app(service: Any) -> FastAPI:
                       "served": service.served, "model_errors": service.model_errors,
                       "watcher": watcher.status(),
                       "loop": service.loop.status() if service.loop is not None else None})
+
+    @app.get("/metrics", summary="Prometheus metrics: requests, their time, the served model(s)",
+             response_class=Response)
+    async def metrics() -> Response:
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
     app.openapi_schema = None
     _add_schemas(app)

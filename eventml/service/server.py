@@ -18,6 +18,7 @@ from typing import Any
 
 from eventml.errors import ConfigError, EventmlError
 from eventml.kafka.settings import KafkaSettings
+from eventml.metrics.service import ServiceMetrics
 from eventml.service.watcher import ModelWatcher, PollingWatcher, read_updater_identity
 from eventml.validation import positive_number
 
@@ -69,6 +70,7 @@ class PredictionService:
         self.poll_interval_s = positive_number("poll_interval_s", poll_interval_s)
         self.served = 0
         self.model_errors = 0
+        self.metrics = ServiceMetrics(self)  # GET /metrics
         self.loop = None
         self.close_loop = close_loop
         self.events_topic, self.predictions_topic = events_topic, predictions_topic
