@@ -77,7 +77,7 @@ class CommittedModel:
     def of_state(cls, state: Any, sequence: int, offsets: dict[str, int], snapshot: str,
                  written_at: float | None) -> "CommittedModel":
         """The served form of a committed :class:`~eventml.live.state.UpdaterState`, served from now."""
-        return cls(scorer=state.scorer, model=state.scorer.learner.name, model_version=state.counts["learned"],
+        return cls(scorer=state.scorer, model=state.scorer.learner.name, model_version=state.learned,
                    sequence=sequence, offsets=dict(offsets), events=state.counts["events"],
                    metrics=state.scorer.metrics(), snapshot=snapshot, written_at=written_at,
                    served_since=time.time())
