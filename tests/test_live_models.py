@@ -1,0 +1,170 @@
+"""Several models in one live updater: each model's predictions equal that model alone offline, a champion
+that answers once per event, promotions live == offline == after kill -9s, and a model that raises on some
+events dead-lettered alone (real broker)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from river import naive_bayes
+
+import eventml as em
+from eventml.consumer import read_dead_letters, read_promotions
+from eventml.errors import ConfigError
+from eventml.live import LiveUpdater
+from eventml.promotion import Promotion, promotion_table
+
+from live_helpers import live_process, offline_predictions, produce_events, published, resumable
+
+MODELS = ["river_logreg", "river_gnb", "river_hoeffding"]
+RULE = Promotion(metric="accuracy", window=200, margin=0.02, min_labels=100)
+
+
+def by_model(df):
+    """{model: {id: (version, prediction, proba)}} of a predictions DataFrame, as ``offline_predictions`` gives
+    them: no prediction yet (a column of numbers reads it as NaN) is None, and so are no probabilities ({})."""
+    out: dict = {}
+    for row in df.itertuples():
+        prediction = None if row.prediction is None or row.prediction != row.prediction else row.prediction
+        out.setdefault(row.model, {})[row.id] = (row.model_version, prediction, row.proba or None)
+    return out
+
+
+def test_models_must_be_unique_and_promotion_needs_two():
+    with pytest.raises(ConfigError, match="models must have unique names; repeated: river_gnb"):
+        LiveUpdater("e", "p", models=["river_gnb", "river_gnb"], state_dir="s")
+    with pytest.raises(ConfigError, match="promotion needs two models or more"):
+        LiveUpdater("e", "p", models=["river_gnb"], promotion=RULE, state_dir="s")
+    with pytest.raises(ConfigError, match="model= .* or models= .*not both"):
+        LiveUpdater("e", "p", model="river_gnb", models=["river_logreg"], state_dir="s")
+    with pytest.raises(ConfigError, match="promotion must be an eventml.promotion.Promotion"):
+        LiveUpdater("e", "p", models=MODELS, promotion="accuracy", state_dir="s")
+
+
+def test_each_of_three_models_predicts_exactly_as_it_does_alone_offline(kafka_bootstrap, topic, tmp_path):
+    events = list(em.synthetic("sea", 1500, seed=5))
+    produce_events(events, topic, kafka_bootstrap)
+    predictions = f"{topic}.pred"
+    updater = LiveUpdater(topic, predictions, models=MODELS, state_dir=tmp_path / "state",
+                          bootstrap_servers=kafka_bootstrap, max_events=len(events), records_per_transaction=400,
+                          summary_every=500)
+    stats = updater.run()
+
+    champion, count = published(predictions, kafka_bootstrap)  # the champion's, as one model's updater publishes
+    assert count == len(events) and champion == offline_predictions(events, MODELS[0])
+    both = em.read_predictions(predictions, challengers=True, bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)
+    assert len(both) == 3 * len(events) and both["champion"].sum() == len(events)
+    got = by_model(both)
+    for name in MODELS:  # bit for bit: versions, labels and probabilities
+        assert got[name] == offline_predictions(events, name), name
+    offline = em.prequential(events, MODELS, metrics=("accuracy", "log_loss"), every=500)
+    summary = updater.summary()
+    champion_rows = offline[offline["learner"] == MODELS[0]]
+    assert summary["accuracy"].tolist() == pytest.approx(champion_rows["accuracy"].tolist(), abs=0)
+    assert stats.model_version == len(events) and updater.champion == MODELS[0] and updater.promotions() == []
+    state = updater._tasks[0].state
+    for model in state.models:  # each model's own metrics, equal to its offline ones
+        final = offline[offline["learner"] == model.name].iloc[-1]
+        assert model.scorer.metrics()["accuracy"] == final["accuracy"]
+        assert model.counts["events"] == model.counts["learned"] == len(events)
+
+
+def test_promotions_live_equal_offline_and_survive_two_kill_9s(kafka_bootstrap, topic, tmp_path):
+    n = 3000
+    events = list(em.synthetic("sine", n, seed=1, drift_at=1500))
+    produce_events(events, topic, kafka_bootstrap)
+    offline = em.prequential(events, MODELS, metrics=("accuracy", "log_loss"), every=1000, promotion=RULE)
+    expected = promotion_table(offline)
+    assert expected["events"].tolist() == [1631, 1894]  # the stream makes the rule work, after the drift
+
+    clean = LiveUpdater(topic, f"{topic}.clean", models=MODELS, promotion=RULE, state_dir=tmp_path / "clean",
+                        bootstrap_servers=kafka_bootstrap, max_events=n, records_per_transaction=100)
+    clean.run()
+    decided = list(expected.columns)
+    assert promotion_table(clean.promotions())[decided].equals(expected)
+
+    state, predictions = tmp_path / "crash", f"{topic}.crash"
+    options = [*resumable(state, n), *[o for m in MODELS for o in ("--model", m)], "--promote", RULE.metric,
+               "--promote-window", str(RULE.window), "--promote-margin", str(RULE.margin),
+               "--promote-min-labels", str(RULE.min_labels)]
+    # dies between writing its 3rd snapshot and committing it (about event 300), then right after its 15th commit
+    # (about event 1700: between the two promotions this stream makes, at events 1631 and 1894)
+    for kill_at in ("before_commit:3", "after_commit:15"):
+        proc = live_process(kafka_bootstrap, topic, predictions, *options, kill_at=kill_at)
+        proc.communicate(timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+    proc = live_process(kafka_bootstrap, topic, predictions, *options)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"live: {n} events predicted" in out and "2 restarts" in out
+
+    for where in (f"{topic}.clean", predictions):
+        live = read_promotions(where, bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)
+        assert live[decided].equals(expected), where
+        assert (live["offset"] + 1).tolist() == live["events"].tolist()  # one partition: the deciding event's
+        # exactly one champion prediction per event, from the model that was the champion at that event
+        champion, count = published(where, kafka_bootstrap)
+        assert count == n and set(champion) == {e.id for e in events}
+        alone = {name: offline_predictions(events, name) for name in MODELS}
+        answering, changes = MODELS[0], list(expected.itertuples())
+        for i, event in enumerate(events, start=1):
+            while changes and changes[0].events < i:
+                answering = changes.pop(0).model
+            assert champion[event.id] == alone[answering][event.id], (where, i)
+        challengers = em.read_predictions(where, challengers=True, bootstrap_servers=kafka_bootstrap,
+                                          idle_timeout_s=10)
+        assert len(challengers) == 3 * n
+        for name, got in by_model(challengers).items():
+            assert got == alone[name], (where, name)
+
+
+class Picky:
+    """A Gaussian naive Bayes that raises on every event with a feature ``boom``."""
+
+    name, task, label_from_proba = "picky", "classification", True
+
+    def __init__(self):
+        self.model = naive_bayes.GaussianNB()
+
+    def predict_proba_one(self, x):
+        if "boom" in x:
+            raise ValueError("boom")
+        return self.model.predict_proba_one(x)
+
+    def predict_one(self, x):
+        proba = self.predict_proba_one(x)
+        return max(proba, key=proba.get) if proba else None
+
+    def learn_one(self, x, y):
+        self.model.learn_one(x, y)
+
+    def clone(self):
+        return Picky()
+
+
+def test_a_model_that_raises_on_some_events_is_dead_lettered_alone_and_the_others_go_on(kafka_bootstrap, topic,
+                                                                                          tmp_path):
+    events = list(em.synthetic("sea", 600, seed=7))
+    for i in range(10, 600, 50):  # 12 events the picky model raises on
+        events[i] = em.Event(events[i].id, {**events[i].features, "boom": 1.0}, events[i].label, events[i].ts)
+    produce_events(events, topic, kafka_bootstrap)
+    predictions = f"{topic}.pred"
+    updater = LiveUpdater(topic, predictions, models={"river_logreg": "river_logreg", "picky": Picky(),
+                                                      "river_gnb": "river_gnb"},
+                          state_dir=tmp_path / "state", bootstrap_servers=kafka_bootstrap, idle_timeout_s=3,
+                          records_per_transaction=100)
+    stats = updater.run()
+
+    got = by_model(em.read_predictions(predictions, challengers=True, bootstrap_servers=kafka_bootstrap,
+                                       idle_timeout_s=10))
+    for name in ("river_logreg", "river_gnb"):  # unchanged by the picky one's failures
+        assert got[name] == offline_predictions(events, name)
+    booms = {e.id for e in events if "boom" in e.features}
+    assert set(got["picky"]) == {e.id for e in events} - booms
+    dead = read_dead_letters(topic, bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)
+    assert len(dead) == len(booms) and set(dead["key"].str.decode("utf-8")) == booms
+    assert set(dead["reason"]) == {"model_error"} and set(dead["model"]) == {"picky"}
+    assert stats.events == len(events) and stats.model_errors == stats.dead_letters == len(booms)
+    picky = updater._tasks[0].state.models[1]
+    assert picky.counts["model_errors"] == len(booms) and picky.counts["events"] == len(events) - len(booms)
