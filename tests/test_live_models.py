@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 
+import httpx
 import pytest
 from river import naive_bayes
 
@@ -13,6 +14,7 @@ import eventml as em
 from eventml.consumer import read_dead_letters, read_promotions
 from eventml.errors import ConfigError
 from eventml.live import LiveUpdater
+from eventml.live.snapshots import load_snapshot
 from eventml.promotion import Promotion, promotion_table
 
 from live_helpers import live_process, offline_predictions, produce_events, published, resumable
@@ -168,3 +170,30 @@ def test_a_model_that_raises_on_some_events_is_dead_lettered_alone_and_the_other
     assert stats.events == len(events) and stats.model_errors == stats.dead_letters == len(booms)
     picky = updater._tasks[0].state.models[1]
     assert picky.counts["model_errors"] == len(booms) and picky.counts["events"] == len(events) - len(booms)
+
+
+def test_the_service_answers_from_the_champion_and_any_model_on_request(kafka_bootstrap, topic, tmp_path):
+    events = list(em.synthetic("sine", 1700, seed=1, drift_at=1500))  # the stream of the promotions above
+    produce_events(events, topic, kafka_bootstrap)
+    updater = LiveUpdater(topic, f"{topic}.pred", models=MODELS, promotion=RULE, state_dir=tmp_path,
+                          bootstrap_servers=kafka_bootstrap, max_events=len(events), records_per_transaction=500)
+    updater.run()
+    assert updater.champion == "river_gnb"  # promoted at event 1631
+    probes = [{"id": f"probe-{e.id}", "features": e.features} for e in em.synthetic("sine", 20, seed=99)]
+    with em.serve(tmp_path, bootstrap_servers=kafka_bootstrap) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        served = server.wait_for_model(30)
+        state = load_snapshot(tmp_path / served.snapshot).state
+        described = http.get("/model").json()
+        assert described["champion"] == described["model"] == "river_gnb"
+        assert described["models"] == ["river_gnb", "river_logreg", "river_hoeffding"]
+        for name in (None, *MODELS):
+            answers = http.post("/predict", json=probes, params={} if name is None else {"model": name}).json()
+            model = state.models[MODELS.index(name or "river_gnb")]
+            assert {a["model"] for a in answers} == {model.name}
+            assert {a["model_version"] for a in answers} == {model.counts["learned"]}
+            expected = [model.scorer.predict(p["features"]) for p in probes]
+            assert [(a["prediction"], a["proba"]) for a in answers] == [
+                (label, {str(k): v for k, v in proba.items()}) for label, proba in expected]
+        unknown = http.post("/predict", json=probes[0], params={"model": "nope"})
+        assert unknown.status_code == 404 and "unknown model 'nope'" in unknown.json()["detail"]
