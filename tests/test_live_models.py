@@ -18,6 +18,7 @@ from eventml.live.snapshots import load_snapshot
 from eventml.promotion import Promotion, promotion_table
 
 from live_helpers import live_process, offline_predictions, produce_events, published, resumable
+from test_group import events_by_partition, per_partition_offline
 
 MODELS = ["river_logreg", "river_gnb", "river_hoeffding"]
 RULE = Promotion(metric="accuracy", window=200, margin=0.02, min_labels=100)
@@ -197,3 +198,26 @@ def test_the_service_answers_from_the_champion_and_any_model_on_request(kafka_bo
                 (label, {str(k): v for k, v in proba.items()}) for label, proba in expected]
         unknown = http.post("/predict", json=probes[0], params={"model": "nope"})
         assert unknown.status_code == 404 and "unknown model 'nope'" in unknown.json()["detail"]
+
+
+def test_a_group_runs_the_models_per_partition_each_partition_its_own_champion(kafka_bootstrap, topic):
+    n, group, models = 3000, f"{topic}-g", MODELS[:2]
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    produce_events(list(em.synthetic("sine", n, seed=1, drift_at=1500)), topic, kafka_bootstrap)
+    by_partition = events_by_partition(topic, kafka_bootstrap)
+    settings = dict(models=models, promotion=RULE, group=group, state_key="k" * 32, bootstrap_servers=kafka_bootstrap,
+                    idle_timeout_s=4, records_per_transaction=200, session_timeout_s=6)
+    first = LiveUpdater(topic, f"{topic}.pred", name="first", **settings).start()
+    second = LiveUpdater(topic, f"{topic}.pred", name="second", **settings).start()
+    first.join(120), second.join(120)
+
+    got = by_model(em.read_predictions(f"{topic}.pred", challengers=True, bootstrap_servers=kafka_bootstrap,
+                                       idle_timeout_s=10))
+    promotions = read_promotions(f"{topic}.pred", bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)
+    for name in models:
+        assert got[name] == per_partition_offline(by_partition, name)[0], name
+    for partition, events in by_partition.items():
+        offline = promotion_table(em.prequential(events, models, metrics=("accuracy", "log_loss"), promotion=RULE))
+        live = promotions[promotions["partition"] == partition].reset_index(drop=True)
+        assert live[list(offline.columns)].to_dict("records") == offline.to_dict("records"), partition
+    assert len(promotions) >= 1
