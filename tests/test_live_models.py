@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 
 import httpx
+import pandas as pd
 import pytest
 from river import naive_bayes
 
@@ -61,10 +62,15 @@ def test_each_of_three_models_predicts_exactly_as_it_does_alone_offline(kafka_bo
     got = by_model(both)
     for name in MODELS:  # bit for bit: versions, labels and probabilities
         assert got[name] == offline_predictions(events, name), name
-    offline = em.prequential(events, MODELS, metrics=("accuracy", "log_loss"), every=500)
+    offline = em.prequential(events, MODELS, metrics=("accuracy", "log_loss"), every=500, rolling_window=500)
     summary = updater.summary()
     champion_rows = offline[offline["learner"] == MODELS[0]]
     assert summary["accuracy"].tolist() == pytest.approx(champion_rows["accuracy"].tolist(), abs=0)
+    assert set(summary["champion"]) == {MODELS[0]}
+    for name in MODELS:  # each model's metrics in the summary, as offline
+        rows = offline[offline["learner"] == name]
+        for column in ("accuracy", "rolling_log_loss"):
+            assert summary[f"{column}:{name}"].tolist() == rows[column].tolist(), (name, column)
     assert stats.model_version == len(events) and updater.champion == MODELS[0] and updater.promotions() == []
     state = updater._tasks[0].state
     for model in state.models:  # each model's own metrics, equal to its offline ones
@@ -120,6 +126,23 @@ def test_promotions_live_equal_offline_and_survive_two_kill_9s(kafka_bootstrap, 
         assert len(challengers) == 3 * n
         for name, got in by_model(challengers).items():
             assert got == alone[name], (where, name)
+
+
+def test_the_live_figure_draws_each_model_and_marks_the_promotions():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eventml.plots import plot_live
+
+    summary = pd.DataFrame({"events": [100, 200, 300], "accuracy": [0.5, 0.6, 0.7], "restarts": [0, 0, 0],
+                            "champion": ["a", "b", "b"], "rolling_accuracy:a": [0.5, 0.6, 0.4],
+                            "rolling_accuracy:b": [0.4, 0.7, 0.9]})
+    ax = plot_live(summary, promotions=[{"events": 150, "model": "b"}])
+    labels = [line.get_label() for line in ax.lines]
+    assert labels[:3] == ["a: rolling accuracy", "b: rolling accuracy", "champion's accuracy"]
+    assert list(ax.lines[1].get_ydata()) == [0.4, 0.7, 0.9]
+    assert [list(line.get_xdata()) for line in ax.lines[3:]] == [[150, 150]]
+    assert [text.get_text() for text in ax.texts] == ["b promoted"]
 
 
 class Picky:

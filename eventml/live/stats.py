@@ -101,10 +101,16 @@ def _score(metrics: list, weights: list[int]) -> float | None:
 
 def summary_row(state: Any, lag: int | None) -> dict[str, Any]:
     """One row of :meth:`LiveUpdater.summary`: counts, every metric (cumulative, then rolling), the
-    counters, the lag and the time (epoch seconds)."""
+    counters, the lag and the time (epoch seconds), all of the champion; with several models also
+    ``champion`` (its name) and every model's metrics as ``<metric>:<model>`` (e.g. ``rolling_accuracy:river_gnb``)."""
     learned = state.learned
-    return {"events": state.counts["events"], "labelled": learned, "model_version": learned,
-            **state.scorer.metrics(), **_counters(state), "lag": lag, "time": time.time()}
+    row = {"events": state.counts["events"], "labelled": learned, "model_version": learned,
+           **state.scorer.metrics(), **_counters(state), "lag": lag, "time": time.time()}
+    if len(state.models) > 1:  # several models: which one answers, and each one's metrics as "<metric>:<model>"
+        row["champion"] = state.champion.name
+        for model in state.models:
+            row.update((f"{name}:{model.name}", value) for name, value in model.scorer.metrics().items())
+    return row
 
 
 class StatsMeter:
