@@ -383,15 +383,6 @@ class Engine(BackgroundRun):
         over all)."""
         return {number: task.state.scorer.learner for number, task in list(self._tasks.items())}
 
-    def learners_by_name(self) -> dict[str, Any]:
-        """Every model's learner as of the last processed record, by name, the champion first (one task's: a
-        single updater's, or a global scope's)."""
-        tasks = list(self._tasks.values())
-        if len(tasks) != 1:
-            return {learner.name: learner for learner in self.learners}
-        state = tasks[0].state
-        return {model.name: model.scorer.learner for model in [state.model, *state.models]}
-
     @property
     def champion(self) -> str:
         """The name of the model that answers now (one task's; the first model before any task)."""

@@ -116,6 +116,7 @@ class RecordProcessor:
         partitions = (-1, self.prediction_partition)
         versions = [model.counts["learned"] for model in models]
         made = [0] * len(models)
+        seen = state.seen
         slots = list(enumerate(zip(models, outcomes)))
         append = published.append
         try:
@@ -123,7 +124,7 @@ class RecordProcessor:
                 if type(fields) is not tuple:
                     self.dead_letter(record, fields)
                     continue
-                state.seen += 1
+                seen += 1
                 event_id, x, y, event_ts, _ = fields
                 key = record.key() or event_id.encode()
                 answering = champion.index
@@ -151,8 +152,10 @@ class RecordProcessor:
                     if is_champion:
                         append(ms)
                 if y is not None and rule is not None:
+                    state.seen = seen
                     self._score_rule(record, event_id, y, [outcome[k] for outcome in outcomes])
         finally:  # also when send raises: the counts of what was done
+            state.seen = seen
             for model, version, n in zip(models, versions, made):
                 model.counts["learned"] = version
                 model.counts["events"] += n
