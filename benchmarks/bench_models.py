@@ -18,7 +18,8 @@ in one run, the order of the contenders reversed every round:
 Every contender's predictions are checked: each model's labels equal the model alone's. ``--clock cpu``
 times (b) in CPU seconds of this process (steadier on a shared machine).
 
-Usage: ``python benchmarks/bench_models.py [--events 20000] [--rounds 3] [--models a,b,c or x=a,y=a,z=a] [--parts kafka,path]
+Usage: ``python benchmarks/bench_models.py [--events 20000] [--rounds 3] [--models a,b,c or x=a,y=a,z=a]
+[--parts kafka,path]
 [--clock wall|cpu] [--bootstrap-servers HOST:PORT]`` (without a bootstrap address a local broker is started in a
 temporary folder). Writes ``benchmarks/results/bench_models.json``.
 """

@@ -365,7 +365,8 @@ def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, kafka
     there. Columns: ``key``, ``value``, ``reason``, ``message``, ``source_topic``,
     ``source_partition``, ``source_offset``, ``truncated`` (the original value's length for a
     shortened copy, else None) and ``model`` (the model a live updater's dead letter is of: one that raised
-    on the record, reason ``model_error``, or whose prediction was too large; else None). Takes the connection settings as :func:`eventml.consume` does.
+    on the record, reason ``model_error``, or whose prediction was too large; else None). Takes the
+    connection settings as :func:`eventml.consume` does.
     """
     columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated",
                "model"]

@@ -181,8 +181,9 @@ def prequential(
         challengers, and after each scored label the rule may promote one, exactly as a live updater with
         the same ``models`` and ``promotion`` does on the same events and labels (the same code decides).
         Every row then has ``champion`` (the champion after that step), and each promotion a row of its own
-        for the promoted learner with ``promoted_from``, ``promotion_labels``, ``promotion_metric``,
-        ``promotion_score`` and ``promotion_previous_score`` (missing on the other rows);
+        for the promoted learner with ``promoted_from``, ``promotion_events`` (the events predicted when it
+        was decided: a label that arrives before an event does not count that event), ``promotion_labels``,
+        ``promotion_metric``, ``promotion_score`` and ``promotion_previous_score`` (missing on the other rows);
         :func:`eventml.promotion.promotion_table` lists them.
 
     Returns
@@ -276,7 +277,7 @@ def prequential(
 
 
 _LABEL_COLUMNS = [f"labels_{outcome}" for outcome in LABEL_COUNTS]
-_PROMOTION_COLUMNS = ["promoted_from", "promotion_labels", "promotion_metric", "promotion_score",
+_PROMOTION_COLUMNS = ["promoted_from", "promotion_events", "promotion_labels", "promotion_metric", "promotion_score",
                       "promotion_previous_score"]
 
 

@@ -107,6 +107,7 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
     pending = PendingLabels(max_wait)  # with labels=: event id -> its stored prediction
     counted = queue is not None or feed is not None  # the labels_<outcome> columns
     step = n_events = 0
+    seen = 0  # events predicted so far (a label revealed before an event's prediction does not count it)
 
     def write(i: int, detection: str | None = None, promotion: dict | None = None) -> None:
         row = tracks[i].row(step, n_events, measure_memory)
@@ -116,7 +117,8 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
         if champion is not None:
             row["champion"] = champion.name
             if promotion is not None:
-                row.update(promoted_from=promotion["previous"], promotion_labels=promotion["labels"],
+                row.update(promoted_from=promotion["previous"], promotion_events=promotion["events"],
+                           promotion_labels=promotion["labels"],
                            promotion_metric=promotion["metric"], promotion_score=promotion["scores"][row["learner"]],
                            promotion_previous_score=promotion["scores"][promotion["previous"]])
         rows.append(row)
@@ -148,7 +150,7 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
         for i in range(len(tracks)) if step % every == 0 else detections:
             write(i, detections.get(i))
         if champion is not None:
-            promotion = champion.scored(y, stored.preds, n_events)
+            promotion = champion.scored(y, stored.preds, seen)
             if promotion is not None:
                 write(champion.index, promotion=promotion)
 
@@ -179,6 +181,7 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
             except Exception as exc:
                 raise track.failed(event.id, "predict", exc) from exc
             track.predict_seconds += perf_counter() - start
+        seen = n_events
         if y is not None:
             if queue is not None:
                 queue.push(t, event, _Pending(event.id, x, preds, t, y))

@@ -159,7 +159,8 @@ class Champion:
 
     def figures(self) -> dict[str, float | None]:
         """Each model's rolling figure of the rule's metric (None before its first scored prediction)."""
-        return {name: (pair.get_rolling() if n else None) for name, pair, n in zip(self.names, self._pairs, self._scored)}
+        return {name: (pair.get_rolling() if n else None)
+                for name, pair, n in zip(self.names, self._pairs, self._scored)}
 
     def scored(self, y: Any, predictions: list, events: int) -> dict[str, Any] | None:
         """One label: score each model's prediction ``(label, proba)`` against ``y`` (None for a model that
@@ -227,7 +228,8 @@ def promotion_table(promotions: Any) -> Any:
             raise ConfigError("promotion_table needs a prequential result run with promotion= (a promoted_from "
                               "column) or a list of promotion records")
         rows = promotions[promotions["promoted_from"].notna()]
-        return pd.DataFrame({"events": rows["events"], "labels": rows["promotion_labels"].astype(int), "model": rows["learner"],
+        return pd.DataFrame({"events": rows["promotion_events"].astype(int),
+                             "labels": rows["promotion_labels"].astype(int), "model": rows["learner"],
                              "previous": rows["promoted_from"], "metric": rows["promotion_metric"],
                              "score": rows["promotion_score"], "previous_score": rows["promotion_previous_score"]},
                             columns=PROMOTION_COLUMNS).reset_index(drop=True)

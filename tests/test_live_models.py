@@ -5,10 +5,12 @@ events dead-lettered alone (real broker)."""
 from __future__ import annotations
 
 import signal
+import time
 
 import httpx
 import pandas as pd
 import pytest
+from kafka import KafkaProducer
 from river import naive_bayes
 
 import eventml as em
@@ -42,6 +44,8 @@ def test_models_must_be_unique_and_promotion_needs_two():
         LiveUpdater("e", "p", models=["river_gnb"], promotion=RULE, state_dir="s")
     with pytest.raises(ConfigError, match="model= .* or models= .*not both"):
         LiveUpdater("e", "p", model="river_gnb", models=["river_logreg"], state_dir="s")
+    with pytest.raises(ConfigError, match="models must all be classifiers or all regressors, got river_gnb="):
+        LiveUpdater("e", "p", models=["river_gnb", "river_linreg"], state_dir="s")
     with pytest.raises(ConfigError, match="promotion must be an eventml.promotion.Promotion"):
         LiveUpdater("e", "p", models=MODELS, promotion="accuracy", state_dir="s")
 
@@ -126,6 +130,33 @@ def test_promotions_live_equal_offline_and_survive_two_kill_9s(kafka_bootstrap, 
         assert len(challengers) == 3 * n
         for name, got in by_model(challengers).items():
             assert got == alone[name], (where, name)
+
+
+def test_promotions_decided_by_late_labels_equal_offline(kafka_bootstrap, topic, tmp_path):
+    n, delay = 2000, 25
+    base = int(time.time() * 1000) - 3_600_000
+    stream = list(em.synthetic("sine", n, seed=1, drift_at=1000))
+    # events without labels, at 10 ms apart; each label 25 events later (5 ms off, so no tie in the merge)
+    events = [em.Event(e.id, e.features, None, (base + 10 * i) / 1000) for i, e in enumerate(stream)]
+    labels = [em.Label(e.id, e.label, (base + 10 * (i + delay) + 5) / 1000) for i, e in enumerate(stream)]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for event in events:
+        producer.send(topic, em.events.encode_event(event), event.id.encode(), timestamp_ms=round(event.ts * 1000))
+    for label in labels:
+        producer.send(f"{topic}.labels", em.events.encode_label(label), timestamp_ms=round(label.ts * 1000))
+    producer.flush()
+    producer.close()
+
+    updater = LiveUpdater(topic, f"{topic}.pred", labels_topic=f"{topic}.labels", models=MODELS, promotion=RULE,
+                          state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, idle_timeout_s=2,
+                          records_per_transaction=150)
+    stats = updater.run()
+    offline = em.prequential(events, MODELS, metrics=("accuracy", "log_loss"), labels=labels, promotion=RULE)
+    expected = promotion_table(offline)
+    assert len(expected) >= 1 and stats.labelled == n
+    live = read_promotions(f"{topic}.pred", bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)
+    assert live[list(expected.columns)].to_dict("records") == expected.to_dict("records")
+    assert (live["topic"] == f"{topic}.labels").all()  # decided by a label record, at the events seen by then
 
 
 def test_the_live_figure_draws_each_model_and_marks_the_promotions():

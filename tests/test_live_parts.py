@@ -256,7 +256,8 @@ def test_an_event_whose_prediction_is_too_large_to_publish_is_dead_lettered_not_
     ((topic, value, _, headers),) = sent
     assert topic == "events.dlq" and value == record.value()
     assert read_headers(headers)["eventml.error.reason"] == "prediction_too_large"
-    assert proc.state.counts == {"dead_letters": 1} and proc.state.learned == 1  # learned from, not counted as predicted
+    # learned from, not counted as predicted
+    assert proc.state.counts == {"dead_letters": 1} and proc.state.learned == 1
 
 
 def test_late_labels_join_the_features_kept_then_and_expire_after_max_wait():

@@ -32,8 +32,8 @@ matches the offsets Kafka committed is found without opening the others:
 ``snapshot-00000042-3f2a9c1b7d0e.pkl``. A snapshot starts with a line naming its format
 (``eventml-snapshot 4``), a line with the length and the BLAKE2b digest of the rest, then a pickle
 of public, stable eventml types (:class:`~eventml.live.state.UpdaterState`); a file of another
-format (formats 1 and 2 hold the metrics of an earlier eventml's Scorer, format 3 one model per state) or whose length or digest
-is wrong is refused with a sentence before anything is unpickled. Snapshots are pickles, so only load the ones you wrote.
+format (formats 1 and 2 hold the metrics of an earlier eventml's Scorer, format 3 one model per state) or
+whose length or digest is wrong is refused with a sentence before anything is unpickled. Snapshots are pickles, so only load the ones you wrote.
 
 Examples
 --------

@@ -50,6 +50,7 @@ class ModelState:
 
     @property
     def name(self) -> str:
+        """The model's name (its learner's), unique in its task."""
         return self.scorer.learner.name
 
 

@@ -187,6 +187,9 @@ class LiveUpdater(Engine):
             raise ConfigError("give model= (one learner) or models= (several), not both")
         learners = make_learners(["river_logreg" if model is None else model] if models is None else models,
                                  seed=seed, what="models")
+        if len({learner.task for learner in learners}) > 1:
+            raise ConfigError("models must all be classifiers or all regressors, got "
+                              + ", ".join(f"{learner.name}={learner.task}" for learner in learners))
         promotion = check_promotion(promotion, [learner.name for learner in learners])
         self.events_topic, self.predictions_topic, self.labels_topic = events_topic, predictions_topic, labels_topic
         self.kafka = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
