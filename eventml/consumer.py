@@ -34,6 +34,7 @@ from eventml.kafka.clients import TopicPartition
 from eventml.kafka.settings import KafkaSettings, split_settings
 from eventml.progress import progress_bar
 from eventml.validation import int_in_range, positive_number
+from eventml.windows import add_windows
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +245,17 @@ class EventConsumer:
             for event, _ in batch:
                 yield event
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """Read to the end of this consumer's bounds into a DataFrame (see :func:`read_dataframe`)."""
+    def to_dataframe(self, windows: Any = None) -> pd.DataFrame:
+        """Read to the end of this consumer's bounds into a DataFrame, with the features of ``windows``
+        (see :func:`read_dataframe`)."""
         events, positions = [], []
         for event, position in self.records():
             events.append(event)
             positions.append(position)
+        if windows:  # in the live updater's order: by record time, then partition (offsets in a partition)
+            order = sorted(range(len(events)), key=lambda i: (positions[i].timestamp_ms, positions[i].partition))
+            for i, event in zip(order, add_windows([events[i] for i in order], windows)):
+                events[i] = event
         df = events_to_dataframe(events)
         df.insert(1, "partition", [p.partition for p in positions])
         df.insert(2, "offset", [p.offset for p in positions])
@@ -298,13 +304,16 @@ def read_labels(topic: str, **kwargs: Any) -> list[Label]:
         return list(consumer)
 
 
-def read_dataframe(topic: str, **kwargs: Any) -> pd.DataFrame:
+def read_dataframe(topic: str, *, windows: Any = None, **kwargs: Any) -> pd.DataFrame:
     """Read a topic (by default all of it, as it is now) into a DataFrame; see :func:`replay`.
 
-    Columns: ``id``, ``partition``, ``offset``, ``ts``, ``label``, then one column per feature.
+    Columns: ``id``, ``partition``, ``offset``, ``ts``, ``label``, then one column per feature, then
+    one per feature of ``windows`` (:class:`eventml.windows.Window` objects): each event's windowed
+    features from the events before it, computed in the order a live updater reads the partitions (by
+    record time, then partition), with the code :func:`eventml.prequential` and the live updater use.
     """
     with replay(topic, **kwargs) as consumer:
-        return consumer.to_dataframe()
+        return consumer.to_dataframe(windows)
 
 
 def read_predictions(topic: str, *, challengers: bool = False, bootstrap_servers: str | None = None,

@@ -39,6 +39,7 @@ from eventml.learners import CLASSIFICATION, make_learners
 from eventml.promotion import Champion, check_promotion
 from eventml.scoring import DEFAULT_METRICS, METRICS, Scorer, check_metrics, metric_names
 from eventml.validation import is_int, non_negative_seconds, one_of, positive_int
+from eventml.windows import add_windows, windowed
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential", "label_counts",
            "accuracy_between"]
@@ -75,6 +76,7 @@ def prequential(
     drift: Any = None,
     on_drift: str | None = None,
     refit_window: int = 200,
+    windows: Any = None,
     promotion: Any = None,
 ) -> pd.DataFrame:
     """Evaluate learners test-then-train in one pass over ``events``.
@@ -176,6 +178,11 @@ def prequential(
         ``None`` (record only), ``"reset"`` or ``"refit"``.
     refit_window
         Events a ``WindowedBatch`` keeps and refits on under ``on_drift="refit"``.
+    windows
+        :class:`eventml.windows.Window` objects (or one): their features (from the events before each
+        event, per key, see :mod:`eventml.windows`) are added to each event's features before the
+        learners see it, in stream order, exactly as the live updater does. A target window needs the
+        labels the events carry: not with ``delay`` or ``labels``.
     promotion
         An :class:`eventml.promotion.Promotion` rule: the first learner is the champion, the others
         challengers, and after each scored label the rule may promote one, exactly as a live updater with
@@ -203,8 +210,8 @@ def prequential(
     ConfigError
         For unknown learner, metric, detector or policy names (listing the known ones),
         repeated learner names, a metric that does not fit the task, learners of mixed tasks,
-        a delay or ``max_wait`` out of range, ``delay`` with ``labels``, or an event or label
-        without ``ts`` where one is needed.
+        a delay or ``max_wait`` out of range, ``delay`` with ``labels``, a target window with either,
+        or an event or label without ``ts`` where one is needed.
     ModelError
         When a learner raises while predicting an event or learning from it (with delayed
         labels: from the stored features, when the label arrives). It names the learner,
@@ -254,6 +261,12 @@ def prequential(
         if moment is None and labels is None and not is_int(max_wait):
             raise ConfigError(f"max_wait counts events with moment=None: give an int, got {max_wait!r}")
 
+    features = windowed(windows)
+    if features is not None:
+        if features.target and (delay is not None or labels is not None):
+            raise ConfigError("a target window (target=True) uses the labels events carry, as they are revealed: "
+                              "not with delay= or labels=")
+        events = add_windows(events, features)
     champion = None
     promotion = check_promotion(promotion, [learner.name for learner in made])
     if promotion is not None:

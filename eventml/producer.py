@@ -20,7 +20,9 @@ import logging
 import time
 from typing import Any, Iterable, Iterator
 
-from eventml.errors import TopicNotFoundError
+import orjson
+
+from eventml.errors import ConfigError, TopicNotFoundError
 from eventml.events import Event, Label, encode_event, encode_label
 from eventml.kafka import clients
 from eventml.kafka.clients import KafkaProducer, KafkaTimeoutError
@@ -56,8 +58,9 @@ class ProduceReport:
 class EventProducer:
     """A producer of wire-format events to one topic.
 
-    Every event is validated and encoded as JSON, keyed by its id. Failed deliveries are
-    counted in :attr:`report`, not silently lost.
+    Every event is validated and encoded as JSON, keyed by its id, or by one of its features
+    (``key="user"``: all the events of a user go to one partition, in order, as windowed features per
+    user need). Failed deliveries are counted in :attr:`report`, not silently lost.
 
     Guaranteed with the default settings: an event counted as delivered is on every in-sync
     replica of its partition (``acks="all"``; with ``min.insync.replicas=2`` it survives its leader's
@@ -72,6 +75,10 @@ class EventProducer:
         Overrides ``EVENTML_BOOTSTRAP_SERVERS``.
     kafka
         The connection settings as one object; keywords given next to it override its fields.
+    key
+        The feature whose value keys each event's record (a string as it is, another value as its
+        JSON); None keys by the event's id, as does an event without that feature. Labels are always
+        keyed by id.
     **config
         The other connection keywords (``security_protocol``, ``sasl_username``, ...; see
         :mod:`eventml.kafka.settings`), and kafka-python producer settings over eventml's defaults
@@ -99,8 +106,11 @@ class EventProducer:
     """
 
     def __init__(self, topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
-                 **config: Any):
+                 key: str | None = None, **config: Any):
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ConfigError(f"key must be the name of a feature (a non-empty string) or None, got {key!r}")
         self.topic = topic
+        self.key = key
         self.report = ProduceReport(topic)
         self.kafka, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
         self._producer = clients.producer(self.kafka, **tuning)
@@ -125,8 +135,12 @@ class EventProducer:
         ``add_callback(fn)`` runs ``fn(metadata)`` once the broker acknowledged it)."""
         if isinstance(event, Label):
             return self.send_raw(encode_label(event), event.id.encode())
-        key = (event.id if isinstance(event, Event) else event["id"]).encode()
-        return self.send_raw(encode_event(event), key)
+        value = encode_event(event)  # validates it first
+        event_id, features = (event.id, event.features) if isinstance(event, Event) else (event["id"], event["features"])
+        by = None if self.key is None else features.get(self.key)
+        if by is None:  # keyed by id
+            return self.send_raw(value, event_id.encode())
+        return self.send_raw(value, by.encode() if isinstance(by, str) else orjson.dumps(by))
 
     def send_raw(self, value: bytes | None, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> Any:
@@ -208,7 +222,7 @@ def _quiet_about(topic: str) -> Iterator[None]:
 
 def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_servers: str | None = None,
             kafka: KafkaSettings | None = None, rate: float | None = None, progress: bool = True,
-            total: int | None = None, **config: Any) -> ProduceReport:
+            total: int | None = None, key: str | None = None, **config: Any) -> ProduceReport:
     """Write events to a topic and wait until all are acknowledged.
 
     Parameters
@@ -226,6 +240,9 @@ def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_s
         Show a tqdm progress bar.
     total
         Expected number of events, for the progress bar (taken from ``len(events)`` if any).
+    key
+        The feature whose value keys the records (``key="user"``: a user's events in one partition, in
+        order); None keys by event id. See :class:`EventProducer`.
     bootstrap_servers, kafka, **config
         The connection settings (keywords, ``kafka=KafkaSettings(...)``, else the ``EVENTML_*``
         environment; see :mod:`eventml.kafka.settings`) and kafka-python producer settings over
@@ -242,7 +259,7 @@ def produce(events: Iterable[Event | dict[str, Any]], topic: str, *, bootstrap_s
         events = rate_limited(events, rate)
     if total is None and hasattr(events, "__len__"):
         total = len(events)
-    with EventProducer(topic, bootstrap_servers=bootstrap_servers, kafka=kafka, **config) as producer:
+    with EventProducer(topic, bootstrap_servers=bootstrap_servers, kafka=kafka, key=key, **config) as producer:
         with progress_bar(total=total, desc=f"produce {topic}", unit="ev", enabled=progress) as bar:
             for event in events:
                 producer.send(event)

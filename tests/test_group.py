@@ -250,7 +250,7 @@ def test_restart_on_crash_starts_a_killed_group_member_again_under_its_name(kafk
     # the member dies between its 3rd state write and commit; the child started again has its name (so its
     # transactional id fences the dead one) and gets the partitions once the group drops the dead member
     proc = live_process(kafka_bootstrap, topic, f"{topic}.pred", "--group", group, "--session-timeout", "6",
-                        "--idle-timeout", "15", "--records-per-transaction", "100", "--restart-on-crash",
+                        "--idle-timeout", "6", "--records-per-transaction", "100", "--restart-on-crash",
                         kill_at="before_commit:3", env={**os.environ, "EVENTML_STATE_KEY": KEY})
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err

@@ -24,7 +24,7 @@ def test_a_group_member_started_while_a_broker_is_killed_comes_up_and_processes_
                         progress=False)
     assert report.delivered == n
     by_partition = events_by_partition(topic, servers)
-    proc = live_process(servers, topic, f"{topic}.pred", "--group", group, "--name", "starter", "--idle-timeout", "20",
+    proc = live_process(servers, topic, f"{topic}.pred", "--group", group, "--name", "starter", "--idle-timeout", "8",
                         "--session-timeout", "6", env={**os.environ, "EVENTML_STATE_KEY": KEY})
     try:
         kafka_cluster.kill_node(1)  # the first bootstrap server, while the member makes its clients

@@ -258,8 +258,8 @@ def test_serve_predictions_answers_every_request_from_committed_models_that_lear
 def test_compare_live_promotes_a_challenger_after_the_drift_exactly_as_offline(kafka_bootstrap, tmp_path):
     n, drift_at = 3000, 1500
     warm_group_coordinator(kafka_bootstrap)
-    figures = run("08_compare_live", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb08-events"),
-                  PREDICTIONS_TOPIC=unique_topic("nb08-predictions"), N_EVENTS=n, DRIFT_AT=drift_at, RATE=1500,
+    figures = run("09_compare_live", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb09-events"),
+                  PREDICTIONS_TOPIC=unique_topic("nb09-predictions"), N_EVENTS=n, DRIFT_AT=drift_at, RATE=1500,
                   IDLE_TIMEOUT_S=2.0)
 
     # one champion prediction per event, and each of the two challengers' for every event
@@ -274,7 +274,7 @@ def test_compare_live_promotes_a_challenger_after_the_drift_exactly_as_offline(k
     assert figures["rolling_accuracy_before_drift:river_gnb"] > 0.8
     assert figures[f"rolling_accuracy_end:{figures['champion_at_end']}"] > figures["rolling_accuracy_end:river_gnb"]
     assert (tmp_path / figures["figure_compare_live"]).stat().st_size > 0
-    executed = nbformat.read(tmp_path / "08_compare_live.ipynb", as_version=4)
+    executed = nbformat.read(tmp_path / "09_compare_live.ipynb", as_version=4)
     (watching,) = [cell for cell in executed.cells if "watch(updater.start()" in cell.source]
     assert len([out for out in watching.outputs if "image/png" in out.get("data", {})]) == 1
 
@@ -347,4 +347,23 @@ def test_scale_out_shares_partitions_survives_a_kill_and_a_join_and_measures_per
     assert figures["member_events"] == n and figures["member_partitions_count"] == partitions
     assert figures["member_predictions_equal"] is True and figures["member_summary_rows"] >= partitions
     for key in ("figure_ownership", "figure_throughput", "figure_partition_sweep", "figure_member"):
+        assert (tmp_path / figures[key]).stat().st_size > 0
+
+
+def test_explore_windows_keeps_users_in_one_partition_and_the_windows_win_by_a_clear_margin(kafka_bootstrap,
+                                                                                             tmp_path):
+    topic = unique_topic("nb08")
+    figures = run("08_explore_windows", tmp_path, kafka_bootstrap, TOPIC=topic, N_EVENTS=6000, EVERY=1000)
+    assert figures["events_delivered"] == figures["events_read_back"] == 6000
+    assert figures["max_partitions_per_user"] == 1 and figures["window_features"] == 7
+    assert figures["count_equal_to_pandas"] is True
+    assert 0.03 < figures["fraud_share"] < 0.12
+    assert figures["f1_windows"] > figures["f1_alone"] + 0.3
+    assert figures["roc_auc_windows"] > figures["roc_auc_alone"] + 0.15
+    # the time to live bounds the two time windows' keys by the users who paid in the last 15 minutes plus the
+    # hour of lateness; the two count windows (no ttl) keep every user seen
+    assert 0 < figures["time_window_keys_max"] <= 2 * 5 * figures["payments_per_15min"] * 1.2
+    assert figures["count_window_keys_last"] == 2 * figures["users"]
+    assert figures["state_keys_max"] <= figures["state_values_max"]
+    for key in ("figure_rolling_f1", "figure_state_size"):
         assert (tmp_path / figures[key]).stat().st_size > 0

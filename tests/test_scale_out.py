@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def updater_process(servers, topic, group, name):
-    return live_process(servers, topic, f"{topic}.pred", "--group", group, "--name", name, "--idle-timeout", "20",
+    return live_process(servers, topic, f"{topic}.pred", "--group", group, "--name", name, "--idle-timeout", "10",
                         "--records-per-transaction", "200", "--session-timeout", "6",
                         env={**os.environ, "EVENTML_STATE_KEY": KEY})
 

@@ -146,7 +146,7 @@ def test_unknown_source_error_lists_the_known_names_sorted():
         make_source("foo", 10)
     assert str(info.value) == (
         "unknown source 'foo'; known sources: "
-        "agrawal, bananas, breast_cancer, hyperplane, iris, phishing, sea, sine, stagger"
+        "agrawal, bananas, breast_cancer, hyperplane, iris, phishing, sea, sine, stagger, transactions"
     )
     assert isinstance(info.value, EventmlError)
 
@@ -157,7 +157,7 @@ def test_drift_is_rejected_for_datasets():
 
 
 def test_source_names_are_sorted_registry_keys():
-    assert source_names() == sorted(SOURCES) == sorted(SYNTHETIC + list(DATASETS))
+    assert source_names() == sorted(SOURCES) == sorted(SYNTHETIC + list(DATASETS) + ["transactions"])
 
 
 # ----------------------------------------------------------------------------- datasets

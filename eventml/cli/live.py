@@ -77,6 +77,7 @@ def _live_updater(args: argparse.Namespace) -> int:
             "model": ",".join(args.model)}, args.name, setup_timeout_s=60.0)
     try:
         from eventml.live import LiveUpdater
+        from eventml.windows import parse_window
 
         where = ({"state_dir": args.state_dir} if args.group is None else
                  {"group": args.group, "scope": args.scope, "session_timeout_s": args.session_timeout,
@@ -85,7 +86,8 @@ def _live_updater(args: argparse.Namespace) -> int:
                               labels_topic=args.labels, kafka=settings,
                               max_events=args.max_events, idle_timeout_s=args.idle_timeout,
                               records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
-                              label_ttl_s=args.label_ttl, name=args.name, seed=args.seed, progress=not args.quiet)
+                              label_ttl_s=args.label_ttl, name=args.name, seed=args.seed, progress=not args.quiet,
+                              windows=[parse_window(text) for text in args.window])
     except BaseException:
         if early is not None:
             early.discard()
@@ -144,6 +146,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     live.add_argument("--transaction-interval", type=float, default=0.5,
                       help="seconds per transaction at most (default %(default)s)")
     live.add_argument("--label-ttl", type=float, help="seconds of event time a prediction waits for its label")
+    live.add_argument("--window", action="append", default=[], metavar="KEY:ON:AGG[,AGG]:SPAN[:opt=value]",
+                      help="windowed features per key, added before the model predicts (repeat for more), e.g. "
+                           "user:amount:count,mean:10min, user:-:since_last:last1, "
+                           "card:amount:max:1h:kind=hopping:hop=10min (options kind, hop, lateness, ttl, target=1)")
     live.add_argument("--seed", type=int, default=42)
     live.add_argument("--name", help="this updater's name (default: from the state directory, or host and process)")
     live.add_argument("--quiet", action="store_true", help="no progress bar")

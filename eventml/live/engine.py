@@ -24,9 +24,9 @@ from eventml.kafka.rdkafka import KafkaException
 from eventml.live.background import BackgroundRun
 from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout
 from eventml.live.commit import TransactionCommit, fenced
-from eventml.live.merge import EVENTS, LABELS, SILENT_POLLS, WAIT, InputPartition, PartitionMerge
+from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge, Silence
 from eventml.live.processor import MAX_RUN, RecordProcessor
-from eventml.live.state import UpdaterState
+from eventml.live.state import UpdaterState, check_windows
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
 from eventml.live.task import Task
 
@@ -41,6 +41,8 @@ log = logging.getLogger("eventml.live")
 class Engine(BackgroundRun):
     """The transaction loop of a live updater (see the module docstring); made by
     :class:`~eventml.live.LiveUpdater`, which chooses the store, the assignment and the ids."""
+
+    windows: Any = None  # the WindowedFeatures every task's state starts from (set by the face), or None
 
     def _setup(self, learners: list[Any], metrics: list[str], store: Any, assignment: Any, ids: tuple[str, str],
                promotion: Any = None) -> None:
@@ -98,7 +100,7 @@ class Engine(BackgroundRun):
         # one partition: nothing to choose, and skipping the key hash saves time per prediction
         self._prediction_partition = 0 if clients.partitions(self.predictions_topic) == [0] else -1  # -1: by key
         self.store.open(clients, self.kafka, len(self.partitions))
-        self._empty_polls = 0
+        self._silence = Silence()
         self.assignment.start(self, clients)
 
     def _close_clients(self, drop_tasks: bool = True) -> None:
@@ -145,10 +147,11 @@ class Engine(BackgroundRun):
             if state.champion.rule != self.promotion:
                 raise ConfigError(f"the committed state of {key} promotes by {state.champion.rule}, not "
                                   f"{self.promotion}; {self._other_model_advice}")
+            check_windows(state.windows, self.windows, key, self._other_model_advice.replace("model", "windows"))
         else:
             state = UpdaterState.fresh(self.learners, self._metrics, self.settings.rolling_window,
                                        self.settings.label_ttl_s, self.settings.max_pending,
-                                       promotion=self.promotion)
+                                       promotion=self.promotion, windows=self.windows)
         for where in inputs:
             if where.key not in state.offsets:  # a partition this state never read: from its beginning
                 state.offsets[where.key] = clients.earliest(where)
@@ -218,11 +221,8 @@ class Engine(BackgroundRun):
         """:meth:`_take`, polling if nothing is buffered (a group's rebalance callbacks run in the poll)."""
         picked = self._take(False, room)
         if picked is None:
-            if self._route(self._clients.poll(timeout_s)):
-                self._empty_polls = 0
-            else:
-                self._empty_polls += 1
-            picked = self._take(self._empty_polls >= SILENT_POLLS, room)
+            got = self._route(self._clients.poll(timeout_s))
+            picked = self._take(self._silence.polled(got, time.monotonic()), room)
         return picked
 
     def _caught_up(self) -> bool:

@@ -5,8 +5,10 @@ at each step the partition whose next record is oldest goes first; events before
 then the lower partition number; within a partition, offset order. The merge moves on only once
 every partition has a record buffered or has been read to its end, so over topics that are
 already written the order is fixed, and a restarted updater learns in the same order as an
-uninterrupted one. A partition that stays silent (e.g. held back by an open transaction
-upstream) is skipped after a few empty polls.
+uninterrupted one. A partition whose next records may still come is skipped only after every poll
+has come back empty for :data:`SILENT_S` seconds (:class:`Silence`): long enough that a fetch still in
+flight, even on a loaded machine, is waited for (a partition held back by an open transaction upstream
+does not need it: the consumer reports its end at the last stable offset).
 
 Examples
 --------
@@ -27,14 +29,43 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Iterable
 
-__all__ = ["EVENTS", "LABELS", "WAIT", "SILENT_POLLS", "InputPartition", "PartitionMerge"]
+__all__ = ["EVENTS", "LABELS", "WAIT", "SILENT_S", "InputPartition", "PartitionMerge", "Silence"]
 
 EVENTS, LABELS = 0, 1  # ranks: on a timestamp tie an event goes before a label
-#: a partition that stays silent this many polls (e.g. an open transaction upstream) is skipped:
-#: ``pick(force=True)``
-SILENT_POLLS = 3
+#: seconds of empty polls after which a partition that may still bring an earlier record is skipped:
+#: ``pick(force=True)``; a count of polls was not enough, as a poll near a transaction's deadline lasts
+#: 1 ms: three of them skipped a labels partition whose fetch was in flight, and the processing order
+#: (hence which predictions expired waiting for their labels) depended on the machine's load
+SILENT_S = 1.0
 WAIT = object()
 """What :meth:`PartitionMerge.pick` returns when a partition may still have earlier records."""
+
+
+class Silence:
+    """How long every poll has come back empty; :meth:`polled` says when to skip a silent partition.
+
+    >>> silence = Silence(after_s=1.0)
+    >>> [silence.polled(False, now) for now in (10.000, 10.001, 10.002)]  # three quick empty polls: wait
+    [False, False, False]
+    >>> silence.polled(False, 11.0), silence.polled(True, 11.1), silence.polled(False, 11.2)
+    (True, False, False)
+    """
+
+    __slots__ = ("after_s", "since")
+
+    def __init__(self, after_s: float = SILENT_S):
+        self.after_s = after_s
+        self.since: float | None = None  # when the polls started to come back empty
+
+    def polled(self, got: bool, now: float) -> bool:
+        """After a poll that brought records (``got``) or none at time ``now``: True if silent partitions
+        should now be skipped."""
+        if got:
+            self.since = None
+            return False
+        if self.since is None:
+            self.since = now
+        return now - self.since >= self.after_s
 
 
 class InputPartition:

@@ -45,14 +45,30 @@ import orjson
 
 from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
 from eventml.errors import EventFormatError, EventmlError, ModelError
-from eventml.events import decode_event_run, decode_label, encode_prediction_fields
+from eventml.events import NUMBER_TYPES, decode_event_run, decode_label, encode_prediction_fields
 from eventml.promotion import challengers_topic, champions_topic
 
-__all__ = ["MAX_RUN", "RecordProcessor"]
+__all__ = ["MAX_RUN", "RecordProcessor", "add_window_features"]
 
 MAX_RUN = 500
 """The most records the live updater hands :meth:`RecordProcessor.events` at once (when they are already
 fetched): longer runs no longer gain, and run out of the CPU's caches."""
+
+
+def add_window_features(windows: Any, decoded: list) -> list:
+    """The decoded events of a run with the features of ``windows`` (a
+    :class:`~eventml.windows.WindowedFeatures`) added to each one's features, in order; records that
+    are not events are left as they are."""
+    out = []
+    numbers = NUMBER_TYPES.issuperset
+    for fields in decoded:
+        if type(fields) is tuple:
+            event_id, x, y, ts, numeric = fields
+            added = windows.features_one(x, ts, y)
+            x.update(added)
+            fields = (event_id, x, y, ts, numeric and numbers(map(type, added.values())))
+        out.append(fields)
+    return out
 
 
 class RecordProcessor:
@@ -105,6 +121,8 @@ class RecordProcessor:
         # 1. decode: (id, x, y, event_ts, numeric) per record, or the error that dead-letters it
         times = [record.timestamp()[1] for record in records]
         decoded = decode_event_run([(record.value(), ms / 1000.0) for record, ms in zip(records, times)])
+        if state.windows is not None:  # once per event, before any model predicts
+            decoded = add_window_features(state.windows, decoded)
         # 2. per model: predict, then learn, then score: per record (label, proba), None or the error
         models = state.models
         outcomes = [self._model_run(model, decoded) for model in models]

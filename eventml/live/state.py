@@ -4,7 +4,9 @@ The state holds only public, stable eventml types, so a snapshot outlives a refa
 (:class:`ModelState`) a :class:`~eventml.scoring.Scorer` (the learner and its metrics), its
 :class:`~eventml.labels.PendingLabels` join and its counters; for the task, the
 :class:`~eventml.promotion.Champion` (which model answers, and the figures of its rule), counters, the
-summary rows and the next offset of every input partition. One model is the case of a list of one.
+summary rows, the next offset of every input partition and, beside the models, the state of the
+windowed features (:class:`~eventml.windows.WindowedFeatures`, or None). One model is the case of a list
+of one.
 
 Examples
 --------
@@ -29,8 +31,9 @@ from eventml.labels import PendingLabels
 from eventml.learners.base import CLASSIFICATION
 from eventml.promotion import Champion, Promotion
 from eventml.scoring import Scorer
+from eventml.windows import windowed
 
-__all__ = ["ModelState", "UpdaterState", "check_topics", "live_metrics", "read_identity"]
+__all__ = ["ModelState", "UpdaterState", "check_topics", "check_windows", "live_metrics", "read_identity"]
 
 IDENTITY_FILE = "updater.json"
 
@@ -72,20 +75,21 @@ class UpdaterState:
     rows: list = dataclasses.field(default_factory=list)
     sequence: int = 0  # the number of the last committed transaction
     seen: int = 0  # events decoded, the clock of the promotions
+    windows: Any = None  # the windowed features' WindowedFeatures (None without windows)
 
     @classmethod
     def fresh(cls, learners: list[Any], metrics: list[str], rolling_window: int, max_wait: float | None = None,
               max_pending: int | None = None, offsets: dict[str, int] | None = None,
-              promotion: Promotion | None = None) -> "UpdaterState":
+              promotion: Promotion | None = None, windows: Any = None) -> "UpdaterState":
         """A new state: a fresh clone of each learner (or of the one learner given), nothing read, nothing
-        pending, the first the champion."""
+        pending, the first the champion, empty ``windows``."""
         if not isinstance(learners, (list, tuple)):
             learners = [learners]
         models = [ModelState(Scorer(learner.clone(), metrics, rolling_window), PendingLabels(max_wait, max_pending))
                   for learner in learners]
         champion = Champion([model.name for model in models], promotion,
                             classifier=learners[0].task == CLASSIFICATION)
-        return cls(models, champion, dict(offsets or {}))
+        return cls(models, champion, dict(offsets or {}), windows=windowed(windows))
 
     @property
     def model(self) -> ModelState:
@@ -114,6 +118,15 @@ def check_topics(events_topic: str, predictions_topic: str, labels_topic: str | 
         raise ConfigError("labels_topic must differ from events_topic (labels inside events need no topic)")
     if predictions_topic in (events_topic, labels_topic):
         raise ConfigError("predictions_topic must differ from the input topics")
+
+
+def check_windows(committed: Any, wanted: Any, task: str, advice: str) -> None:
+    """Refuse, with a :class:`~eventml.errors.ConfigError`, a committed state whose windowed features
+    (a :class:`~eventml.windows.WindowedFeatures` or None) are not the ones the updater was given."""
+    names = (lambda features: [] if features is None else features.names)
+    if names(committed) != names(wanted):
+        raise ConfigError(f"the committed state of {task} computes the windowed features {names(committed)}, not "
+                          f"{names(wanted)}; {advice}")
 
 
 def live_metrics(learner: Any) -> list[str]:

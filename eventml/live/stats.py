@@ -34,7 +34,8 @@ class LiveStats:
     ``dead_letters`` counts every record sent to a DLQ, ``model_errors`` those of them the model
     failed on. ``late``, ``expired``, ``unknown_id`` and ``duplicate`` are the counters of the
     pending-label join (:mod:`eventml.labels`); ``pending`` is how many predictions wait for a label.
-    ``transactions`` counts the commits that wrote the state.
+    ``transactions`` counts the commits that wrote the state. ``window_keys`` and ``window_values``
+    are the size of the windowed features' state (:meth:`eventml.windows.WindowedFeatures.state_size`).
 
     These figures are of the updater's *tasks*, counted across restarts: a single updater has one; a
     group member sums its partitions' (their scores weighted by their labels), ``partitions`` naming
@@ -60,6 +61,8 @@ class LiveStats:
     pending: int = 0
     restarts: int = 0
     transactions: int = 0
+    window_keys: int = 0
+    window_values: int = 0
     running: bool = False
     partitions: tuple = ()
     session_events: int = 0
@@ -74,9 +77,10 @@ class LiveStats:
 
 def _counters(state: Any) -> dict[str, int]:
     counts, labels = state.counts, state.pending.counts
+    windows = state.windows.state_size() if state.windows is not None else {"window_keys": 0, "window_values": 0}
     return {"dead_letters": counts["dead_letters"], "model_errors": counts["model_errors"],
             **{name: labels[name] for name in LABEL_FIGURES}, "pending": len(state.pending),
-            "restarts": counts["restarts"]}
+            "restarts": counts["restarts"], **windows}
 
 
 def _summed(states: list) -> dict[str, int]:
@@ -85,7 +89,8 @@ def _summed(states: list) -> dict[str, int]:
     total: collections.Counter = collections.Counter()
     for state in states:
         total.update(_counters(state))
-    return {name: total[name] for name in ("dead_letters", "model_errors", *LABEL_FIGURES, "pending", "restarts")}
+    return {name: total[name] for name in ("dead_letters", "model_errors", *LABEL_FIGURES, "pending", "restarts",
+                                           "window_keys", "window_values")}
 
 
 def _score(metrics: list, weights: list[int]) -> float | None:

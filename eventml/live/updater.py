@@ -26,6 +26,7 @@ from eventml.live.state import IDENTITY_FILE, check_topics, live_metrics, read_i
 from eventml.live.stores import DirectoryStore, TopicStore
 from eventml.promotion import check_promotion
 from eventml.validation import one_of
+from eventml.windows import windowed
 
 __all__ = ["LiveUpdater", "SCOPES", "load_model", "consumer_group_name", "state_topic_name", "lease_topic_name",
            "assignments_topic_name"]
@@ -155,6 +156,12 @@ class LiveUpdater(Engine):
         Show a tqdm progress bar of the events.
     summary_every
         A row of :meth:`summary` every this many events (and at the end of a run).
+    windows
+        :class:`eventml.windows.Window` objects: their features are added to each event's features once
+        it is decoded, before the model predicts, exactly as :func:`eventml.prequential` adds them; their
+        state is part of each task's committed state (it resumes exactly after a crash and moves with a
+        partition), its size in :attr:`stats` (``window_keys``, ``window_values``). A restart needs the
+        same windows. A target window needs the labels in the events: not with ``labels_topic``.
 
     Examples
     --------
@@ -174,7 +181,7 @@ class LiveUpdater(Engine):
                  label_ttl_s: float | None = None, max_pending: int = 100_000, rolling_window: int = 500,
                  reconnect_timeout_s: float = 60.0, session_timeout_s: float = 10.0,
                  transaction_timeout_s: float | None = None, name: str | None = None, seed: int | None = 42,
-                 progress: bool = False, summary_every: int = 1000, **connection: Any):
+                 progress: bool = False, summary_every: int = 1000, windows: Any = None, **connection: Any):
         if (state_dir is None) == (group is None):
             raise ConfigError("a live updater needs state_dir (one updater, one model over every partition) or "
                               "group (members sharing the partitions, state in Kafka), not both")
@@ -182,6 +189,9 @@ class LiveUpdater(Engine):
                                   or not all(c.isalnum() or c in "._-" for c in group)):
             raise ConfigError(f"group must be letters, digits, '.', '_' or '-', got {group!r}")
         check_topics(events_topic, predictions_topic, labels_topic)
+        self.windows = windowed(windows)
+        if self.windows is not None and self.windows.target and labels_topic is not None:
+            raise ConfigError("a target window (target=True) uses the labels events carry: not with labels_topic")
         self.scope = one_of("scope", scope, SCOPES)
         if model is not None and models is not None:
             raise ConfigError("give model= (one learner) or models= (several), not both")

@@ -10,6 +10,8 @@ turned into ``0``/``1``), ready for :func:`eventml.events.encode_event`.
 * :func:`dataset` -- small datasets that ship inside river or scikit-learn (``phishing``,
   ``bananas``, ``breast_cancer``, ``iris``), so no download is ever needed.
   (:mod:`eventml.sources.datasets`)
+* :func:`transactions` -- card payments keyed by user, with fraud that shows only in windowed
+  features (bursts, unusual amounts for the user). (:mod:`eventml.sources.transactions`)
 * :func:`from_dataframe` and :func:`from_csv` -- one event per row of your own data.
   (:mod:`eventml.sources.frames`)
 * :func:`rate_limited` -- paces any source to a number of events per second.
@@ -21,7 +23,7 @@ Examples
 --------
 >>> from eventml.sources import make_source, source_names
 >>> source_names()
-['agrawal', 'bananas', 'breast_cancer', 'hyperplane', 'iris', 'phishing', 'sea', 'sine', 'stagger']
+['agrawal', 'bananas', 'breast_cancer', 'hyperplane', 'iris', 'phishing', 'sea', 'sine', 'stagger', 'transactions']
 >>> events = list(make_source("sea", 1000, seed=7, drift_at=500))
 >>> len(events), events[0].id, events[-1].id
 (1000, 'e-0', 'e-999')
@@ -40,6 +42,7 @@ from eventml.sources.datasets import DATASETS, dataset
 from eventml.sources.frames import from_csv, from_dataframe
 from eventml.sources.generators import CONCEPTS, synthetic
 from eventml.sources.pacing import rate_limited
+from eventml.sources.transactions import transactions
 from eventml.validation import one_of
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "dataset",
     "from_dataframe",
     "from_csv",
+    "transactions",
     "rate_limited",
     "make_source",
     "source_names",
@@ -58,6 +62,7 @@ __all__ = [
 SOURCES: dict[str, Callable[..., Iterator[Event]]] = {
     **{name: functools.partial(synthetic, name) for name in CONCEPTS},
     **{name: functools.partial(dataset, name) for name in DATASETS},
+    "transactions": transactions,
 }
 """Every source name: ``SOURCES[name](n_events, **options)`` gives its events."""
 
@@ -68,7 +73,7 @@ def source_names() -> list[str]:
     Examples
     --------
     >>> len(source_names())
-    9
+    10
     """
     return sorted(SOURCES)
 
@@ -91,15 +96,15 @@ def make_source(
     n_events
         How many events; ``None`` for endless (synthetic) or the whole dataset.
     seed
-        Seed of synthetic sources; datasets keep their shipped order unless given
+        Seed of synthetic sources and ``transactions``; datasets keep their shipped order unless given
         ``shuffle_seed``.
     drift_at
-        Event index of a concept drift (synthetic sources only).
+        Event index of a concept drift (the synthetic sources of :func:`synthetic` only).
     rate
         Events per second; ``None`` for as fast as they are consumed.
     **kwargs
-        Passed on to :func:`synthetic` or :func:`dataset` (``drift_width``, ``start_ts``,
-        ``interval_s``, ``id_prefix``, ``shuffle_seed``).
+        Passed on to :func:`synthetic`, :func:`dataset` or :func:`transactions` (``drift_width``,
+        ``start_ts``, ``interval_s``, ``id_prefix``, ``shuffle_seed``, ``n_users``...).
 
     Raises
     ------
@@ -118,8 +123,10 @@ def make_source(
     elif drift_at is not None:
         raise SourceError(
             f"drift_at only applies to synthetic sources ({', '.join(sorted(CONCEPTS))}); "
-            f"{name!r} is a dataset"
+            f"{name!r} is not one"
         )
+    elif name == "transactions":
+        events = transactions(n_events, seed=seed, **kwargs)
     else:
         events = dataset(name, n_events, **kwargs)
     return rate_limited(events, rate)
