@@ -101,9 +101,7 @@ def test_a_target_window_is_refused_with_a_labels_topic(tmp_path):
 def test_live_windowed_predictions_equal_offline_per_event_through_kill_9(kafka_bootstrap, topic, tmp_path):
     n = 1500
     events = list(transactions(n, seed=7))
-    # one partition: the model's order is the topic's (over several, the merge skips a partition that stays
-    # silent for a few polls, which a loaded machine can cause; the group test below has several)
-    produce_keyed(events, topic, kafka_bootstrap, partitions=1)
+    produce_keyed(events, topic, kafka_bootstrap, partitions=3)  # the model learns in the merge's order
     expected = offline_predictions(list(add_windows(events, WINDOWS)))
     options = [arg for text in WINDOW_TEXTS for arg in ("--window", text)]
     state, predictions = tmp_path / "crash", f"{topic}.pred"
@@ -149,7 +147,7 @@ def test_a_partition_moves_to_another_group_member_with_its_windows_after_kill_9
     first.communicate(timeout=90)
     assert first.returncode == -signal.SIGKILL
     second = live_process(kafka_bootstrap, topic, f"{topic}.pred", *options, "--name", "second",
-                          "--idle-timeout", "10", env=env)
+                          "--idle-timeout", "4", env=env)  # its join waits for the group to drop the dead member
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
 

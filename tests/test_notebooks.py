@@ -308,7 +308,7 @@ def test_scale_out_shares_partitions_survives_a_kill_and_a_join_and_measures_per
     servers = kafka_cluster.bootstrap_servers
     warm_group_coordinator(servers)
     figures = run("07_scale_out", tmp_path, servers, LOCAL_CLUSTER=False, TOPIC=unique_topic("nb07"), N_EVENTS=n,
-                  PARTITIONS=partitions, RATE=200, KILL_AT=600, IDLE_TIMEOUT_S=8.0, THROUGHPUT_UPDATERS=[1, 2, 3],
+                  PARTITIONS=partitions, RATE=400, KILL_AT=600, IDLE_TIMEOUT_S=5.0, THROUGHPUT_UPDATERS=[1, 3],
                   THROUGHPUT_EVENTS=3000, SWEEP_EVENTS=4000, SWEEP_PARTITIONS=counts)
 
     # exactly once through a kill -9 and a join: one committed prediction per event, in murmur2's partition
@@ -326,7 +326,7 @@ def test_scale_out_shares_partitions_survives_a_kill_and_a_join_and_measures_per
     assert figures["live_equals_offline"] is True
     assert 0.85 < figures["live_accuracy"] <= figures["live_global_accuracy"] < 1.0
     # throughput: every group size predicted every event once (the rates themselves are benchmarks' business)
-    for updaters in (1, 2, 3):
+    for updaters in (1, 3):
         assert figures[f"throughput_predictions__{updaters}"] == 3000
         assert figures[f"throughput_duplicates__{updaters}"] == 0
         assert figures[f"events_per_s__{updaters}"] > 0
