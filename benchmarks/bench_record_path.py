@@ -98,7 +98,7 @@ def processor_predictions(name: str, recs: list, keep: bool, run: int = MAX_RUN)
     else:
         def send(topic, value, key, partition=-1, headers=None):
             return True
-    processor = RecordProcessor(state, name, "predictions", send)
+    processor = RecordProcessor(state, "predictions", send)
     if run == 1:
         for record in recs:
             processor.event(record)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 import pandas as pd
 
-from eventml.dlq import (MESSAGE, REASON, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, TRUNCATED,
+from eventml.dlq import (MESSAGE, MODEL, REASON, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, TRUNCATED,
                          DeadLetterQueue, dlq_topic, read_headers)
 from eventml.errors import ConfigError, EventFormatError
 from eventml.events import Event, Label, decode_event, decode_label, decode_prediction, events_to_dataframe
@@ -316,22 +316,48 @@ def read_dataframe(topic: str, *, windows: Any = None, **kwargs: Any) -> pd.Data
         return consumer.to_dataframe(windows)
 
 
-def read_predictions(topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
-                     idle_timeout_s: float = 2.0, **config: Any) -> pd.DataFrame:
+def read_predictions(topic: str, *, challengers: bool = False, bootstrap_servers: str | None = None,
+                     kafka: KafkaSettings | None = None, idle_timeout_s: float = 2.0, **config: Any) -> pd.DataFrame:
     """The committed predictions of a topic as a DataFrame, read with ``read_committed``.
 
     Columns: ``id``, ``prediction``, ``proba`` (a dict), ``model``, ``model_version``,
     ``event_ts``, ``ts``, ``partition``, ``offset``. Reads from the beginning to the end the
     topic has when the read starts; a record that is not a prediction goes to ``<topic>.dlq``.
+    With ``challengers=True``, a live updater's challengers' predictions too (from
+    ``<topic>.challengers``, see :mod:`eventml.promotion`), after the champion's, and a ``champion``
+    column that says which rows are the champion's (the answers).
     """
-    rows = []
-    with replay(topic, bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s, **config,
-                decode=lambda raw, ts: decode_prediction(raw), isolation_level="read_committed") as consumer:
-        for p, where in consumer.records():
-            rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,
-                         where.partition, where.offset])
-    columns = ["id", "prediction", "proba", "model", "model_version", "event_ts", "ts", "partition", "offset"]
-    return pd.DataFrame(rows, columns=columns)
+    from eventml.promotion import challengers_topic
+
+    frames = []
+    for name in [topic, challengers_topic(topic)] if challengers else [topic]:
+        rows = []
+        with replay(name, bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s, **config,
+                    decode=lambda raw, ts: decode_prediction(raw), isolation_level="read_committed") as consumer:
+            for p, where in consumer.records():
+                rows.append([p.id, p.prediction, p.proba, p.model, p.model_version, p.event_ts, p.ts,
+                             where.partition, where.offset])
+        columns = ["id", "prediction", "proba", "model", "model_version", "event_ts", "ts", "partition", "offset"]
+        frames.append(pd.DataFrame(rows, columns=columns))
+    if not challengers:
+        return frames[0]
+    frames[0]["champion"], frames[1]["champion"] = True, False
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_promotions(predictions_topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
+                    idle_timeout_s: float = 2.0, **config: Any) -> pd.DataFrame:
+    """A live updater's committed promotions (``<predictions_topic>.champions``), one row each, as
+    :func:`eventml.promotion.promotion_table` gives them, with the position of the record that decided
+    (``id``, ``topic``, ``partition``, ``offset``) and when (``ts``)."""
+    import orjson
+
+    from eventml.promotion import champions_topic, promotion_table
+
+    with replay(champions_topic(predictions_topic), bootstrap_servers=bootstrap_servers, kafka=kafka,
+                idle_timeout_s=idle_timeout_s, decode=lambda raw, ts: orjson.loads(raw), dead_letters=False,
+                isolation_level="read_committed", **config) as consumer:
+        return promotion_table([record for record, _ in consumer.records()])
 
 
 def _int(text: str | None) -> int:
@@ -346,10 +372,13 @@ def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, kafka
     Reads ``<topic>.dlq`` from the beginning to its current end (nothing if it does not exist),
     with ``read_committed``: the dead letters of a live updater's aborted transactions are not
     there. Columns: ``key``, ``value``, ``reason``, ``message``, ``source_topic``,
-    ``source_partition``, ``source_offset`` and ``truncated`` (the original value's length for a
-    shortened copy, else None). Takes the connection settings as :func:`eventml.consume` does.
+    ``source_partition``, ``source_offset``, ``truncated`` (the original value's length for a
+    shortened copy, else None) and ``model`` (the model a live updater's dead letter is of: one that raised
+    on the record, reason ``model_error``, or whose prediction was too large; else None). Takes the
+    connection settings as :func:`eventml.consume` does.
     """
-    columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated"]
+    columns = ["key", "value", "reason", "message", "source_topic", "source_partition", "source_offset", "truncated",
+               "model"]
     rows = []
     with replay(dlq_topic(topic), bootstrap_servers=bootstrap_servers, kafka=kafka, idle_timeout_s=idle_timeout_s,
                 decode=lambda raw, ts: raw, dead_letters=False, isolation_level="read_committed", **config) as consumer:
@@ -357,5 +386,5 @@ def read_dead_letters(topic: str, *, bootstrap_servers: str | None = None, kafka
             headers = read_headers(where.headers)
             rows.append([where.key, value, headers.get(REASON), headers.get(MESSAGE), headers.get(SOURCE_TOPIC),
                          _int(headers.get(SOURCE_PARTITION)), _int(headers.get(SOURCE_OFFSET)),
-                         _int(headers[TRUNCATED]) if TRUNCATED in headers else None])
+                         _int(headers[TRUNCATED]) if TRUNCATED in headers else None, headers.get(MODEL)])
     return pd.DataFrame(rows, columns=columns)

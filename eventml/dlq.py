@@ -11,6 +11,7 @@ header                          value (UTF-8)
 ``eventml.source.topic``        the topic it was read from
 ``eventml.source.partition``    its partition
 ``eventml.source.offset``       its offset
+``eventml.error.model``         on a live updater's dead letter of one model (``model_error``, ``prediction_too_large``): its name
 ``eventml.value.truncated``     only on a shortened copy: the original value's length in bytes
 =============================  ==============================================
 
@@ -47,20 +48,25 @@ SOURCE_TOPIC = "eventml.source.topic"
 SOURCE_PARTITION = "eventml.source.partition"
 SOURCE_OFFSET = "eventml.source.offset"
 TRUNCATED = "eventml.value.truncated"
+MODEL = "eventml.error.model"
 
 #: the value lengths a dead letter too large for the broker is retried with, after the whole value
 _SHORTER = (lambda n: n - (16 << 10), lambda n: 64 << 10, lambda n: 0)
 
 
-def dead_letter_headers(error: EventFormatError, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
-    """The headers that explain a dead letter."""
-    return [
+def dead_letter_headers(error: EventFormatError, topic: str, partition: int, offset: int,
+                        model: str | None = None) -> list[tuple[str, bytes]]:
+    """The headers that explain a dead letter (with ``model``: the model it is a dead letter of)."""
+    headers = [
         (REASON, error.reason.encode()),
         (MESSAGE, error.message.encode("utf-8", "replace")),
         (SOURCE_TOPIC, topic.encode()),
         (SOURCE_PARTITION, str(partition).encode()),
         (SOURCE_OFFSET, str(offset).encode()),
     ]
+    if model is not None:
+        headers.append((MODEL, model.encode("utf-8", "replace")))
+    return headers
 
 
 def shorter_copies(value: bytes | None, headers: list[tuple[str, bytes]]):

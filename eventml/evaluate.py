@@ -24,7 +24,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -35,30 +35,14 @@ from eventml.errors import ConfigError
 from eventml.evaluation_loops import fast_loop, general_loop
 from eventml.events import Event, Label
 from eventml.labels import LABEL_COUNTS
-from eventml.learners import CLASSIFICATION, make_learner
+from eventml.learners import CLASSIFICATION, make_learners
+from eventml.promotion import Champion, check_promotion
 from eventml.scoring import DEFAULT_METRICS, METRICS, Scorer, check_metrics, metric_names
 from eventml.validation import is_int, non_negative_seconds, one_of, positive_int
 from eventml.windows import add_windows, windowed
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "LABEL_COUNTS", "metric_names", "prequential", "label_counts",
            "accuracy_between"]
-
-
-def _learners(learners: Any, seed: int | None) -> list[Any]:
-    if isinstance(learners, Mapping):
-        made = [make_learner(obj, seed=seed, name=name) for name, obj in learners.items()]
-    else:
-        if isinstance(learners, str) or not isinstance(learners, Iterable):
-            learners = [learners]
-        made = [make_learner(obj, seed=seed) for obj in learners]
-    if not made:
-        raise ConfigError("prequential needs at least one learner")
-    names = [learner.name for learner in made]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"learner names must be unique; repeated: {', '.join(duplicates)} "
-                          "(pass a dict name -> learner to rename)")
-    return made
 
 
 def _task(learners: list[Any], task: str | None) -> str:
@@ -93,6 +77,7 @@ def prequential(
     on_drift: str | None = None,
     refit_window: int = 200,
     windows: Any = None,
+    promotion: Any = None,
 ) -> pd.DataFrame:
     """Evaluate learners test-then-train in one pass over ``events``.
 
@@ -198,6 +183,15 @@ def prequential(
         event, per key, see :mod:`eventml.windows`) are added to each event's features before the
         learners see it, in stream order, exactly as the live updater does. A target window needs the
         labels the events carry: not with ``delay`` or ``labels``.
+    promotion
+        An :class:`eventml.promotion.Promotion` rule: the first learner is the champion, the others
+        challengers, and after each scored label the rule may promote one, exactly as a live updater with
+        the same ``models`` and ``promotion`` does on the same events and labels (the same code decides).
+        Every row then has ``champion`` (the champion after that step), and each promotion a row of its own
+        for the promoted learner with ``promoted_from``, ``promotion_events`` (the events predicted when it
+        was decided: a label that arrives before an event does not count that event), ``promotion_labels``,
+        ``promotion_metric``, ``promotion_score`` and ``promotion_previous_score`` (missing on the other rows);
+        :func:`eventml.promotion.promotion_table` lists them.
 
     Returns
     -------
@@ -243,7 +237,7 @@ def prequential(
      3250    3300       1     adwin              0
      6000    6000       1       NaN             50
     """
-    made = _learners(learners, seed)
+    made = make_learners(learners, seed=seed)
     task = _task(made, task)
     chosen = check_metrics(metrics, task)
     every = positive_int("every", every)
@@ -273,22 +267,31 @@ def prequential(
             raise ConfigError("a target window (target=True) uses the labels events carry, as they are revealed: "
                               "not with delay= or labels=")
         events = add_windows(events, features)
-    if delay is None and labels is None and drift is None:
+    champion = None
+    promotion = check_promotion(promotion, [learner.name for learner in made])
+    if promotion is not None:
+        check_metrics([promotion.metric], task)
+        champion = Champion([learner.name for learner in made], promotion, classifier=task == CLASSIFICATION)
+
+    if delay is None and labels is None and drift is None and champion is None:
         rows = fast_loop(events, tracks, every, measure_memory)
     else:
         queue = DelayQueue(delay, moment, seed) if delay is not None else None
         feed = LabelFeed(labels) if labels is not None else None
         rows = general_loop(events, tracks, every, measure_memory, queue, feed, max_wait,
-                            task == CLASSIFICATION, on_drift, refit_window)
+                            task == CLASSIFICATION, on_drift, refit_window, champion)
 
     columns = (["step", "events", "learner"] + chosen + [f"rolling_{m}" for m in chosen]
                + ["predict_seconds", "learn_seconds", "memory_bytes"]
                + (_LABEL_COLUMNS if delay is not None or labels is not None else [])
-               + (["drifts", "detection"] if drift is not None else []))
+               + (["drifts", "detection"] if drift is not None else [])
+               + (["champion", *_PROMOTION_COLUMNS] if champion is not None else []))
     return pd.DataFrame(rows, columns=columns)
 
 
 _LABEL_COLUMNS = [f"labels_{outcome}" for outcome in LABEL_COUNTS]
+_PROMOTION_COLUMNS = ["promoted_from", "promotion_events", "promotion_labels", "promotion_metric", "promotion_score",
+                      "promotion_previous_score"]
 
 
 def label_counts(df: pd.DataFrame) -> dict[str, int]:

@@ -16,6 +16,7 @@ from eventml.delay import DelayQueue, LabelFeed, event_ts
 from eventml.drift import apply_policy, error_of
 from eventml.events import Event, Label
 from eventml.labels import PendingLabels
+from eventml.promotion import Champion
 from eventml.scoring import Scorer
 
 __all__ = ["fast_loop", "general_loop"]
@@ -97,20 +98,29 @@ def fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
 def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, measure_memory: bool,
                  queue: DelayQueue | None, feed: LabelFeed | None, max_wait: float | None,
                  classification: bool, on_drift: str | None,
-                 refit_window: int) -> list[dict[str, Any]]:
-    """Stored predictions joined with labels that arrive later, and drift detectors."""
+                 refit_window: int, champion: Champion | None = None) -> list[dict[str, Any]]:
+    """Stored predictions joined with labels that arrive later, drift detectors, and a champion whose
+    promotion rule is applied after each label (the live updater's :class:`~eventml.promotion.Champion`)."""
     perf_counter = time.perf_counter
     rows: list[dict[str, Any]] = []
     last_rows: list[dict[str, Any] | None] = [None] * len(tracks)  # each track's newest row
     pending = PendingLabels(max_wait)  # with labels=: event id -> its stored prediction
     counted = queue is not None or feed is not None  # the labels_<outcome> columns
     step = n_events = 0
+    seen = 0  # events predicted so far (a label revealed before an event's prediction does not count it)
 
-    def write(i: int, detection: str | None = None) -> None:
+    def write(i: int, detection: str | None = None, promotion: dict | None = None) -> None:
         row = tracks[i].row(step, n_events, measure_memory)
         if counted:
             row.update(_label_columns(pending.counts))
         row["detection"] = detection
+        if champion is not None:
+            row["champion"] = champion.name
+            if promotion is not None:
+                row.update(promoted_from=promotion["previous"], promotion_events=promotion["events"],
+                           promotion_labels=promotion["labels"],
+                           promotion_metric=promotion["metric"], promotion_score=promotion["scores"][row["learner"]],
+                           promotion_previous_score=promotion["scores"][promotion["previous"]])
         rows.append(row)
         last_rows[i] = row
 
@@ -139,6 +149,10 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
             track.learn_seconds += perf_counter() - start
         for i in range(len(tracks)) if step % every == 0 else detections:
             write(i, detections.get(i))
+        if champion is not None:
+            promotion = champion.scored(y, stored.preds, seen)
+            if promotion is not None:
+                write(champion.index, promotion=promotion)
 
     def join(label: Label, outcome: str) -> None:
         kept = pending.arrive(label.id, label.ts, outcome)
@@ -167,6 +181,7 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
             except Exception as exc:
                 raise track.failed(event.id, "predict", exc) from exc
             track.predict_seconds += perf_counter() - start
+        seen = n_events
         if y is not None:
             if queue is not None:
                 queue.push(t, event, _Pending(event.id, x, preds, t, y))

@@ -2,7 +2,7 @@
 
 In JupyterLab (or any IPython kernel, papermill included) :func:`watch` shows one figure and
 replaces it every ``every_s`` seconds with the updater's current metric and figures (see
-:func:`eventml.plots.plot_live`); elsewhere it logs one line per interval. It returns when the
+:func:`eventml.plots.plot_live`; with several models, each model's rolling metric and the promotions); elsewhere it logs one line per interval. It returns when the
 updater stops, when it has predicted ``until_events`` events, or after ``timeout_s``: a watch
 always ends.
 
@@ -83,7 +83,8 @@ def watch(updater: Any, *, every_s: float = 1.0, until_events: int | None = None
         if handle is None:
             log.info("live %s: %s", updater.events_topic, stats.to_dict())
             return
-        ax = plot_live(_summary(updater), stats, metric=metric, drift_at=drift_at)
+        promotions = updater.promotions() if hasattr(updater, "promotions") else None
+        ax = plot_live(_summary(updater), stats, metric=metric, drift_at=drift_at, promotions=promotions)
         handle.update(ax.figure)
         plt.close(ax.figure)
 

@@ -56,7 +56,7 @@ def test_the_processor_adds_the_windowed_features_before_the_model_predicts():
     predict, learn = scorer.predict, scorer.learner.learn_one
     scorer.predict = lambda x: asked.append(dict(x)) or predict(x)
     scorer.learner.learn_one = lambda x, y: learned.append(dict(x)) or learn(x, y)
-    processor = RecordProcessor(state, "logreg", "predictions", lambda *args, **kwargs: True)
+    processor = RecordProcessor(state, "predictions", lambda *args, **kwargs: True)
     records = [SimpleNamespace(value=lambda e=e: em.events.encode_event(e), key=lambda: None, topic=lambda: "events",
                                partition=lambda: 0, offset=lambda i=i: i, timestamp=lambda: (1, 1_000))
                for i, e in enumerate(events)]
@@ -65,6 +65,28 @@ def test_the_processor_adds_the_windowed_features_before_the_model_predicts():
     assert asked == learned == [e.features for e in add_windows(events, WINDOWS)]
     assert state.windows.state_size()["window_keys"] > 0
     assert pickle.loads(pickle.dumps(state.windows)).state_size() == state.windows.state_size()
+
+
+def test_the_windowed_features_are_computed_once_per_event_and_every_model_sees_them():
+    from types import SimpleNamespace
+
+    events = list(transactions(60, seed=3))
+    state = UpdaterState.fresh([make_learner("river_logreg"), make_learner("river_gnb")], ["accuracy"], 100,
+                               windows=WINDOWS)
+    computed, asked = [], {model.name: [] for model in state.models}
+    features_one = state.windows.features_one
+    state.windows.features_one = lambda *args: computed.append(1) or features_one(*args)
+    for model in state.models:
+        scorer, name = model.scorer, model.name
+        scorer.learner.learn_one = (lambda learn, seen: lambda x, y: seen.append(dict(x)) or learn(x, y))(
+            scorer.learner.learn_one, asked[name])
+    processor = RecordProcessor(state, "predictions", lambda *args, **kwargs: True)
+    processor.events([SimpleNamespace(value=lambda e=e: em.events.encode_event(e), key=lambda: None,
+                                      topic=lambda: "events", partition=lambda: 0, offset=lambda i=i: i,
+                                      timestamp=lambda: (1, 1_000)) for i, e in enumerate(events)])
+    expected = [e.features for e in add_windows(events, WINDOWS)]
+    assert len(computed) == len(events)  # once per event, not once per model
+    assert asked["river_logreg"] == asked["river_gnb"] == expected
 
 
 def test_a_target_window_is_refused_with_a_labels_topic(tmp_path):

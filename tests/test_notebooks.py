@@ -255,6 +255,30 @@ def test_serve_predictions_answers_every_request_from_committed_models_that_lear
     assert (tmp_path / figures["figure_served_accuracy"]).stat().st_size > 0
 
 
+def test_compare_live_promotes_a_challenger_after_the_drift_exactly_as_offline(kafka_bootstrap, tmp_path):
+    n, drift_at = 3000, 1500
+    warm_group_coordinator(kafka_bootstrap)
+    figures = run("09_compare_live", tmp_path, kafka_bootstrap, TOPIC=unique_topic("nb09-events"),
+                  PREDICTIONS_TOPIC=unique_topic("nb09-predictions"), N_EVENTS=n, DRIFT_AT=drift_at, RATE=1500,
+                  IDLE_TIMEOUT_S=2.0)
+
+    # one champion prediction per event, and each of the two challengers' for every event
+    assert figures["events_produced"] == figures["champion_predictions"] == figures["distinct_ids_answered"] == n
+    assert figures["challenger_predictions"] == 2 * n and figures["dead_letters"] == 0
+    # the champion (naive Bayes) collapses after sine flips its labels; a challenger overtakes it and is
+    # promoted after the drift, never before; the same promotions offline as live
+    assert figures["live_promotions_equal_offline"] is True
+    assert figures["promotions"] >= 1 and figures["first_promotion_at"] > drift_at
+    assert figures["first_replaced"] == "river_gnb" and figures["first_promoted"] != "river_gnb"
+    assert figures["champion_at_end"] != "river_gnb"
+    assert figures["rolling_accuracy_before_drift:river_gnb"] > 0.8
+    assert figures[f"rolling_accuracy_end:{figures['champion_at_end']}"] > figures["rolling_accuracy_end:river_gnb"]
+    assert (tmp_path / figures["figure_compare_live"]).stat().st_size > 0
+    executed = nbformat.read(tmp_path / "09_compare_live.ipynb", as_version=4)
+    (watching,) = [cell for cell in executed.cells if "watch(updater.start()" in cell.source]
+    assert len([out for out in watching.outputs if "image/png" in out.get("data", {})]) == 1
+
+
 def test_a_grid_over_the_learners_notebook_collects_every_runs_figures(kafka_bootstrap, tmp_path):
     import matplotlib
 

@@ -183,8 +183,8 @@ def test_a_manifest_of_another_format_is_refused_with_its_version():
     topic = StateTopic("state", KEY)
     records = topic.records("t", 0, 1, {}, "x")
     key, manifest, headers = records[-1]
-    with pytest.raises(SnapshotError, match="has state format 7, and this eventml reads format 1"):
-        topic.from_records("t", 0, numbered([records[0], (key, manifest.replace(b"manifest 1", b"manifest 7"), headers)]))
+    with pytest.raises(SnapshotError, match="has state format 7, and this eventml reads format 2"):
+        topic.from_records("t", 0, numbered([records[0], (key, manifest.replace(b"manifest 2", b"manifest 7"), headers)]))
 
 
 # ---------------------------------------------------------------------- the windowed read, on a fake consumer

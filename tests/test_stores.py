@@ -49,7 +49,7 @@ def make_task(topic, version, offset):
     """A task over partition 0 of ``topic`` whose model learned ``version`` labels, at ``offset``."""
     task = Task(0, f"{topic}:0", [InputPartition(topic, 0, EVENTS)])
     task.state = UpdaterState.fresh(make_learner("river_gnb"), ["accuracy"], 100, offsets={f"{topic}:0": offset})
-    task.state.counts["learned"] = version
+    task.state.model.counts["learned"] = version
     return task
 
 
@@ -67,7 +67,7 @@ def test_a_store_gives_back_the_state_of_exactly_the_committed_offsets(harness):
         commit(clients.producer, clients.consumer.consumer_group_metadata(), [task], clients.send)
     state = store.load(task, committed(clients, task), 10)
     assert committed(clients, task) == {f"{topic}:0": 9}
-    assert state.offsets == {f"{topic}:0": 9} and state.counts["learned"] == 2 and state.sequence == 2
+    assert state.offsets == {f"{topic}:0": 9} and state.learned == 2 and state.sequence == 2
 
 
 def test_a_store_never_gives_back_the_state_of_an_aborted_transaction(harness):
@@ -83,7 +83,7 @@ def test_a_store_never_gives_back_the_state_of_an_aborted_transaction(harness):
     store.write(later, clients.send)
     clients.producer.abort_transaction(10)
     state = store.load(task, committed(clients, task), 10)
-    assert state.offsets == {f"{topic}:0": 5} and state.counts["learned"] == 1
+    assert state.offsets == {f"{topic}:0": 5} and state.learned == 1
     if kind == "directory":  # the snapshot ahead of the committed offsets is still on disk, and ignored
         assert len(list_snapshots(store.folder)) == 2
 

@@ -32,7 +32,17 @@ def _stop_on_signals(updater: Any) -> Iterator[None]:
             signal.signal(getattr(signal, name), handler)
 
 
+def _promotion(args: argparse.Namespace) -> Any:
+    if args.promote is None:
+        return None
+    from eventml.promotion import Promotion
+
+    return Promotion(metric=args.promote, window=args.promote_window, margin=args.promote_margin,
+                     min_labels=args.promote_min_labels)
+
+
 def _live(args: argparse.Namespace) -> int:
+    args.model = args.model or ["river_logreg"]
     if (args.state_dir is None) == (args.group is None):
         raise ConfigError("eventml live needs --state-dir (one updater, one global model) or --group NAME "
                           "(updaters sharing the partitions, state in Kafka), not both")
@@ -48,7 +58,8 @@ def _live(args: argparse.Namespace) -> int:
         # imported once, before the fork: what a restart no longer waits for
         for module in ("eventml.live.updater", "eventml.live.group", "eventml.progress"):
             importlib.import_module(module)
-        make_learner(args.model)  # the model's libraries
+        for model in args.model:
+            make_learner(model)  # the model's libraries
         return run_restarting(lambda: exit_code(_live_updater, args))
     return _live_updater(args)
 
@@ -63,7 +74,7 @@ def _live_updater(args: argparse.Namespace) -> int:
         # init_transactions) while the model's libraries are imported; the wanted fields are read_identity's
         early = restart_clients_early(args.state_dir, settings, {
             "events_topic": args.events, "labels_topic": args.labels, "predictions_topic": args.predictions,
-            "model": args.model}, args.name, setup_timeout_s=60.0)
+            "model": ",".join(args.model)}, args.name, setup_timeout_s=60.0)
     try:
         from eventml.live import LiveUpdater
         from eventml.windows import parse_window
@@ -71,7 +82,7 @@ def _live_updater(args: argparse.Namespace) -> int:
         where = ({"state_dir": args.state_dir} if args.group is None else
                  {"group": args.group, "scope": args.scope, "session_timeout_s": args.session_timeout,
                   "state_key": secret(args.state_key_file, "--state-key-file")})
-        updater = LiveUpdater(args.events, args.predictions, model=args.model, **where,
+        updater = LiveUpdater(args.events, args.predictions, models=args.model, promotion=_promotion(args), **where,
                               labels_topic=args.labels, kafka=settings,
                               max_events=args.max_events, idle_timeout_s=args.idle_timeout,
                               records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
@@ -89,7 +100,7 @@ def _live_updater(args: argparse.Namespace) -> int:
     with _stop_on_signals(updater):
         s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
-    figures = (f"{s.labelled} learned (model {updater.learner.name} v{s.model_version}), {s.metric} {score}, "
+    figures = (f"{s.labelled} learned (model {updater.champion} v{s.model_version}), {s.metric} {score}, "
                f"{s.dead_letters} dead letters, {s.expired} expired, {s.late} late and {s.unknown_id} unknown labels, "
                f"{s.restarts} restarts, {s.transactions} transactions")
     if args.group is None:
@@ -107,7 +118,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     live.add_argument("--events", required=True, help="topic of the events")
     live.add_argument("--predictions", required=True, help="topic the predictions are published to")
     live.add_argument("--labels", help="topic of labels that arrive after their events")
-    live.add_argument("--model", default="river_logreg", help="learner name (default %(default)s)")
+    live.add_argument("--model", action="append", metavar="NAME",
+                      help="learner name (default river_logreg); repeat it for several models in one updater: the "
+                           "first is the champion (the predictions topic), the others challengers "
+                           "(<predictions>.challengers)")
+    live.add_argument("--promote", metavar="METRIC",
+                      help="with several --model: promote a challenger whose rolling METRIC (e.g. accuracy) beats "
+                           "the champion's; promotions go to <predictions>.champions (default: never, shadow only)")
+    live.add_argument("--promote-window", type=int, default=500,
+                      help="with --promote: scored labels in each model's rolling figure (default %(default)s)")
+    live.add_argument("--promote-margin", type=float, default=0.02,
+                      help="with --promote: how much better the challenger must be (default %(default)s)")
+    live.add_argument("--promote-min-labels", type=int, default=200,
+                      help="with --promote: labels since the last change before a promotion (default %(default)s)")
     live.add_argument("--state-dir", help="one updater, one model: its snapshots; restart with the same folder "
                                           "to resume")
     live.add_argument("--group", metavar="NAME", help="instead of --state-dir: updaters started with the same NAME "

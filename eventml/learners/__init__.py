@@ -34,7 +34,7 @@ Examples
 """
 
 from eventml.learners.base import CLASSIFICATION, REGRESSION, Learner
-from eventml.learners.registry import LEARNERS, learner_names, make_learner
+from eventml.learners.registry import LEARNERS, learner_names, make_learner, make_learners
 from eventml.learners.river import RiverLearner
 from eventml.learners.sklearn import MicroBatchPartialFit, WindowedBatch
 
@@ -48,4 +48,5 @@ __all__ = [
     "LEARNERS",
     "learner_names",
     "make_learner",
+    "make_learners",
 ]

@@ -167,6 +167,42 @@ def make_learner(learner: str | Any, *, seed: int | None = 42, name: str | None 
     return _as_learner(learner, name)
 
 
+def make_learners(learners: Any, *, seed: int | None = 42, what: str = "learners") -> list[Any]:
+    """Several learners at once: a name, a learner or model object, a list of them, or a dict
+    ``{name: learner or registry name}`` (see :func:`make_learner`); their names must be unique.
+
+    Raises
+    ------
+    ConfigError
+        For none at all, or repeated names (naming them and how to rename), naming the parameter ``what``.
+
+    Examples
+    --------
+    >>> [learner.name for learner in make_learners(["river_gnb", "river_logreg"])]
+    ['river_gnb', 'river_logreg']
+    >>> make_learners(["river_gnb", "river_gnb"], what="models")
+    Traceback (most recent call last):
+    ...
+    eventml.errors.ConfigError: models must have unique names; repeated: river_gnb (pass a dict name -> learner to rename)
+    """
+    from collections.abc import Iterable, Mapping
+
+    if isinstance(learners, Mapping):
+        made = [make_learner(obj, seed=seed, name=name) for name, obj in learners.items()]
+    else:
+        if isinstance(learners, str) or not isinstance(learners, Iterable):
+            learners = [learners]
+        made = [make_learner(obj, seed=seed) for obj in learners]
+    if not made:
+        raise ConfigError(f"{what} must name at least one learner")
+    names = [learner.name for learner in made]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{what} must have unique names; repeated: {', '.join(duplicates)} "
+                          "(pass a dict name -> learner to rename)")
+    return made
+
+
 def _as_learner(obj: Any, name: str | None) -> Any:
     from river import base
 

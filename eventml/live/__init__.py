@@ -115,10 +115,11 @@ from eventml.lazy import attach
 #: imported on first use, so that importing one part (e.g. ``eventml.live.clients``) imports no other
 _LAZY = {"LiveUpdater": "eventml.live.updater", "load_model": "eventml.live.updater",
          "LiveStats": "eventml.live.stats", "read_predictions": "eventml.consumer", "KILL_ENV": "eventml.live.commit",
+         "Promotion": "eventml.promotion", "read_promotions": "eventml.consumer",
          **dict.fromkeys(["GroupUpdater", "load_group_models", "read_assignments"], "eventml.live.group")}
 
 __all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "SnapshotError", "KILL_ENV",
-           "GroupUpdater", "load_group_models", "read_assignments"]
+           "GroupUpdater", "load_group_models", "read_assignments", "Promotion", "read_promotions"]
 
 
 __getattr__, __dir__ = attach(__name__, _LAZY)

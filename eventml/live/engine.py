@@ -45,9 +45,12 @@ class Engine(BackgroundRun):
     windows: Any = None  # the WindowedFeatures every task's state starts from (set by the face), or None
     exporter: Any = None  # its /metrics (eventml.metrics.live.LiveMetrics), told each commit's time
 
-    def _setup(self, learner: Any, metrics: list[str], store: Any, assignment: Any, ids: tuple[str, str]) -> None:
+    def _setup(self, learners: list[Any], metrics: list[str], store: Any, assignment: Any, ids: tuple[str, str],
+               promotion: Any = None) -> None:
         """Called by the face's ``__init__`` once its settings are checked."""
-        self.learner = learner
+        self.learners = learners
+        self.learner = learners[0]  # the champion at the start
+        self.promotion = promotion
         self._metrics = metrics
         self.metric = metrics[0]
         self.store = store
@@ -136,22 +139,27 @@ class Engine(BackgroundRun):
         clients = self._clients
         task = Task(number, key, inputs)
         state = self.store.load(task, clients.committed(inputs), clients.setup_timeout_s)
+        names = [learner.name for learner in self.learners]
         if state is not None:
             state.counts["restarts"] += 1
-            if state.scorer.learner.name != self.learner.name:
-                raise ConfigError(f"the committed state of {key} learns {state.scorer.learner.name!r}, not "
-                                  f"{self.learner.name!r}; {self._other_model_advice}")
+            if [model.name for model in state.models] != names:
+                raise ConfigError(f"the committed state of {key} learns {', '.join(m.name for m in state.models)}, "
+                                  f"not {', '.join(names)}; {self._other_model_advice}")
+            if state.champion.rule != self.promotion:
+                raise ConfigError(f"the committed state of {key} promotes by {state.champion.rule}, not "
+                                  f"{self.promotion}; {self._other_model_advice}")
             check_windows(state.windows, self.windows, key, self._other_model_advice.replace("model", "windows"))
         else:
-            state = UpdaterState.fresh(self.learner, self._metrics, self.settings.rolling_window,
-                                       self.settings.label_ttl_s, self.settings.max_pending, windows=self.windows)
+            state = UpdaterState.fresh(self.learners, self._metrics, self.settings.rolling_window,
+                                       self.settings.label_ttl_s, self.settings.max_pending,
+                                       promotion=self.promotion, windows=self.windows)
         for where in inputs:
             if where.key not in state.offsets:  # a partition this state never read: from its beginning
                 state.offsets[where.key] = clients.earliest(where)
             where.fetched = state.offsets[where.key]
         task.state = state
         task.merge = PartitionMerge(inputs, clients.high_watermark, end_of_partition)
-        task.processor = RecordProcessor(state, self.learner.name, self.predictions_topic, clients.send,
+        task.processor = RecordProcessor(state, self.predictions_topic, clients.send,
                                          self._prediction_partition, keep_unlabelled=self.labels_topic is not None)
         self._tasks[number] = task
         for where in inputs:
@@ -373,14 +381,28 @@ class Engine(BackgroundRun):
 
     @property
     def model(self) -> Any:
-        """The learner as of the last processed record (one task's: a single updater's, or a global scope's;
-        see :meth:`models` for a group member's)."""
+        """The champion's learner as of the last processed record (one task's: a single updater's, or a global
+        scope's; see :meth:`models` for a group member's)."""
         tasks = list(self._tasks.values())
         return tasks[0].state.scorer.learner if len(tasks) == 1 else self.learner
 
     def models(self) -> dict[int, Any]:
-        """The learner of each task this updater works on now, by events partition (0 for a task over all)."""
+        """The champion's learner of each task this updater works on now, by events partition (0 for a task
+        over all)."""
         return {number: task.state.scorer.learner for number, task in list(self._tasks.items())}
+
+    @property
+    def champion(self) -> str:
+        """The name of the model that answers now (one task's; the first model before any task)."""
+        tasks = list(self._tasks.values())
+        return tasks[0].state.champion.name if len(tasks) == 1 else self.learner.name
+
+    def promotions(self) -> list[dict[str, Any]]:
+        """Every promotion so far, in order, of the tasks this updater works on (see
+        :meth:`eventml.promotion.Champion.scored`; a group member's carry ``partition``)."""
+        return [{**({"partition": task.number} if self.assignment.per_partition else {}), **promotion}
+                for task in sorted(self._tasks.values(), key=lambda t: t.number)
+                for promotion in task.state.champion.promotions]
 
     # ------------------------------------------------------------------ running
 

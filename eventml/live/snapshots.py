@@ -30,10 +30,10 @@ other processes write, and that wait held every prediction of the next transacti
 Its file name holds a sequence number and a digest of its offsets, so the snapshot that
 matches the offsets Kafka committed is found without opening the others:
 ``snapshot-00000042-3f2a9c1b7d0e.pkl``. A snapshot starts with a line naming its format
-(``eventml-snapshot 3``), a line with the length and the BLAKE2b digest of the rest, then a pickle
+(``eventml-snapshot 4``), a line with the length and the BLAKE2b digest of the rest, then a pickle
 of public, stable eventml types (:class:`~eventml.live.state.UpdaterState`); a file of another
-format (formats 1 and 2 hold the metrics of an earlier eventml's Scorer) or whose length or digest
-is wrong is refused with a sentence before anything is unpickled. Snapshots are pickles, so only load the ones you wrote.
+format (formats 1 and 2 hold the metrics of an earlier eventml's Scorer, format 3 one model per state) or
+whose length or digest is wrong is refused with a sentence before anything is unpickled. Snapshots are pickles, so only load the ones you wrote.
 
 Examples
 --------
@@ -64,9 +64,9 @@ __all__ = ["SnapshotError", "Snapshot", "offsets_digest", "write_snapshot", "fin
            "list_snapshots", "prune_snapshots", "sync_files"]
 
 _NAME = re.compile(r"^snapshot-(\d{8})-([0-9a-f]{12})\.pkl$")
-FORMAT = 3
+FORMAT = 4
 """The snapshot format this eventml writes and reads (formats 1 and 2, whose Scorers kept river's metric
-objects, are refused)."""
+objects, and 3, whose state held one model, are refused)."""
 _HEADER = f"eventml-snapshot {FORMAT}\n".encode()
 
 
@@ -198,7 +198,7 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
 
 
 def _checked(path: Path, line: bytes, data: bytes) -> bytes:
-    """The pickle of a format-3 snapshot, once its length and digest match the ones it was written with."""
+    """The pickle of a format-4 snapshot, once its length and digest match the ones it was written with."""
     length, _, digest = line.decode("ascii", "replace").strip().partition(" ")
     if not length.isdigit() or len(data) != int(length) or _digest(data) != digest:
         found = f"{len(data)} of {length} bytes" if length.isdigit() and len(data) != int(length) else "wrong digest"
@@ -212,7 +212,7 @@ def _checked(path: Path, line: bytes, data: bytes) -> bytes:
 
 def _wrong_format(path: Path, header: bytes) -> str:
     found = header.decode("ascii", "replace").split()[-1] if header.startswith(b"eventml-snapshot ") else None
-    if header.startswith(b"\x80") or found in ("1", "2"):  # format 1 is a bare pickle
+    if header.startswith(b"\x80") or found in ("1", "2", "3"):  # format 1 is a bare pickle
         return (f"snapshot {path} was written by an earlier eventml (snapshot format {found or 1}), whose state "
                 "this one cannot read; finish that run with the eventml that wrote it, or start over with a new "
                 "state_dir (the predictions already committed stay in Kafka)")

@@ -1,17 +1,19 @@
 """What a live updater keeps: its state (in every snapshot) and its identity (``updater.json``).
 
-The state holds only public, stable eventml types, so a snapshot outlives a refactoring: a
-:class:`~eventml.scoring.Scorer` (the learner and its metrics), the
-:class:`~eventml.labels.PendingLabels` join, counters, the summary rows, the next offset of
-every input partition and, beside the model, the state of the windowed features
-(:class:`~eventml.windows.WindowedFeatures`, or None).
+The state holds only public, stable eventml types, so a snapshot outlives a refactoring: per model
+(:class:`ModelState`) a :class:`~eventml.scoring.Scorer` (the learner and its metrics), its
+:class:`~eventml.labels.PendingLabels` join and its counters; for the task, the
+:class:`~eventml.promotion.Champion` (which model answers, and the figures of its rule), counters, the
+summary rows, the next offset of every input partition and, beside the models, the state of the
+windowed features (:class:`~eventml.windows.WindowedFeatures`, or None). One model is the case of a list
+of one.
 
 Examples
 --------
 >>> from eventml.learners import make_learner
->>> state = UpdaterState.fresh(make_learner("river_gnb"), ["accuracy"], rolling_window=100)
->>> state.counts["events"], len(state.pending), state.scorer.learner.name
-(0, 0, 'river_gnb')
+>>> state = UpdaterState.fresh([make_learner("river_gnb")], ["accuracy"], rolling_window=100)
+>>> state.counts["events"], len(state.pending), state.scorer.learner.name, state.champion.name
+(0, 0, 'river_gnb', 'river_gnb')
 """
 
 from __future__ import annotations
@@ -27,39 +29,87 @@ from typing import Any
 from eventml.errors import ConfigError, SnapshotError
 from eventml.labels import PendingLabels
 from eventml.learners.base import CLASSIFICATION
+from eventml.promotion import Champion, Promotion
 from eventml.scoring import Scorer
 from eventml.windows import windowed
 
-__all__ = ["UpdaterState", "check_topics", "check_windows", "live_metrics", "read_identity"]
+__all__ = ["ModelState", "UpdaterState", "check_topics", "check_windows", "live_metrics", "read_identity"]
 
 IDENTITY_FILE = "updater.json"
+
+
+@dataclasses.dataclass
+class ModelState:
+    """One model of a task: its learner and metrics, its label join and its counters.
+
+    ``counts`` has ``events`` (its predictions published), ``learned`` (its version) and ``model_errors``;
+    what happened to its late labels is in ``pending.counts``.
+    """
+
+    scorer: Scorer
+    pending: PendingLabels
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    newest_ts: float = float("-inf")  # the newest event time it kept, the clock of label expiry
+
+    @property
+    def name(self) -> str:
+        """The model's name (its learner's), unique in its task."""
+        return self.scorer.learner.name
 
 
 @dataclasses.dataclass
 class UpdaterState:
     """Everything needed to resume exactly where the last commit left off.
 
-    ``counts`` has ``events`` (predicted), ``learned``, ``dead_letters``, ``model_errors`` and
-    ``restarts``; what happened to late labels is in ``pending.counts``.
+    ``models`` holds each model's :class:`ModelState`, in the order given; ``champion`` says which one
+    answers. ``counts`` has the task's ``events`` (the champion's predictions published), ``dead_letters``,
+    ``model_errors`` (of every model) and ``restarts``. :attr:`scorer`, :attr:`pending` and
+    :attr:`learned` are the champion's.
     """
 
-    scorer: Scorer
+    models: list[ModelState]
+    champion: Champion
     offsets: dict[str, int]
-    pending: PendingLabels
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     dlq_reasons: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     rows: list = dataclasses.field(default_factory=list)
     sequence: int = 0  # the number of the last committed transaction
-    newest_ts: float = float("-inf")  # the newest event time seen, the clock of label expiry
-    windows: Any = None  # the windowed features' WindowedFeatures (None without windows; also in older snapshots)
+    seen: int = 0  # events decoded, the clock of the promotions
+    windows: Any = None  # the windowed features' WindowedFeatures (None without windows)
 
     @classmethod
-    def fresh(cls, learner: Any, metrics: list[str], rolling_window: int, max_wait: float | None = None,
+    def fresh(cls, learners: list[Any], metrics: list[str], rolling_window: int, max_wait: float | None = None,
               max_pending: int | None = None, offsets: dict[str, int] | None = None,
-              windows: Any = None) -> "UpdaterState":
-        """A new state: a fresh clone of ``learner``, nothing read, nothing pending, empty ``windows``."""
-        return cls(Scorer(learner.clone(), metrics, rolling_window), dict(offsets or {}),
-                   PendingLabels(max_wait, max_pending), windows=windowed(windows))
+              promotion: Promotion | None = None, windows: Any = None) -> "UpdaterState":
+        """A new state: a fresh clone of each learner (or of the one learner given), nothing read, nothing
+        pending, the first the champion, empty ``windows``."""
+        if not isinstance(learners, (list, tuple)):
+            learners = [learners]
+        models = [ModelState(Scorer(learner.clone(), metrics, rolling_window), PendingLabels(max_wait, max_pending))
+                  for learner in learners]
+        champion = Champion([model.name for model in models], promotion,
+                            classifier=learners[0].task == CLASSIFICATION)
+        return cls(models, champion, dict(offsets or {}), windows=windowed(windows))
+
+    @property
+    def model(self) -> ModelState:
+        """The champion's :class:`ModelState`."""
+        return self.models[self.champion.index]
+
+    @property
+    def scorer(self) -> Scorer:
+        """The champion's learner and metrics."""
+        return self.models[self.champion.index].scorer
+
+    @property
+    def pending(self) -> PendingLabels:
+        """The champion's label join."""
+        return self.models[self.champion.index].pending
+
+    @property
+    def learned(self) -> int:
+        """The labels the champion learned from (its ``model_version``)."""
+        return self.models[self.champion.index].counts["learned"]
 
 
 def check_topics(events_topic: str, predictions_topic: str, labels_topic: str | None) -> None:

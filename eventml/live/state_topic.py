@@ -72,7 +72,7 @@ from eventml.validation import int_in_range
 __all__ = ["STATE_KEY_ENV", "FORMAT", "RESTORE_CONSUMER_CONFIG", "StateTopic", "state_key", "state_topic_config"]
 
 #: The state format this eventml writes and reads.
-FORMAT = 1
+FORMAT = 2  # 1: the state of one model per task
 #: The largest chunk: librdkafka's ``message.max.bytes`` and the broker's default ``max.message.bytes``
 #: (1 MiB) leave room for the key, headers and batch overhead.
 MAX_CHUNK_BYTES = 960 * 1024

@@ -106,10 +106,16 @@ def _score(metrics: list, weights: list[int]) -> float | None:
 
 def summary_row(state: Any, lag: int | None) -> dict[str, Any]:
     """One row of :meth:`LiveUpdater.summary`: counts, every metric (cumulative, then rolling), the
-    counters, the lag and the time (epoch seconds)."""
-    counts = state.counts
-    return {"events": counts["events"], "labelled": counts["learned"], "model_version": counts["learned"],
-            **state.scorer.metrics(), **_counters(state), "lag": lag, "time": time.time()}
+    counters, the lag and the time (epoch seconds), all of the champion; with several models also
+    ``champion`` (its name) and every model's metrics as ``<metric>:<model>`` (e.g. ``rolling_accuracy:river_gnb``)."""
+    learned = state.learned
+    row = {"events": state.counts["events"], "labelled": learned, "model_version": learned,
+           **state.scorer.metrics(), **_counters(state), "lag": lag, "time": time.time()}
+    if len(state.models) > 1:  # several models: which one answers, and each one's metrics as "<metric>:<model>"
+        row["champion"] = state.champion.name
+        for model in state.models:
+            row.update((f"{name}:{model.name}", value) for name, value in model.scorer.metrics().items())
+    return row
 
 
 class StatsMeter:
@@ -142,7 +148,7 @@ class StatsMeter:
             latencies = np.fromiter(self.latencies, float)
             self._percentiles = (float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)))
             self._percentiles_at = now
-        weights = [state.counts["learned"] for state in states]
+        weights = [state.learned for state in states]
         learned = sum(weights)
         return LiveStats(
             events=sum(state.counts["events"] for state in states), labelled=learned, model_version=learned,

@@ -16,7 +16,7 @@ from typing import Any
 
 from eventml.errors import ConfigError, SnapshotError
 from eventml.kafka.settings import KafkaSettings
-from eventml.learners import make_learner
+from eventml.learners import make_learners
 from eventml.live.assignment import FixedAssignment, GroupAssignment, LeaseAssignment
 from eventml.live.clients import live_id
 from eventml.live.engine import Engine
@@ -24,6 +24,7 @@ from eventml.live.settings import LiveSettings
 from eventml.live.snapshots import list_snapshots, load_snapshot, sync_files
 from eventml.live.state import IDENTITY_FILE, check_topics, live_metrics, read_identity
 from eventml.live.stores import DirectoryStore, TopicStore
+from eventml.promotion import check_promotion
 from eventml.validation import one_of
 from eventml.windows import windowed
 
@@ -80,8 +81,21 @@ class LiveUpdater(Engine):
     predictions_topic
         Topic the predictions are published to, keyed by event id.
     model
-        A learner name (see :func:`eventml.learners.learner_names`) or a learner object. On a
-        restart the model comes from the snapshot; the name must match the state directory's.
+        A learner name (see :func:`eventml.learners.learner_names`) or a learner object (default
+        ``"river_logreg"``). On a restart the model comes from the snapshot; the name must match the state
+        directory's.
+    models
+        Instead of ``model``: several learners, in one updater (a list of names or learner objects, or a dict
+        ``{name: learner}`` to name them; names must be unique). Each record is decoded once, and each model
+        predicts it before it learns, with its own state, version, metrics and label join; a model that
+        raises on a record is dead-lettered for that model only (header ``eventml.error.model``). The first
+        is the *champion*: its predictions go to ``predictions_topic``, exactly as one model's; the others'
+        (the *challengers*) to ``<predictions_topic>.challengers``, each naming its model. The same models in
+        the same order are needed to resume.
+    promotion
+        With ``models``: an :class:`eventml.promotion.Promotion` rule by which a challenger becomes the
+        champion (each promotion a record on ``<predictions_topic>.champions``, in the transaction of the
+        predictions it affects), or None: the first model stays the champion (shadow only).
     state_dir
         Folder of the snapshots and ``updater.json`` (the ids of this updater). Restart with
         the same folder to resume; use a new folder to start over.
@@ -163,7 +177,8 @@ class LiveUpdater(Engine):
     eventml.errors.ConfigError: unknown learner 'no_such_model'; known learners: batch_forest, ...
     """
 
-    def __init__(self, events_topic: str, predictions_topic: str, *, model: Any = "river_logreg",
+    def __init__(self, events_topic: str, predictions_topic: str, *, model: Any = None, models: Any = None,
+                 promotion: Any = None,
                  state_dir: str | os.PathLike | None = None, group: str | None = None, scope: str = "partition",
                  state_key: str | bytes | None = None, labels_topic: str | None = None,
                  bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
@@ -185,7 +200,14 @@ class LiveUpdater(Engine):
         if self.windows is not None and self.windows.target and labels_topic is not None:
             raise ConfigError("a target window (target=True) uses the labels events carry: not with labels_topic")
         self.scope = one_of("scope", scope, SCOPES)
-        learner = make_learner(model, seed=seed)
+        if model is not None and models is not None:
+            raise ConfigError("give model= (one learner) or models= (several), not both")
+        learners = make_learners(["river_logreg" if model is None else model] if models is None else models,
+                                 seed=seed, what="models")
+        if len({learner.task for learner in learners}) > 1:
+            raise ConfigError("models must all be classifiers or all regressors, got "
+                              + ", ".join(f"{learner.name}={learner.task}" for learner in learners))
+        promotion = check_promotion(promotion, [learner.name for learner in learners])
         self.events_topic, self.predictions_topic, self.labels_topic = events_topic, predictions_topic, labels_topic
         self.kafka = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
         self.bootstrap_servers = self.kafka.bootstrap_servers
@@ -203,7 +225,7 @@ class LiveUpdater(Engine):
             self.state_dir = Path(state_dir)
             self.name = read_identity(self.state_dir, {
                 "events_topic": events_topic, "labels_topic": labels_topic, "predictions_topic": predictions_topic,
-                "model": learner.name}, name)
+                "model": ",".join(learner.name for learner in learners)}, name)
             ids = (live_id(self.name), live_id(self.name))
             store, assignment = DirectoryStore(self.state_dir, ids[1]), FixedAssignment()
             self._resume_advice = f"; restart the updater with the same state_dir ({self.state_dir}) to resume"
@@ -223,7 +245,7 @@ class LiveUpdater(Engine):
             self._resume_advice = ""
             self._same_updater = f"named {self.name!r} in group {group!r}"
             self._other_model_advice = "use the same model or another group name"
-        self._setup(learner, live_metrics(learner), store, assignment, ids)
+        self._setup(learners, live_metrics(learners[0]), store, assignment, ids, promotion)
         if metrics_port is not None:
             from eventml.metrics.live import LiveMetrics
 

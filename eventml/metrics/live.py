@@ -52,11 +52,6 @@ LABEL_OUTCOMES = {"joined": "on_time", "late": "late", "expired": "expired", "un
 (:mod:`eventml.labels`)."""
 
 
-def _models(state: Any) -> list[tuple[str, Any]]:
-    """``(model name, scorer)`` of each model a task's state keeps (one today)."""
-    return [(state.scorer.learner.name, state.scorer)]
-
-
 class LiveCollector:
     """A prometheus-client collector of one live updater (an :class:`~eventml.live.engine.Engine`).
 
@@ -108,8 +103,8 @@ class LiveCollector:
             "events": counter("eventml_live_events", "events predicted, each with its prediction published"),
             "predictions": counter("eventml_live_predictions", "predictions the model made and published", "model"),
             "learned": counter("eventml_live_learned", "labelled events the model learned from", "model"),
-            "labels": counter("eventml_live_labels", "late labels by what the pending-label join did with them "
-                              "(joined: scored and learned)", "outcome"),
+            "labels": counter("eventml_live_labels", "late labels by what the champion's pending-label join did "
+                              "with them (joined: scored and learned)", "outcome"),
             "dead_letters": counter("eventml_live_dead_letters", "records sent to a dead-letter topic, by reason",
                                     "reason"),
             "model_errors": counter("eventml_live_model_errors", "events and labels the model failed on "
@@ -117,6 +112,8 @@ class LiveCollector:
             "transactions": counter("eventml_live_transactions", "committed transactions that wrote the state"),
             "restarts": counter("eventml_live_restarts", "times the state was resumed from a commit"),
             "pending": gauge("eventml_live_pending_labels", "predictions waiting for their label"),
+            "champion": gauge("eventml_live_champion", "1 for the model whose predictions go to the predictions "
+                              "topic, 0 for a challenger", "model"),
             "version": gauge("eventml_live_model_version", "labels the model has learned (the model_version of "
                              "its predictions)", "model"),
             "metric": gauge("eventml_live_model_metric", "the model's metric over every scored prediction "
@@ -137,16 +134,19 @@ class LiveCollector:
             families["transactions"].add_metric([partition], state.sequence)
             families["restarts"].add_metric([partition], counts.get("restarts", 0))
             families["pending"].add_metric([partition], len(state.pending))
-            learned = counts.get("learned", 0)
-            for model, scorer in _models(state):
-                families["predictions"].add_metric([partition, model], counts.get("events", 0))
-                families["learned"].add_metric([partition, model], learned)
-                families["model_errors"].add_metric([partition, model], counts.get("model_errors", 0))
-                families["version"].add_metric([partition, model], learned)
+            champion = state.model
+            for model in list(state.models):
+                name, model_counts, scorer = model.name, dict(model.counts), model.scorer
+                learned = model_counts.get("learned", 0)
+                families["predictions"].add_metric([partition, name], model_counts.get("events", 0))
+                families["learned"].add_metric([partition, name], learned)
+                families["model_errors"].add_metric([partition, name], model_counts.get("model_errors", 0))
+                families["version"].add_metric([partition, name], learned)
+                families["champion"].add_metric([partition, name], float(model is champion))
                 if learned:  # no figure before the first label (as LiveStats)
-                    for name, pair in zip(scorer.names, scorer.pairs):
-                        families["metric"].add_metric([partition, model, name, "cumulative"], pair.get_cumulative())
-                        families["metric"].add_metric([partition, model, name, "rolling"], pair.get_rolling())
+                    for metric, pair in zip(scorer.names, scorer.pairs):
+                        families["metric"].add_metric([partition, name, metric, "cumulative"], pair.get_cumulative())
+                        families["metric"].add_metric([partition, name, metric, "rolling"], pair.get_rolling())
         yield from families.values()
         lag = GaugeMetricFamily("eventml_live_consumer_lag", "records of an input partition not read yet, as of the "
                                 "last commit", labels=["topic", "partition"])

@@ -54,13 +54,16 @@ def _live_title(stats: Any, summary: pd.DataFrame) -> str:
 
 
 def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accuracy", drift_at: int | None = None,
-              ax: Axes | None = None) -> Axes:
+              ax: Axes | None = None, promotions: Any = None) -> Axes:
     """A live updater's metric along the events it predicted (from
     :meth:`eventml.live.LiveUpdater.summary`): rolling (solid) and cumulative (dotted), the true
     drift position, a dotted vertical line at the first row after each restart, and the updater's figures
     (:class:`eventml.live.LiveStats` or its dict) in the title; a finished run's events per second
     are those while events came (:func:`streaming_rate`). A group member's summary (with a ``partition``
-    column) draws each partition's rolling metric along that partition's events.
+    column) draws each partition's rolling metric along that partition's events. An updater with several
+    models (a ``champion`` column) draws each model's rolling metric (``rolling_<metric>:<model>``), and
+    ``promotions`` (:meth:`eventml.live.LiveUpdater.promotions`, or a table with ``events`` and ``model``) are
+    marked where they happened.
 
     Examples
     --------
@@ -78,9 +81,20 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
     if len(summary) and per_partition:  # a group member's: one model per partition, each along its own events
         for partition, rows in summary.groupby("partition", sort=True):
             ax.plot(rows["events"], rows[f"rolling_{metric}"], label=f"partition {partition}: rolling {metric}")
+    elif len(summary) and "champion" in summary.columns:  # several models: each one's rolling metric
+        prefix = f"rolling_{metric}:"
+        for column in [c for c in summary.columns if c.startswith(prefix)]:
+            ax.plot(summary["events"], summary[column], label=f"{column[len(prefix):]}: rolling {metric}")
+        ax.plot(summary["events"], summary[metric], linestyle=":", color="grey", label=f"champion's {metric}")
     elif len(summary):
         ax.plot(summary["events"], summary[f"rolling_{metric}"], label=f"rolling {metric}")
         ax.plot(summary["events"], summary[metric], linestyle=":", color="C0", label=metric)
+    if promotions is not None and not per_partition:
+        rows = promotions.to_dict("records") if isinstance(promotions, pd.DataFrame) else list(promotions)
+        for row in rows:
+            ax.axvline(row["events"], color="C2", linestyle="--", linewidth=1)
+            ax.annotate(f"{row['model']} promoted", (row["events"], 1.0), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize="x-small", color="C2")
     _drift_line(ax, drift_at)
     if len(summary) and not per_partition:
         restarted = summary["events"][summary["restarts"].diff().fillna(0) > 0]

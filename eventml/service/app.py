@@ -1,6 +1,9 @@
 """The HTTP application: ``POST /predict``, ``GET /model``, ``GET /healthz``, ``GET /metrics`` (FastAPI; docs at
 ``/docs``).
 
+A live updater with several models answers with its champion (``GET /model`` names it, and every model);
+``POST /predict?model=NAME`` answers with any model of the committed state (404 for an unknown name).
+
 Every request reads the watcher's ``current`` once (a :class:`~eventml.service.watcher.CommittedModel`,
 or a group's :class:`~eventml.service.group_watcher.GroupModels`) and uses it to the end, so the
 watcher's swap never reaches a request half-way; each event is answered by ``model_for(event.id)``
@@ -79,11 +82,11 @@ def create_app(service: Any) -> FastAPI:
 
     @app.post("/predict", summary="predict one event or a list of events",
               responses={200: {"model": PredictionOut | list[PredictionOut]}, 422: {"model": Problem},
-                         500: {"model": Problem}, 503: {"model": Problem}},
+                         404: {"model": Problem}, 500: {"model": Problem}, 503: {"model": Problem}},
               openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": {
                   "anyOf": [{"$ref": "#/components/schemas/EventIn"},
                             {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}]}}}}})
-    async def predict(request: Request) -> Response:
+    async def predict(request: Request, model: str | None = None) -> Response:
         try:
             events, many = parse_events(await request.body())
         except BadRequest as error:
@@ -93,11 +96,18 @@ def create_app(service: Any) -> FastAPI:
             return _json({"detail": watcher.no_model_sentence()}, 503)
         now = time.time()
         out = []
+        name = model
         try:
             for event in events:
                 model = served.model_for(event.id)
                 if model is None:
                     return _json({"detail": watcher.no_model_sentence(event.id)}, 503)
+                if name is not None:  # ?model=NAME: that model of the committed state, not the champion
+                    chosen = model.named(name)
+                    if chosen is None:
+                        return _json({"detail": f"unknown model {name!r}; the committed state has models "
+                                                f"{', '.join(model.models) or model.model}"}, 404)
+                    model = chosen
                 # the committed scorer predicts as the updater does (the live metrics decide label and proba)
                 label, proba = model.scorer.predict_event(event.id, event.features)
                 out.append(Prediction(event.id, label, model.model, model.model_version, proba, event.ts, now))

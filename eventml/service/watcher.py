@@ -72,15 +72,27 @@ class CommittedModel:
     snapshot: str  # where it was read: the snapshot's file name, or the state topic and partition
     written_at: float | None  # epoch seconds: when the updater wrote the snapshot (None: not known)
     served_since: float  # epoch seconds: when this service swapped to it
+    models: dict[str, Any] = dataclasses.field(default_factory=dict)  # every model's ModelState, the champion first
 
     @classmethod
     def of_state(cls, state: Any, sequence: int, offsets: dict[str, int], snapshot: str,
                  written_at: float | None) -> "CommittedModel":
         """The served form of a committed :class:`~eventml.live.state.UpdaterState`, served from now."""
-        return cls(scorer=state.scorer, model=state.scorer.learner.name, model_version=state.counts["learned"],
+        return cls(scorer=state.scorer, model=state.scorer.learner.name, model_version=state.learned,
                    sequence=sequence, offsets=dict(offsets), events=state.counts["events"],
                    metrics=state.scorer.metrics(), snapshot=snapshot, written_at=written_at,
-                   served_since=time.time())
+                   served_since=time.time(), models={m.name: m for m in [state.model, *state.models]})
+
+    def named(self, name: str) -> "CommittedModel | None":
+        """The same committed state answering with model ``name`` (one of :attr:`models`), or None if there is
+        no such model; the champion's is this one."""
+        if name == self.model:
+            return self
+        one = self.models.get(name)
+        if one is None:
+            return None
+        return dataclasses.replace(self, scorer=one.scorer, model=name, model_version=one.counts["learned"],
+                                   metrics=one.scorer.metrics())
 
     # the view a request reads (a group's is :class:`~eventml.service.group_watcher.GroupModels`)
     ready = True
@@ -91,7 +103,8 @@ class CommittedModel:
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` answers."""
-        return {"model": self.model, "model_version": self.model_version, "sequence": self.sequence,
+        return {"model": self.model, "champion": self.model, "models": list(self.models) or [self.model],
+                "model_version": self.model_version, "sequence": self.sequence,
                 "offsets": self.offsets, "events": self.events, "metrics": self.metrics,
                 "snapshot": self.snapshot, "written_at": self.written_at, "served_since": self.served_since}
 
