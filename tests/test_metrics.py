@@ -189,6 +189,25 @@ def test_eventml_live_serves_metrics_on_its_port_counted_across_a_kill_9(kafka_b
     assert total(samples, "eventml_live_commit_seconds_count") == 3  # this process's own commits
 
 
+def test_each_model_of_several_reports_its_own_counts_and_one_is_the_champion(kafka_bootstrap, topic, tmp_path):
+    produce_events(list(em.synthetic("sea", 800, seed=5)), topic, kafka_bootstrap)
+    updater = LiveUpdater(topic, f"{topic}.pred", models=["river_gnb", "river_logreg"], state_dir=tmp_path,
+                          promotion=em.live.Promotion(metric="accuracy", window=100, margin=0.0, min_labels=50),
+                          bootstrap_servers=kafka_bootstrap, idle_timeout_s=2, metrics_port=0)
+    try:
+        stats = updater.run()
+        samples = scrape(updater.metrics_url)
+    finally:
+        updater.close_metrics()
+    written = em.read_predictions(f"{topic}.pred", challengers=True, bootstrap_servers=kafka_bootstrap)
+    for model in ("river_gnb", "river_logreg"):  # every model predicted and learned every event
+        assert total(samples, "eventml_live_predictions_total", model=model) == (written.model == model).sum() == 800
+        assert total(samples, "eventml_live_model_version", model=model) == stats.labelled == 800
+    assert by_label(samples, "eventml_live_champion", "model") == {
+        model: float(model == updater.champion) for model in ("river_gnb", "river_logreg")}
+    assert total(samples, "eventml_live_events_total") == written.champion.sum() == 800
+
+
 # ----------------------------------------------------------------------------- a group
 
 

@@ -40,13 +40,17 @@ REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 def _served_models(current: Any) -> list[tuple[str, Any]]:
-    """``(partition label, CommittedModel)`` of each model served now: one, or a group's."""
+    """``(partition label, CommittedModel)`` of each model served now (the champion and each challenger, which
+    ``?model=`` answers from): one updater's, or of each partition of a group's."""
+    from eventml.service.group_watcher import GroupModels
+
     if current is None:
         return []
-    models = getattr(current, "models", None)
-    if models is None:
-        return [("all", current)]
-    return [("all" if key == "global" else str(key), model) for key, model in models.items() if model is not None]
+    if isinstance(current, GroupModels):
+        states = [("all" if key == "global" else str(key), one) for key, one in current.models.items() if one is not None]
+    else:
+        states = [("all", current)]
+    return [(partition, state.named(name)) for partition, state in states for name in (state.models or [state.model])]
 
 
 class ServedCollector:
