@@ -100,6 +100,9 @@ def test_the_serve_command_answers_over_http_and_refuses_loop_topics_without_the
                               "--events-topic", "t"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and refused.stderr.startswith("eventml: error: events_topic and predictions_topic")
     assert refused.stderr.count("\n") == 1
+    refused = subprocess.run([sys.executable, "-m", "eventml.cli", "serve", "--state-dir", str(tmp_path),
+                              "--key", "user"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.startswith("eventml: error: key='user' is for a group")
 
 
 # ----------------------------------------------------------------------------- real broker

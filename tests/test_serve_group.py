@@ -156,6 +156,8 @@ def test_group_mode_is_refused_without_its_events_topic_a_key_or_a_served_predic
         em.serve(group="g", events_topic="e", state_key=KEY, close_loop=True, bootstrap_servers="127.0.0.1:1")
     with pytest.raises(em.ConfigError, match="give state_dir .* or group"):
         em.serve("runs/x", group="g", events_topic="e", state_key=KEY, bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(em.ConfigError, match="key must be the name of a feature .* got 7"):
+        em.serve(group="g", events_topic="e", state_key=KEY, key=7, bootstrap_servers="127.0.0.1:1")
     with em.serve(group="g", events_topic="e", state_key=KEY, bootstrap_servers="127.0.0.1:1") as server, \
             httpx.Client(base_url=server.url, timeout=10) as http:
         answer_ = http.post("/predict", json=PROBES[0])
