@@ -245,11 +245,10 @@ class Window:
             self.late_ += 1
         elif ts > clock:
             self.clock_ = clock = ts
-        state = self._history(key, ts)
+        state, out = self._peek(key, ts)
         if state is None:  # a new key, or one back after its time to live (its history is forgotten)
             state = keys[key] = [collections.deque(maxlen=self.last), ts] if self.last is not None else [[], [], ts]
         keys.move_to_end(key)  # the least recently updated first, for _expire (a key reset in place moves too)
-        out = self._seen(state, ts)
         if self.last is not None:
             state[0].append((ts, value))
         else:
@@ -271,26 +270,20 @@ class Window:
         key = x.get(self.key)
         if key is None:
             return [None] * len(self.aggregates)
-        return self._seen(self._history(key, ts), ts)
+        return self._peek(key, ts)[1]
 
-    def _history(self, key: Any, ts: float) -> list | None:
-        """The kept state of ``key`` that an event at ``ts`` sees: None for a new key, or one whose newest
-        event is more than ``ttl`` before ``ts``."""
+    def _peek(self, key: Any, ts: float) -> tuple[list | None, list]:
+        """The kept state of ``key`` that an event at ``ts`` sees (None for a new key, or one whose newest
+        event is more than ``ttl`` before ``ts``), and the aggregates it gives that event."""
         state = self.keys_.get(key)
         if state is None or (self.ttl_seconds is not None and ts - state[-1] > self.ttl_seconds):
-            return None
-        return state
-
-    def _seen(self, state: list | None, ts: float) -> list:
-        """The aggregates of an event at ``ts`` from a key's kept ``state`` (None: nothing kept)."""
-        if state is None:
-            return self._aggregate([], [], ts)
+            return None, self._aggregate([], [], ts)
         if self.last is not None:
             kept = state[0]
-            return self._aggregate([t for t, _ in kept], [v for _, v in kept], ts)
+            return state, self._aggregate([t for t, _ in kept], [v for _, v in kept], ts)
         times, values = state[0], state[1]
         lo, hi = bisect.bisect_left(times, self.start(ts)), bisect.bisect_left(times, ts)
-        return self._aggregate(times[lo:hi], values[lo:hi], ts)
+        return state, self._aggregate(times[lo:hi], values[lo:hi], ts)
 
     def _expire(self, clock: float) -> None:
         """Free the keys whose newest event is more than ``ttl + lateness`` older than the clock: an event
