@@ -20,7 +20,6 @@ import logging
 import time
 from typing import Any, Iterable, Iterator
 
-
 from eventml.errors import TopicNotFoundError
 from eventml.events import Event, Label, encode_event, encode_label, key_feature, record_key
 from eventml.kafka import clients
