@@ -14,6 +14,9 @@
     subtraction; per feature, the share of events where both agree (to 1e-9, missing = 0) is reported. Also
     reported: the pickled state of each at the end (river keeps every key forever; eventml frees a key
     once its windows are empty).
+    Also reported: ``peek_us_per_request``, what the prediction service adds to a request of an updater
+    with these windows: ``features_for`` (the read-only peek) of every event's features on the state
+    after the whole stream, one second after its end.
 (b) **Live** (with ``--bootstrap-servers``): ``--live-events`` payments on a one-partition topic keyed by
     user, through :class:`eventml.live.LiveUpdater` with ``river_logreg`` and its defaults, without and
     with the same 10 windows, ``--live-rounds`` rounds alternating the order; events/s is the events
@@ -95,6 +98,18 @@ def agree(ours: list, theirs: list) -> dict[str, float]:
     return {name: round(n / len(ours), 4) for name, n in zip(names, same)}
 
 
+def peek_cost(rows: list) -> float:
+    """Microseconds per served request's peek (``features_for``), on the state after every event."""
+    features = WindowedFeatures(WINDOWS)
+    for x, ts, _ in rows:
+        features.features_one(x, ts)
+    at = rows[-1][1] + 1.0
+    start = time.perf_counter()
+    for x, _, _ in rows:
+        features.features_for(x, at)
+    return (time.perf_counter() - start) / len(rows) * 1e6
+
+
 def in_memory(n: int, rounds: int) -> dict:
     events = list(transactions(n, seed=1))
     rows = [(e.features, e.ts, dt.datetime.fromtimestamp(e.ts, dt.timezone.utc).replace(tzinfo=None)) for e in events]
@@ -110,7 +125,8 @@ def in_memory(n: int, rounds: int) -> dict:
     return {"events": n, "us_per_event": {k: statistics.median(v) for k, v in times.items()},
             "ratio_eventml_over_river": statistics.median(ratios), "ratios": ratios,
             "agreeing_share": agree(results["eventml"][1], results["river"][1]),
-            "state_bytes": {"eventml": results["eventml"][2], "river": results["river"][2]}}
+            "state_bytes": {"eventml": results["eventml"][2], "river": results["river"][2]},
+            "peek_us_per_request": peek_cost(rows)}
 
 
 def live(servers: str, n: int, rounds: int) -> dict:

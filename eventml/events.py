@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventml.errors import EventFormatError
+from eventml.errors import ConfigError, EventFormatError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +35,8 @@ __all__ = [
     "Prediction",
     "EventFormatError",
     "encode_event",
+    "record_key",
+    "key_feature",
     "decode_event",
     "decode_event_fields",
     "decode_event_run",
@@ -152,6 +154,33 @@ def _dumps(obj: dict[str, Any]) -> bytes:
         return orjson.dumps(obj)
     except TypeError as exc:
         raise EventFormatError("not_serializable", f"cannot encode as JSON: {exc}") from None
+
+
+def key_feature(key: Any) -> str | None:
+    """``key`` checked as the feature events are keyed by (see :func:`record_key`): a name or None."""
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ConfigError(f"key must be the name of a feature (a non-empty string) or None, got {key!r}")
+    return key
+
+
+def record_key(event_id: str, features: dict[str, Any], key: str | None = None) -> bytes:
+    """The key of an event's record: the value of feature ``key`` (a string as it is in UTF-8, another
+    value as its JSON), or the event's id without ``key`` or when the event lacks that feature (None).
+
+    The producer keys events by it (``em.produce(..., key="user")``) and the prediction service finds a
+    request's partition by it, so both place an event alike.
+
+    Examples
+    --------
+    >>> record_key("e-1", {"user": "ann"}, "user"), record_key("e-1", {"user": 7}, "user")
+    (b'ann', b'7')
+    >>> record_key("e-1", {"user": None}, "user"), record_key("e-1", {"user": "ann"})
+    (b'e-1', b'e-1')
+    """
+    by = None if key is None else features.get(key)
+    if by is None:
+        return event_id.encode()
+    return by.encode() if isinstance(by, str) else _orjson_dumps(by)
 
 
 def encode_event(event: Event | dict[str, Any]) -> bytes:

@@ -20,10 +20,8 @@ import logging
 import time
 from typing import Any, Iterable, Iterator
 
-import orjson
-
-from eventml.errors import ConfigError, TopicNotFoundError
-from eventml.events import Event, Label, encode_event, encode_label
+from eventml.errors import TopicNotFoundError
+from eventml.events import Event, Label, encode_event, encode_label, key_feature, record_key
 from eventml.kafka import clients
 from eventml.kafka.clients import KafkaProducer, KafkaTimeoutError
 from eventml.kafka.settings import KafkaSettings, split_settings
@@ -107,10 +105,8 @@ class EventProducer:
 
     def __init__(self, topic: str, *, bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None,
                  key: str | None = None, **config: Any):
-        if key is not None and (not isinstance(key, str) or not key):
-            raise ConfigError(f"key must be the name of a feature (a non-empty string) or None, got {key!r}")
         self.topic = topic
-        self.key = key
+        self.key = key_feature(key)
         self.report = ProduceReport(topic)
         self.kafka, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
         self._producer = clients.producer(self.kafka, **tuning)
@@ -137,10 +133,7 @@ class EventProducer:
             return self.send_raw(encode_label(event), event.id.encode())
         value = encode_event(event)  # validates it first
         event_id, features = (event.id, event.features) if isinstance(event, Event) else (event["id"], event["features"])
-        by = None if self.key is None else features.get(self.key)
-        if by is None:  # keyed by id
-            return self.send_raw(value, event_id.encode())
-        return self.send_raw(value, by.encode() if isinstance(by, str) else orjson.dumps(by))
+        return self.send_raw(value, record_key(event_id, features, self.key))
 
     def send_raw(self, value: bytes | None, key: bytes | None = None,
                  headers: list[tuple[str, bytes]] | None = None) -> Any:

@@ -245,19 +245,14 @@ class Window:
             self.late_ += 1
         elif ts > clock:
             self.clock_ = clock = ts
-        state = keys.get(key)
-        if state is None or (self.ttl_seconds is not None and ts - state[-1] > self.ttl_seconds):
-            # a new key, or one back after its time to live (its history is forgotten)
+        state, out = self._peek(key, ts)
+        if state is None:  # a new key, or one back after its time to live (its history is forgotten)
             state = keys[key] = [collections.deque(maxlen=self.last), ts] if self.last is not None else [[], [], ts]
         keys.move_to_end(key)  # the least recently updated first, for _expire (a key reset in place moves too)
         if self.last is not None:
-            kept = state[0]
-            out = self._aggregate([t for t, _ in kept], [v for _, v in kept], ts)
-            kept.append((ts, value))
+            state[0].append((ts, value))
         else:
             times, values = state[0], state[1]
-            lo, hi = bisect.bisect_left(times, self.start(ts)), bisect.bisect_left(times, ts)
-            out = self._aggregate(times[lo:hi], values[lo:hi], ts)
             at = bisect.bisect_right(times, ts)
             times.insert(at, ts)
             values.insert(at, value)
@@ -268,6 +263,27 @@ class Window:
             state[-1] = ts
         self._expire(clock)
         return out
+
+    def features_for(self, x: dict, ts: float) -> list:
+        """The aggregates :meth:`features_one` would give the event (``x`` at event time ``ts``) now,
+        without keeping it or changing anything (a peek at the state)."""
+        key = x.get(self.key)
+        if key is None:
+            return [None] * len(self.aggregates)
+        return self._peek(key, ts)[1]
+
+    def _peek(self, key: Any, ts: float) -> tuple[list | None, list]:
+        """The kept state of ``key`` that an event at ``ts`` sees (None for a new key, or one whose newest
+        event is more than ``ttl`` before ``ts``), and the aggregates it gives that event."""
+        state = self.keys_.get(key)
+        if state is None or (self.ttl_seconds is not None and ts - state[-1] > self.ttl_seconds):
+            return None, self._aggregate([], [], ts)
+        if self.last is not None:
+            kept = state[0]
+            return state, self._aggregate([t for t, _ in kept], [v for _, v in kept], ts)
+        times, values = state[0], state[1]
+        lo, hi = bisect.bisect_left(times, self.start(ts)), bisect.bisect_left(times, ts)
+        return state, self._aggregate(times[lo:hi], values[lo:hi], ts)
 
     def _expire(self, clock: float) -> None:
         """Free the keys whose newest event is more than ``ttl + lateness`` older than the clock: an event
@@ -328,6 +344,11 @@ def _windows(windows: Any) -> list[Window]:
     return windows
 
 
+def _need_time(ts: float | None) -> None:
+    if ts is None:
+        raise ConfigError("windowed features need each event's time (ts); this event has none")
+
+
 class WindowedFeatures:
     """A set of :class:`Window` computed together on one stream, and their state.
 
@@ -365,11 +386,34 @@ class WindowedFeatures:
         ConfigError
             If ``ts`` is None: windows need each event's time.
         """
-        if ts is None:
-            raise ConfigError("windowed features need each event's time (ts); this event has none")
+        _need_time(ts)
         out: dict = {}
         for window in self.windows:
             out.update(zip(window.names, window.features_one(x, ts, label)))
+        return out
+
+    def features_for(self, x: dict, ts: float | None) -> dict:
+        """The windowed features :meth:`features_one` would give the event (features ``x`` at event time
+        ``ts``) now, without keeping it: a read-only peek, so the state stays exactly as it was (what the
+        prediction service answers a request with, from the committed state).
+
+        Raises
+        ------
+        ConfigError
+            If ``ts`` is None: windows need each event's time.
+
+        Examples
+        --------
+        >>> features = WindowedFeatures([Window("user", "x", ["count", "sum"], over=60)])
+        >>> features.features_one({"user": "a", "x": 2.0}, 0.0)
+        {'x_count_60s_by_user': 0, 'x_sum_60s_by_user': 0.0}
+        >>> features.features_for({"user": "a", "x": 5.0}, 30.0), features.features_for({"user": "a"}, 30.0)
+        ({'x_count_60s_by_user': 1, 'x_sum_60s_by_user': 2.0}, {'x_count_60s_by_user': 1, 'x_sum_60s_by_user': 2.0})
+        """
+        _need_time(ts)
+        out: dict = {}
+        for window in self.windows:
+            out.update(zip(window.names, window.features_for(x, ts)))
         return out
 
     def state_size(self) -> dict[str, int]:

@@ -4,6 +4,7 @@ an uninterrupted offline run makes, the committed predictions read back, a probe
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -13,6 +14,10 @@ from kafka import KafkaProducer
 import eventml as em
 from eventml.learners import make_learner
 from eventml.live import KILL_ENV
+
+WINDOW_TEXTS = ["user:amount:count,mean,max:15min", "user:amount:mean,std:last20", "user:merchant:nunique:15min",
+                "user:-:since_last:last1"]
+"""The windows of the live tests (``eventml live --window``) over :func:`eventml.sources.transactions`."""
 
 
 def offline_predictions(events, model="river_logreg"):
@@ -70,3 +75,12 @@ def live_process(servers, events_topic, predictions_topic, *options, kill_at=Non
 def resumable(state_dir, n):
     """The options of a run over a state directory: up to ``n`` events, transactions of 100 records."""
     return "--state-dir", str(state_dir), "--max-events", str(n), "--records-per-transaction", "100"
+
+
+def windowed_answer(state, features, ts):
+    """What a committed :class:`~eventml.live.state.UpdaterState` with windows predicts for an event of
+    ``features`` at ``ts`` read next: its windowed features from a copy of the committed window state fed
+    the event (``features_one``), then the committed scorer; (label, proba with JSON's keys)."""
+    added = copy.deepcopy(state.windows).features_one(features, ts)
+    label, proba = state.scorer.predict({**features, **added})
+    return label, {str(k): v for k, v in proba.items()}

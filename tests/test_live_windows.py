@@ -23,10 +23,8 @@ from eventml.live.state import UpdaterState
 from eventml.sources import transactions
 from eventml.windows import Window, add_windows, parse_window
 
-from live_helpers import live_process, offline_predictions, published, resumable
+from live_helpers import WINDOW_TEXTS, live_process, offline_predictions, published, resumable
 
-WINDOW_TEXTS = ["user:amount:count,mean,max:15min", "user:amount:mean,std:last20", "user:merchant:nunique:15min",
-                "user:-:since_last:last1"]
 WINDOWS = [parse_window(text) for text in WINDOW_TEXTS]
 KEY = "k" * 32  # the group's state key
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from eventml.live import LiveUpdater
 from eventml.live.snapshots import list_snapshots, load_snapshot
 from eventml.scoring import Scorer
 
-from live_helpers import live_process, produce_events, resumable
+from live_helpers import WINDOW_TEXTS, live_process, produce_events, resumable, windowed_answer
 
 PROBES = [{"id": f"probe-{e.id}", "features": e.features} for e in em.synthetic("sea", 100, seed=99)]
 
@@ -99,6 +100,9 @@ def test_the_serve_command_answers_over_http_and_refuses_loop_topics_without_the
                               "--events-topic", "t"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and refused.stderr.startswith("eventml: error: events_topic and predictions_topic")
     assert refused.stderr.count("\n") == 1
+    refused = subprocess.run([sys.executable, "-m", "eventml.cli", "serve", "--state-dir", str(tmp_path),
+                              "--key", "user"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.startswith("eventml: error: key='user' is for a group")
 
 
 # ----------------------------------------------------------------------------- real broker
@@ -147,6 +151,45 @@ def test_answers_equal_the_committed_models_own_predictions_and_a_model_error_is
         server.service.watcher.current = served
         assert http.post("/predict", json=PROBES[0]).status_code == 200  # still up
         assert http.get("/healthz").json()["model_errors"] == 1
+
+
+@pytest.mark.integration
+def test_an_updater_with_windows_is_answered_with_the_windowed_features_peeked_from_its_committed_state(
+        kafka_bootstrap, topic, tmp_path):
+    from eventml.sources import transactions
+    from eventml.windows import parse_window
+
+    n = 800
+    events = list(transactions(n, seed=31))
+    em.create_topic(topic, bootstrap_servers=kafka_bootstrap)
+    em.produce(events, topic, key="user", bootstrap_servers=kafka_bootstrap, progress=False)
+    LiveUpdater(topic, f"{topic}.pred", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n,
+                records_per_transaction=200, windows=[parse_window(text) for text in WINDOW_TEXTS]).run()
+    # probes of users seen lately, a new user and no user; at times within the windows, past them, none
+    recent = list(dict.fromkeys(e.features["user"] for e in reversed(events[-150:])))[:8]
+    last = events[-1].ts
+    probes = [{"id": f"probe-{user}-{k}", "features": {"user": user, "merchant": "m1", "amount": 20.0 + k},
+               **({"ts": last + dt} if dt is not None else {})}
+              for user in recent for k, dt in enumerate((1.0, 400.0, 5000.0, None))]
+    probes += [{"id": "new", "features": {"user": 10**6, "amount": 5.0}, "ts": last},
+               {"id": "nobody", "features": {"amount": 5.0}, "ts": last}]
+    with em.serve(tmp_path, bootstrap_servers=kafka_bootstrap) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        served = server.wait_for_model(30)
+        committed = load_snapshot(tmp_path / served.snapshot)  # read on its own
+        assert committed.offsets == {f"{topic}:0": n} and committed.state.windows.state_size()["window_keys"] > 0
+        before = pickle.dumps(served.windows)
+        batch = http.post("/predict", json=probes).json()  # a user's probes in one request: none sees another
+        ones = [http.post("/predict", json=probe).json() for probe in probes[::3]]
+        described = http.get("/model").json()
+        assert server.model is served and pickle.dumps(served.windows) == before  # the committed state, unchanged
+    assert described["windows"] == committed.state.windows.names
+    for probe, one in [*zip(probes, batch), *zip(probes[::3], ones)]:
+        ts = probe.get("ts", one["ts"])  # without ts: at the request's time, the answer's ts
+        assert one.get("event_ts") == probe.get("ts")
+        assert (one["prediction"], one["proba"]) == windowed_answer(committed.state, probe["features"], ts), probe
+    raw = [expected_answer(committed.state.scorer, probe) for probe in probes]
+    assert sum((one["prediction"], one["proba"]) != want for one, want in zip(batch, raw)) > len(probes) // 2
 
 
 @pytest.mark.integration

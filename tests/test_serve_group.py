@@ -22,7 +22,7 @@ from eventml.live.group import GroupUpdater, load_group_models, read_assignments
 from eventml.live.state_topic import StateTopic
 from eventml.scoring import Scorer
 
-from live_helpers import live_process, produce_events
+from live_helpers import WINDOW_TEXTS, live_process, produce_events, windowed_answer
 
 KEY = "s" * 32
 PROBES = [{"id": f"probe-{e.id}", "features": e.features} for e in em.synthetic("sea", 60, seed=99)]
@@ -90,6 +90,13 @@ def wait_for_committed(server, group_id, topic, partitions, servers, timeout_s=3
     wait_until(caught_up, timeout_s, "the service serves the committed state of every partition")
 
 
+def both_working(group, servers):
+    """Whether each of updaters "one" and "two" last announced partitions of its own: the group has settled."""
+    rows = read_assignments(group, bootstrap_servers=servers)
+    last = rows.groupby("updater").event.last()
+    return set(last[last == "assigned"].index) == {"one", "two"}
+
+
 # ----------------------------------------------------------------------------- the partitioner
 
 
@@ -149,6 +156,8 @@ def test_group_mode_is_refused_without_its_events_topic_a_key_or_a_served_predic
         em.serve(group="g", events_topic="e", state_key=KEY, close_loop=True, bootstrap_servers="127.0.0.1:1")
     with pytest.raises(em.ConfigError, match="give state_dir .* or group"):
         em.serve("runs/x", group="g", events_topic="e", state_key=KEY, bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(em.ConfigError, match="key must be the name of a feature .* got 7"):
+        em.serve(group="g", events_topic="e", state_key=KEY, key=7, bootstrap_servers="127.0.0.1:1")
     with em.serve(group="g", events_topic="e", state_key=KEY, bootstrap_servers="127.0.0.1:1") as server, \
             httpx.Client(base_url=server.url, timeout=10) as http:
         answer_ = http.post("/predict", json=PROBES[0])
@@ -178,12 +187,7 @@ def test_every_answer_comes_from_the_committed_model_of_its_partition_through_sw
                       poll_interval_s=0.05) as server:
             server.wait_for_model(90)
 
-            def both_working():  # each updater's last announcement gives it partitions: the group has settled
-                rows = read_assignments(group, bootstrap_servers=kafka_bootstrap)
-                last = rows.groupby("updater").event.last()
-                return set(last[last == "assigned"].index) == {"one", "two"}
-
-            wait_until(both_working, 60, "both updaters got partitions")
+            wait_until(lambda: both_working(group, kafka_bootstrap), 60, "both updaters got partitions")
             job = em.produce_in_background(events[300:], topic, rate=500, bootstrap_servers=kafka_bootstrap)
 
             def client(k: int) -> None:
@@ -261,6 +265,72 @@ def test_every_answer_comes_from_the_committed_model_of_its_partition_through_sw
         p = partition_for_key(probe["id"].encode(), partitions)
         assert (one["prediction"], one["proba"]) == answer(final[p], probe["features"])
         assert one["model_version"] == len(by_partition[p])
+
+
+@pytest.mark.integration
+def test_a_group_over_events_keyed_by_user_answers_from_the_partition_of_the_user_with_its_windows(
+        kafka_bootstrap, topic):
+    from eventml.kafka import rdkafka
+    from eventml.kafka.settings import KafkaSettings
+    from eventml.live.state_topic import RESTORE_CONSUMER_CONFIG
+    from eventml.sources import transactions
+    from eventml.windows import parse_window
+
+    partitions, n, group = 2, 1200, f"{topic}-g"
+    events = list(transactions(n, seed=33))
+    em.create_topic(topic, partitions, bootstrap_servers=kafka_bootstrap)
+    settings = dict(group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap, records_per_transaction=100,
+                    session_timeout_s=6, windows=[parse_window(text) for text in WINDOW_TEXTS])
+    updaters = [GroupUpdater(topic, f"{topic}.pred", name=name, **settings).start() for name in ("one", "two")]
+    try:
+        wait_until(lambda: both_working(group, kafka_bootstrap), 60, "both updaters got partitions")
+        em.produce(events, topic, key="user", bootstrap_servers=kafka_bootstrap, progress=False)
+        wait_until(lambda: sum(committed_offsets(f"eventml-{group}", topic, partitions, kafka_bootstrap).values())
+                   == n, 120, "the group committed every event")
+    finally:
+        for updater in updaters:
+            updater.stop()
+            updater.join(60)
+    # where each user's events are in Kafka, and each partition's committed state, read on their own
+    placed = {em.events.decode_event(value).features["user"]: p for p, _, _, value in read_partitions(topic,
+                                                                                                      kafka_bootstrap)}
+    store = StateTopic(state_topic_name(group), KEY)
+    reader = rdkafka.consumer(KafkaSettings(kafka_bootstrap, environ={}), {**RESTORE_CONSUMER_CONFIG,
+                                                                           "group.id": f"{topic}-reader"})
+    states = {p: store.load(reader, f"{topic}:{p}", p, 30).state for p in range(partitions)}
+    reader.close()
+
+    last = events[-1].ts
+    recent = list(dict.fromkeys(e.features["user"] for e in reversed(events[-200:])))[:20]
+    probes = [{"id": f"probe-{user}", "features": {"user": user, "merchant": "m1", "amount": 30.0}, "ts": last + 1}
+              for user in recent]
+    probes += [{"id": f"now-{user}", "features": {"user": user, "amount": 30.0}} for user in recent[:4]]
+    probes += [{"id": f"anon-{k}", "features": {"amount": 30.0}, "ts": last} for k in range(4)]  # by id
+    with em.serve(group=group, events_topic=topic, state_key=KEY, key="user", close_loop=True,
+                  predictions_topic=f"{topic}.served", bootstrap_servers=kafka_bootstrap,
+                  poll_interval_s=0.05) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        wait_for_committed(server, f"eventml-{group}", topic, partitions, kafka_bootstrap)
+        assert http.get("/model").json()["key"] == "user"
+        answers = http.post("/predict", json=probes).json()
+        assert server.service.loop.flush(30) == 0
+
+    def partition_of(probe):
+        user = probe["features"].get("user")
+        return placed[user] if user is not None else partition_for_key(probe["id"].encode(), partitions)
+
+    for probe, one in zip(probes, answers):
+        p = partition_of(probe)
+        assert one["model_version"] == states[p].counts["learned"]
+        want = windowed_answer(states[p], probe["features"], probe.get("ts", one["ts"]))
+        assert (one["prediction"], one["proba"]) == want, probe
+    # by id, a good share of the users would have been answered by the other partition: the test can fail
+    elsewhere = [probe for probe in probes[:20] if partition_for_key(probe["id"].encode(), partitions) != placed[
+        probe["features"]["user"]]]
+    assert len(elsewhere) >= 3 and {partition_of(probe) for probe in probes} == {0, 1}
+    # the loop: each served event went to the partition of its user, where its model and windows are
+    looped = {decoded.id: p for p, _, _, value in read_partitions(topic, kafka_bootstrap)
+              for decoded in [em.events.decode_event(value)] if not decoded.id.startswith("t-")}
+    assert looped == {probe["id"]: partition_of(probe) for probe in probes}
 
 
 @pytest.mark.integration

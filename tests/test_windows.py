@@ -193,6 +193,30 @@ def test_the_state_pickles_and_resumes_exactly():
     assert [list(row.values()) for row in head + tail] == whole.astype(object).where(whole.notna(), None).values.tolist()
 
 
+def test_a_peek_gives_what_the_next_event_would_get_and_changes_nothing():
+    df = stream(seed=6)
+    windows = [Window("user", "value", ["count", "mean", "std", "since_last"], over="5min", lateness=30),
+               Window("user", "value", ["sum", "last"], over="10min", kind="hopping", hop="2min", lateness=30),
+               Window("user", "value", ["max", "nunique"], over="3min", kind="tumbling", ttl="4min"),
+               Window("user", None, "since_last", last=1), Window("user", "value", "min", last=5, ttl=300)]
+    features = WindowedFeatures(windows)
+    rng = random.Random(6)
+    peeked = 0
+    for r in df.itertuples():
+        if rng.random() < 0.3:  # a peek at a known, new or missing user, earlier or later than the clock
+            user = rng.choice(["a", "b", "c", "nobody", None])
+            ts = r.ts + rng.choice([-40.0, 0.0, 1.0, 150.0, 400.0, 5000.0])
+            before = pickle.dumps(features)
+            peek = features.features_for({"user": user, "value": 1.0}, ts)
+            assert pickle.dumps(features) == before  # nothing changed
+            assert peek == pickle.loads(before).features_one({"user": user, "value": 1.0}, ts)
+            peeked += 1
+        features.features_one({"user": r.user, "value": r.value}, r.ts)
+    assert peeked > 50
+    with pytest.raises(ConfigError, match="windowed features need each event's time"):
+        features.features_for({"user": "a"}, None)
+
+
 def test_an_event_later_than_the_lateness_is_counted():
     window = Window("user", "x", "count", over=60, lateness=5)
     features = WindowedFeatures(window)

@@ -12,7 +12,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     run_in_foreground(args.state_dir, kafka_settings(args), host=args.host, port=args.port, group=args.group,
                       events_topic=args.events_topic, scope=args.scope,
-                      state_key=secret(args.state_key_file, "--state-key-file"),
+                      state_key=secret(args.state_key_file, "--state-key-file"), key=args.key,
                       close_loop=args.close_loop, predictions_topic=args.predictions_topic,
                       poll_interval_s=args.poll_interval, log_level=args.log_level)
     return 0
@@ -32,6 +32,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="with --group: the scope the group was started with (default %(default)s)")
     serve.add_argument("--state-key-file", metavar="PATH",
                        help="with --group: file holding the key that authenticates the state (else EVENTML_STATE_KEY)")
+    serve.add_argument("--key", metavar="FEATURE",
+                       help="the feature the events are keyed by (em.produce(..., key=FEATURE)): with --group, each "
+                            "request is answered by the model of the partition of its value (of its id without it); "
+                            "with --close-loop, served events are keyed by it")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
     serve.add_argument("--close-loop", action="store_true",

@@ -2,10 +2,12 @@
 
 ``em.serve(state_dir)`` (or ``eventml serve --state-dir D``) serves one live updater's model;
 ``em.serve(group=NAME, events_topic=TOPIC)`` (or ``eventml serve --group NAME --events TOPIC
-[--scope global]``) serves a group of live updaters (``eventml live --group NAME``): each event is
-answered by the committed model of the partition Kafka's default partitioner gives its id
-(murmur2, as the producers placed the events), or by the group's one global model. A FastAPI app
-on uvicorn:
+[--scope global] [--key user]``) serves a group of live updaters (``eventml live --group NAME``): each
+event is answered by the committed model of the partition Kafka's default partitioner gives its
+record key (murmur2 of :func:`~eventml.events.record_key`: its id, or with ``key="user"`` its
+``user``, as the producers placed the events), or by the group's one global model. An updater with
+windows answers with the windowed features it would give the event, peeked from its committed window
+state (at the event's ``ts``, else at the request's time). A FastAPI app on uvicorn:
 
 =====================  ===================================================================
 ``POST /predict``      one wire-format event, or a list; answers the wire format's prediction
@@ -27,7 +29,7 @@ the updater's consumer group has committed exactly that snapshot's offsets in Ka
 a state before unpickling it and serves it only if the group committed its offsets; so a state of
 an aborted or unfinished transaction is never served. The swap is one reference assignment. With
 ``close_loop=True`` what is served goes back to Kafka (:mod:`~eventml.service.loop`; served events
-keyed by id, so in a group they land in the partition whose model answered), and
+keyed as the requests are placed, so in a group they land in the partition whose model answered), and
 :func:`served_scores` tells the accuracy of what users were told.
 
 Parts: :mod:`~eventml.service.watcher` (the committed model, the watchers' interface, the state

@@ -6,8 +6,11 @@ A live updater with several models answers with its champion (``GET /model`` nam
 
 Every request reads the watcher's ``current`` once (a :class:`~eventml.service.watcher.CommittedModel`,
 or a group's :class:`~eventml.service.group_watcher.GroupModels`) and uses it to the end, so the
-watcher's swap never reaches a request half-way; each event is answered by ``model_for(event.id)``
+watcher's swap never reaches a request half-way; each event is answered by ``model_for(event)``
 (in a group: the model of the event's partition), so the app does not care where the state is kept.
+The model is asked with the event's features and, for an updater with windows, the windowed features
+the updater would give the event (``features_of``: a read-only peek at the committed window state,
+at the event's ``ts``, or without one at the request's time, the answer's ``ts``).
 Predicting runs on the event loop: a prediction of an eventml learner takes microseconds, far less
 than a hop to a worker thread would, and the model is only read (river and scikit-learn predictions
 do not change it).
@@ -48,7 +51,8 @@ class EventIn(BaseModel):
     id: str = Field(min_length=1, examples=["e-42"])
     features: dict[str, float | int | str | bool | None] = Field(examples=[{"x1": 0.3, "color": "red"}])
     label: float | int | str | bool | None = None
-    ts: float | None = Field(None, description="event time, epoch seconds")
+    ts: float | None = Field(None, description="event time, epoch seconds: windowed features are computed at it "
+                                              "(without it: at the time of the request, the answer's ts)")
 
 
 class PredictionOut(BaseModel):
@@ -99,9 +103,9 @@ def create_app(service: Any) -> FastAPI:
         name = model
         try:
             for event in events:
-                model = served.model_for(event.id)
+                model = served.model_for(event)
                 if model is None:
-                    return _json({"detail": watcher.no_model_sentence(event.id)}, 503)
+                    return _json({"detail": watcher.no_model_sentence(event)}, 503)
                 if name is not None:  # ?model=NAME: that model of the committed state, not the champion
                     chosen = model.named(name)
                     if chosen is None:
@@ -109,7 +113,7 @@ def create_app(service: Any) -> FastAPI:
                                                 f"{', '.join(model.models) or model.model}"}, 404)
                     model = chosen
                 # the committed scorer predicts as the updater does (the live metrics decide label and proba)
-                label, proba = model.scorer.predict_event(event.id, event.features)
+                label, proba = model.scorer.predict_event(event.id, model.features_of(event, now))
                 out.append(Prediction(event.id, label, model.model, model.model_version, proba, event.ts, now))
         except ModelError as error:
             service.model_errors += 1

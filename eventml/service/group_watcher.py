@@ -5,8 +5,9 @@ events partition ``p`` (``"<events topic>:<p>"``) in partition ``p`` of its comp
 ``eventml-<group>-state``, or, with ``scope="global"``, the one task ``"global"`` in partition 0.
 :class:`StateTopicWatcher` keeps :attr:`~StateTopicWatcher.current` a :class:`GroupModels`: the
 newest committed state of every task, and answers each event from the model of the partition
-Kafka's default partitioner gives its id (:func:`~eventml.kafka.partitioner.partition_for_key`,
-murmur2, as the producers placed the events), or from the global model.
+Kafka's default partitioner gives its record key (:func:`~eventml.kafka.partitioner.partition_for_key`,
+murmur2, of :func:`~eventml.events.record_key`: its id, or with ``key="user"`` its ``user`` feature,
+as the producers placed the events), or from the global model.
 
 Every ``poll_interval_s`` it asks the end offset of each state partition (one ``ListOffsets``
 request each, by a ``read_committed`` consumer: the end of what is committed) and reads a task's
@@ -28,8 +29,10 @@ Examples
 >>> info = {"group": "sea-models", "scope": "partition", "events_topic": "sea",
 ...         "state_topic": "eventml-sea-models-state"}
 >>> view = GroupModels.empty(info, 3)  # nothing committed yet
->>> view.key_of("e-42"), view.model_for("e-42") is None, view.ready
+>>> view.key_of(Event("e-42", {"user": "bob"})), view.model_for(Event("e-42", {})) is None, view.ready
 (2, True, False)
+>>> GroupModels.empty({**info, "key": "user"}, 3).key_of(Event("e-42", {"user": "bob"}))  # by the user
+0
 >>> watcher = StateTopicWatcher("sea", "sea-models", KafkaSettings("127.0.0.1:9092"),
 ...                             state_key="00112233445566778899aabbccddeeff").start()  # doctest: +SKIP
 >>> watcher.current.describe()["models"]["2"]["sequence"]  # doctest: +SKIP
@@ -43,6 +46,7 @@ import time
 from typing import Any
 
 from eventml.errors import ConfigError, SnapshotError
+from eventml.events import Event, key_feature, record_key
 from eventml.kafka import rdkafka
 from eventml.kafka.partitioner import partition_for_key
 from eventml.kafka.rdkafka import TopicPartition
@@ -83,15 +87,16 @@ class GroupModels:
             return GroupModels(self.info, partitions, self.models)
         return GroupModels(self.info, partitions, {p: self.models.get(p) for p in range(partitions)})
 
-    def key_of(self, event_id: str) -> Any:
-        """The task that answers ``event_id``: its partition, or ``"global"``."""
+    def key_of(self, event: Event) -> Any:
+        """The task that answers ``event``: the partition of its record key (by ``info["key"]``, as the
+        producer keyed the events), or ``"global"``."""
         if self.info["scope"] == "global":
             return GLOBAL_TASK
-        return partition_for_key(event_id.encode("utf-8"), self.partitions)
+        return partition_for_key(record_key(event.id, event.features, self.info.get("key")), self.partitions)
 
-    def model_for(self, event_id: str) -> CommittedModel | None:
-        """The committed model of the partition of ``event_id`` (the global one), or None."""
-        return self.models[self.key_of(event_id)]
+    def model_for(self, event: Event) -> CommittedModel | None:
+        """The committed model of the partition of ``event`` (the global one), or None."""
+        return self.models[self.key_of(event)]
 
     @property
     def ready(self) -> bool:
@@ -135,6 +140,10 @@ class StateTopicWatcher(PollingWatcher):
         ``"partition"`` (one model per events partition) or ``"global"``, as the group was started.
     state_key
         The secret that authenticates the state (default ``$EVENTML_STATE_KEY``): the group's own.
+    key
+        The feature the events are keyed by (``em.produce(..., key="user")``): a request is answered
+        from the partition of its value, encoded as the producer does; None (or an event without it):
+        of its id.
     poll_interval_s
         Seconds between two looks at the state partitions' end offsets.
     load_timeout_s
@@ -142,7 +151,8 @@ class StateTopicWatcher(PollingWatcher):
     """
 
     def __init__(self, events_topic: str, group: str, kafka: Any, *, scope: str = "partition",
-                 state_key: str | bytes | None = None, poll_interval_s: float = 0.2, load_timeout_s: float = 10.0):
+                 state_key: str | bytes | None = None, key: str | None = None, poll_interval_s: float = 0.2,
+                 load_timeout_s: float = 10.0):
         super().__init__(positive_number("poll_interval_s", poll_interval_s))
         if not isinstance(events_topic, str) or not events_topic:
             raise ConfigError(f"events_topic must be the group's events topic, got {events_topic!r}")
@@ -154,7 +164,7 @@ class StateTopicWatcher(PollingWatcher):
         self.store = StateTopic(state_topic_name(group), state_key)
         self.group_id = consumer_group_name(group, self.scope)
         self.info = {"group": group, "scope": self.scope, "events_topic": events_topic,
-                     "state_topic": self.store.topic}
+                     "state_topic": self.store.topic, "key": key_feature(key)}
         self.refused: dict[str, str] = {}  # task -> why its newest state is not served
         self.loads = 0
         self._consumer: Any = None
@@ -273,19 +283,19 @@ class StateTopicWatcher(PollingWatcher):
             except Exception:  # a client of a broker that went away may fail to close: dropped anyway
                 log.debug("closing the state reader failed", exc_info=True)
 
-    def no_model_sentence(self, event_id: str | None = None) -> str:
+    def no_model_sentence(self, event: Event | None = None) -> str:
         view = self.current
         key = None
         if view is not None:
-            key = view.key_of(event_id) if event_id is not None else next(
+            key = view.key_of(event) if event is not None else next(
                 (k for k, m in view.models.items() if m is None), None)
         if key is None:
             why = self._waiting or f"group {self.group!r} has committed no state yet"
         else:
             where = "the global model" if key == GLOBAL_TASK else f"partition {key} of {self.events_topic!r}"
             why = f"group {self.group!r} has not committed {where} yet"
-            if event_id is not None and key != GLOBAL_TASK:
-                why += f" (event {event_id!r} is placed there)"
+            if event is not None and key != GLOBAL_TASK:
+                why += f" (event {event.id!r} is placed there)"
         error = f" (last error: {self.last_error})" if self.last_error else ""
         return f"no committed model to serve: {why}{error}; try again once it has committed one"
 

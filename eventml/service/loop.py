@@ -2,7 +2,9 @@
 
 With ``close_loop=True`` every served prediction is written, in the wire format and keyed by the
 request's event id, to the *served predictions topic*, and its event, without its label, to the
-live updater's *events topic*. Decided:
+live updater's *events topic*, keyed as the producer keys events (:func:`~eventml.events.record_key`:
+by id, or with ``key="user"`` by its user) and at its ``ts``, or without one at the time it was
+answered (the time its windowed features were computed for). Decided:
 
 - the event goes to the updater's events topic, so the updater treats it like any other event:
   it predicts it too (its own prediction, on its predictions topic, exactly once), keeps its
@@ -23,12 +25,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import pandas as pd
 
-from eventml.events import Event, Prediction, encode_event, encode_prediction
+from eventml.events import Event, Prediction, encode_event, encode_prediction, record_key
 
 __all__ = ["LoopWriter", "served_scores"]
 
@@ -47,13 +48,15 @@ class LoopWriter:
         Where the served events go, without label (the live updater's events topic).
     predictions_topic
         Where the served predictions go (not the updater's own predictions topic).
+    key
+        The feature the events are keyed by (see :func:`~eventml.events.record_key`), or None: by id.
     """
 
-    def __init__(self, kafka: Any, events_topic: str, predictions_topic: str):
+    def __init__(self, kafka: Any, events_topic: str, predictions_topic: str, key: str | None = None):
         from eventml.kafka import rdkafka
         from eventml.kafka.topics import create_topic
 
-        self.events_topic, self.predictions_topic = events_topic, predictions_topic
+        self.events_topic, self.predictions_topic, self.key = events_topic, predictions_topic, key
         self.written = 0
         self.failed = 0
         self.first_error: str | None = None
@@ -74,13 +77,14 @@ class LoopWriter:
 
     def write(self, events: list[Event], predictions: list[Prediction]) -> None:
         """Queue each event (label left out) and its served prediction; returns at once."""
-        produce, now = self.producer.produce, time.time()
+        produce = self.producer.produce
         for event, prediction in zip(events, predictions):
             key = event.id.encode()
-            unlabelled = Event(event.id, event.features, None, event.ts if event.ts is not None else now)
+            unlabelled = Event(event.id, event.features, None, event.ts if event.ts is not None else prediction.ts)
             while True:
                 try:
-                    produce(self.events_topic, encode_event(unlabelled), key, on_delivery=self._delivered)
+                    produce(self.events_topic, encode_event(unlabelled), record_key(event.id, event.features, self.key),
+                            on_delivery=self._delivered)
                     produce(self.predictions_topic, encode_prediction(prediction), key, on_delivery=self._delivered)
                     break
                 except BufferError:  # the local queue is full: let librdkafka send some first

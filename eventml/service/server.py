@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eventml.errors import ConfigError, EventmlError
+from eventml.events import key_feature
 from eventml.kafka.settings import KafkaSettings
 from eventml.metrics.service import ServiceMetrics
 from eventml.service.watcher import ModelWatcher, PollingWatcher, read_updater_identity
@@ -49,6 +50,10 @@ class PredictionService:
         With ``group``: ``"partition"`` or ``"global"``, as the group was started.
     state_key
         With ``group``: the key that authenticates its state (default ``$EVENTML_STATE_KEY``).
+    key
+        The feature the events are keyed by (``em.produce(..., key="user")``, see
+        :func:`~eventml.events.record_key`): with ``group``, each request is answered by the model of
+        the partition of its value (of its id without it); with ``close_loop``, served events are keyed by it.
     close_loop
         Write every served event (without label) and prediction back to Kafka.
     predictions_topic
@@ -61,7 +66,8 @@ class PredictionService:
 
     def __init__(self, state_dir: str | os.PathLike | None, kafka: KafkaSettings, *, group: str | None = None,
                  events_topic: str | None = None, scope: str = "partition", state_key: str | bytes | None = None,
-                 close_loop: bool = False, predictions_topic: str | None = None, poll_interval_s: float = 0.2):
+                 key: str | None = None, close_loop: bool = False, predictions_topic: str | None = None,
+                 poll_interval_s: float = 0.2):
         if (state_dir is None) == (group is None):
             raise ConfigError("give state_dir (one live updater's state directory, --state-dir) or group (a group "
                               "of live updaters, --group with --events), one of the two")
@@ -74,6 +80,7 @@ class PredictionService:
         self.loop = None
         self.close_loop = close_loop
         self.events_topic, self.predictions_topic = events_topic, predictions_topic
+        self.key = key_feature(key)
         if group is None:
             if scope != "partition" or state_key is not None:
                 raise ConfigError("scope and state_key are for a group of live updaters: give group (--group) "
@@ -81,6 +88,9 @@ class PredictionService:
             if not close_loop and (events_topic or predictions_topic):
                 raise ConfigError("events_topic and predictions_topic are for close_loop=True; "
                                   "add close_loop=True (--close-loop) or leave them out")
+            if not close_loop and key:
+                raise ConfigError(f"key={key!r} is for a group (group=, --group) or close_loop=True (--close-loop): "
+                                  "one live updater's model answers every event, whatever its key; leave it out")
             if close_loop:
                 self.events_topic, self.predictions_topic = self._loop_topics(events_topic, predictions_topic)
             self.watcher: PollingWatcher = ModelWatcher(self.state_dir, kafka, self.poll_interval_s)
@@ -99,8 +109,9 @@ class PredictionService:
                                   "(--predictions-topic), a topic of its own for the served predictions (not the "
                                   f"group's predictions or events topic), e.g. {events_topic + '.served'!r}")
             self.watcher = StateTopicWatcher(events_topic, group, kafka, scope=scope, state_key=state_key,
-                                             poll_interval_s=self.poll_interval_s)
-            self.source = f"group {group!r} (events topic {events_topic!r}, scope {scope})"
+                                             key=key, poll_interval_s=self.poll_interval_s)
+            self.source = f"group {group!r} (events topic {events_topic!r}, scope {scope}" + \
+                (f", keyed by {key!r})" if key else ")")
 
     def _loop_topics(self, events_topic: str | None, predictions_topic: str | None) -> tuple[str, str]:
         identity = read_updater_identity(self.state_dir) or {}
@@ -123,7 +134,7 @@ class PredictionService:
         if self.close_loop and self.loop is None:
             from eventml.service.loop import LoopWriter
 
-            self.loop = LoopWriter(self.kafka, self.events_topic, self.predictions_topic)
+            self.loop = LoopWriter(self.kafka, self.events_topic, self.predictions_topic, self.key)
         self.watcher.start()
         return self
 
@@ -197,7 +208,8 @@ class ServerHandle:
 
 
 def serve(state_dir: str | os.PathLike | None = None, *, group: str | None = None, events_topic: str | None = None,
-          scope: str = "partition", state_key: str | bytes | None = None, port: int = 0, host: str = "127.0.0.1",
+          scope: str = "partition", state_key: str | bytes | None = None, key: str | None = None, port: int = 0,
+          host: str = "127.0.0.1",
           close_loop: bool = False, predictions_topic: str | None = None, poll_interval_s: float = 0.2,
           bootstrap_servers: str | None = None, kafka: KafkaSettings | None = None, log_level: str = "warning",
           **connection: Any) -> ServerHandle:
@@ -210,7 +222,10 @@ def serve(state_dir: str | os.PathLike | None = None, *, group: str | None = Non
     group, events_topic, scope, state_key
         Instead of ``state_dir``, a group of live updaters (``eventml live --group``): its name, its
         events topic, its scope and the key of its state (see :class:`PredictionService`). Each
-        event is answered by the committed model of the partition its id is placed in.
+        event is answered by the committed model of the partition its record key is placed in.
+    key
+        The feature the events are keyed by (``em.produce(..., key="user")``): with ``group``, a request
+        is answered from the partition of its ``user``, as its events were placed (see :class:`PredictionService`).
     port
         TCP port; 0 picks a free one (see ``.url``).
     host
@@ -236,8 +251,8 @@ def serve(state_dir: str | os.PathLike | None = None, *, group: str | None = Non
     """
     settings = KafkaSettings.resolve(kafka, bootstrap_servers=bootstrap_servers, **connection)
     service = PredictionService(state_dir, settings, group=group, events_topic=events_topic, scope=scope,
-                                state_key=state_key, close_loop=close_loop, predictions_topic=predictions_topic,
-                                poll_interval_s=poll_interval_s).start()
+                                state_key=state_key, key=key, close_loop=close_loop,
+                                predictions_topic=predictions_topic, poll_interval_s=poll_interval_s).start()
     try:
         server = service.uvicorn_server(host, port, log_level)
         failed: list[BaseException] = []
@@ -267,13 +282,13 @@ def serve(state_dir: str | os.PathLike | None = None, *, group: str | None = Non
 
 def run_in_foreground(state_dir: str | os.PathLike | None, kafka: KafkaSettings, *, host: str, port: int,
                       group: str | None = None, events_topic: str | None = None, scope: str = "partition",
-                      state_key: str | bytes | None = None, close_loop: bool = False,
+                      state_key: str | bytes | None = None, key: str | None = None, close_loop: bool = False,
                       predictions_topic: str | None = None, poll_interval_s: float = 0.2,
                       log_level: str = "info") -> None:
     """``eventml serve``: serve until Ctrl+C (or SIGTERM)."""
     service = PredictionService(state_dir, kafka, group=group, events_topic=events_topic, scope=scope,
-                                state_key=state_key, close_loop=close_loop, predictions_topic=predictions_topic,
-                                poll_interval_s=poll_interval_s).start()
+                                state_key=state_key, key=key, close_loop=close_loop,
+                                predictions_topic=predictions_topic, poll_interval_s=poll_interval_s).start()
     try:
         server = service.uvicorn_server(host, port, log_level)
         model = service.watcher.current

@@ -2,7 +2,7 @@
 
 A *watcher* keeps :attr:`~PollingWatcher.current` the newest committed state, looking for a new
 one every ``poll_interval_s`` in a daemon thread; the app reads ``current`` once per request and
-asks it ``model_for(event_id)``, so it does not care where the state comes from:
+asks it ``model_for(event)``, so it does not care where the state comes from:
 
 - :class:`ModelWatcher`: the state directory of one live updater (this module);
 - :class:`~eventml.service.group_watcher.StateTopicWatcher`: the state topic of a group of live
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from eventml.errors import SnapshotError
+from eventml.events import Event
 from eventml.live.snapshots import find_snapshot, load_snapshot
 from eventml.live.state import IDENTITY_FILE
 
@@ -59,7 +60,8 @@ class CommittedModel:
     ``model_version`` is the number of labels the model has learned (the ``model_version`` of the
     updater's own predictions), ``sequence`` the number of the updater's transaction it was
     committed by, ``offsets`` the next input offset of every partition (``{"topic:partition": n}``,
-    equal to the group's committed offsets when it was loaded).
+    equal to the group's committed offsets when it was loaded), ``windows`` the committed
+    :class:`~eventml.windows.WindowedFeatures` of an updater with windows (None without): only read.
     """
 
     scorer: Any  # the committed eventml.scoring.Scorer: the learner, predicting as the updater does
@@ -73,6 +75,7 @@ class CommittedModel:
     written_at: float | None  # epoch seconds: when the updater wrote the snapshot (None: not known)
     served_since: float  # epoch seconds: when this service swapped to it
     models: dict[str, Any] = dataclasses.field(default_factory=dict)  # every model's ModelState, the champion first
+    windows: Any = None  # the committed eventml.windows.WindowedFeatures, or None
 
     @classmethod
     def of_state(cls, state: Any, sequence: int, offsets: dict[str, int], snapshot: str,
@@ -81,7 +84,8 @@ class CommittedModel:
         return cls(scorer=state.scorer, model=state.scorer.learner.name, model_version=state.learned,
                    sequence=sequence, offsets=dict(offsets), events=state.counts["events"],
                    metrics=state.scorer.metrics(), snapshot=snapshot, written_at=written_at,
-                   served_since=time.time(), models={m.name: m for m in [state.model, *state.models]})
+                   served_since=time.time(), models={m.name: m for m in [state.model, *state.models]},
+                   windows=state.windows)
 
     def named(self, name: str) -> "CommittedModel | None":
         """The same committed state answering with model ``name`` (one of :attr:`models`), or None if there is
@@ -97,16 +101,26 @@ class CommittedModel:
     # the view a request reads (a group's is :class:`~eventml.service.group_watcher.GroupModels`)
     ready = True
 
-    def model_for(self, event_id: str) -> "CommittedModel":
-        """The model that answers ``event_id``: this one, for every event."""
+    def model_for(self, event: Event) -> "CommittedModel":
+        """The model that answers ``event``: this one, for every event."""
         return self
+
+    def features_of(self, event: Event, now: float) -> dict[str, Any]:
+        """The features the model is asked with: the event's, and with windows the windowed features the
+        live updater would give it now (:meth:`~eventml.windows.WindowedFeatures.features_for`: a peek
+        at the committed state, which stays as it is), at its ``ts``, or at ``now`` without one."""
+        if self.windows is None:
+            return event.features
+        ts = now if event.ts is None else event.ts
+        return {**event.features, **self.windows.features_for(event.features, ts)}
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` answers."""
         return {"model": self.model, "champion": self.model, "models": list(self.models) or [self.model],
                 "model_version": self.model_version, "sequence": self.sequence,
                 "offsets": self.offsets, "events": self.events, "metrics": self.metrics,
-                "snapshot": self.snapshot, "written_at": self.written_at, "served_since": self.served_since}
+                "snapshot": self.snapshot, "written_at": self.written_at, "served_since": self.served_since,
+                "windows": self.windows.names if self.windows is not None else None}
 
     def health(self) -> dict[str, Any]:
         """Its part of ``GET /healthz``."""
@@ -179,7 +193,7 @@ class PollingWatcher:
     :meth:`close` and :meth:`no_model_sentence`.
 
     :attr:`current` is None until there is state to look at, then an object with ``ready``,
-    ``model_for(event_id)`` (the :class:`CommittedModel` that answers that event, or None),
+    ``model_for(event)`` (the :class:`CommittedModel` that answers that event, or None),
     ``describe()`` (``GET /model``) and ``health()``; it is replaced, never changed, by one
     assignment.
     """
@@ -201,8 +215,8 @@ class PollingWatcher:
     def close(self) -> None:
         """Close the Kafka clients (the watcher's thread has stopped)."""
 
-    def no_model_sentence(self, event_id: str | None = None) -> str:
-        """Why there is nothing to serve (``event_id`` from) yet, in one sentence (a 503's detail)."""
+    def no_model_sentence(self, event: Event | None = None) -> str:
+        """Why there is nothing to serve (``event`` from) yet, in one sentence (a 503's detail)."""
         raise NotImplementedError
 
     def _safe_poll(self) -> None:
@@ -321,7 +335,7 @@ class ModelWatcher(PollingWatcher):
             self._committed.close()
             self._committed = None
 
-    def no_model_sentence(self, event_id: str | None = None) -> str:
+    def no_model_sentence(self, event: Event | None = None) -> str:
         if self.identity is None:
             why = f"no live updater has started in {self.state_dir} yet"
         else:
