@@ -320,7 +320,7 @@ def test_a_group_over_events_keyed_by_user_answers_from_the_partition_of_the_use
 
     for probe, one in zip(probes, answers):
         p = partition_of(probe)
-        assert one["model_version"] == states[p].counts["learned"]
+        assert one["model_version"] == states[p].learned
         want = windowed_answer(states[p], probe["features"], probe.get("ts", one["ts"]))
         assert (one["prediction"], one["proba"]) == want, probe
     # by id, a good share of the users would have been answered by the other partition: the test can fail
