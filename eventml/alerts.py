@@ -452,7 +452,7 @@ def alert_table(alerts: Any) -> Any:
                              "value": rows["alert_value"], "threshold": rows["alert_threshold"]},
                             columns=ALERT_COLUMNS).reset_index(drop=True)
     rows = list(alerts)
-    extra = [k for row in rows[:1] for k in row if k not in ALERT_COLUMNS]
+    extra = list(dict.fromkeys(k for row in rows for k in row if k not in ALERT_COLUMNS))  # a lag alert has no offset
     return pd.DataFrame(rows, columns=ALERT_COLUMNS + extra)
 
 
