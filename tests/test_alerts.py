@@ -9,6 +9,7 @@ import pickle
 import signal
 import urllib.request
 
+import pandas as pd
 import pytest
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
@@ -115,6 +116,22 @@ def test_a_resumed_watch_keeps_the_state_of_the_rules_it_had():
     assert resumed.holding() == {"accuracy<0.5:2": True, "lag>5": False} and resumed.labels == 3
     assert resumed.scored(1, [(0, None)], champion=0, events=4) == []  # already firing: no second alert
     assert AlertWatch.resume(committed, [], ["m"], True) is None
+
+
+def test_the_live_figure_marks_the_alerts():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eventml.plots import plot_live
+
+    summary = pd.DataFrame({"events": [1000, 2000, 3000], "accuracy": [0.9, 0.7, 0.5],
+                            "rolling_accuracy": [0.9, 0.1, 0.1], "restarts": [0, 0, 0]})
+    alerts = offline_alerts(drifting())
+    ax = plot_live(summary, alerts=alerts.to_dict("records") + [{"events": 2900, "rule": ACCURACY.name,
+                                                                 "state": "resolved"}])
+    marks = [(list(line.get_xdata()), line.get_color()) for line in ax.lines[2:]]
+    assert marks == [([1537, 1537], "red"), ([1729, 1729], "red"), ([2900, 2900], "grey")]
+    assert [text.get_text() for text in ax.texts] == ["drift:adwin", "accuracy<0.8:200", "accuracy<0.8:200 resolved"]
 
 
 # ----------------------------------------------------------------------------- real broker
