@@ -45,7 +45,7 @@ from eventml.errors import ConfigError
 from eventml.exact_metrics import METRICS, NO_PREDICTION, metric_pair
 from eventml.validation import is_number, one_of, positive_int
 
-__all__ = ["Alert", "AlertWatch", "ALERT_COLUMNS", "alerts_topic", "check_alerts", "parse_alert", "alert_table",
+__all__ = ["Alert", "AlertWatch", "ALERT_COLUMNS", "KEEP_ALERTS", "alerts_topic", "check_alerts", "parse_alert", "alert_table",
            "read_alerts"]
 
 KINDS = ("metric_below", "metric_above", "drift", "lag_above", "dead_letters_above")
@@ -56,6 +56,9 @@ ALERT_FORMS = ("METRIC<THRESHOLD:LABELS[:WINDOW][@MODEL] (e.g. accuracy<0.8:200)
                "drift:DETECTOR[@MODEL] (e.g. drift:adwin)", "lag>RECORDS (e.g. lag>10000)",
                "dead_letters>COUNT/EVENTS (e.g. dead_letters>5/1000)")
 """The forms :func:`parse_alert` accepts (the ``rule`` of an alert record is its rule in this form)."""
+
+KEEP_ALERTS = 1000
+"""The most alert records a task keeps in its state (:attr:`AlertWatch.alerts`); the counts go on."""
 
 ALERT_COLUMNS = ["events", "labels", "rule", "state", "model", "value", "threshold"]
 """The columns of :func:`alert_table`, the same for a live updater's alerts and an offline run's."""
@@ -68,6 +71,11 @@ def alerts_topic(predictions_topic: str) -> str:
     'sea-predictions.alerts'
     """
     return f"{predictions_topic}.alerts"
+
+
+def _text(number: float) -> str:
+    """A threshold as written: ``10000``, ``0.8``."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
 
 
 def _number(text: str, what: str, spec: str) -> float:
@@ -153,7 +161,7 @@ class Alert:
     def name(self) -> str:
         """The rule in the form :func:`parse_alert` reads: the ``rule`` of its records and metrics."""
         at = f"@{self.model}" if self.model else ""
-        threshold = f"{self.threshold:g}" if self.threshold is not None else ""
+        threshold = _text(self.threshold) if self.threshold is not None else ""
         if self.kind.startswith("metric"):
             window = f":{self.window}" if self.window != self.labels else ""
             sign = "<" if self.kind == "metric_below" else ">"
@@ -212,11 +220,11 @@ def check_alerts(alerts: Any, names: list[str], task: str, *, live: bool = True)
     :class:`~eventml.errors.ConfigError` naming the rule otherwise."""
     from eventml.scoring import check_metrics
 
-    rules = [] if alerts is None else [alerts] if isinstance(alerts, Alert) else list(alerts)
+    rules = [] if alerts is None else [alerts] if isinstance(alerts, (Alert, str)) else list(alerts)
     for rule in rules:
         if not isinstance(rule, Alert):
-            raise ConfigError(f"alerts must be eventml.alerts.Alert rules (e.g. Alert.metric_below('accuracy', 0.8)), "
-                              f"got {rule!r}")
+            raise ConfigError(f"alerts must be eventml.alerts.Alert rules (e.g. Alert.metric_below('accuracy', 0.8); "
+                              f"parse_alert reads the short form), got {rule!r}")
         if rule.model is not None and rule.model not in names:
             raise ConfigError(f"alert {rule.name}: no model {rule.model!r}; models: {', '.join(names)}")
         if rule.metric is not None:
@@ -340,13 +348,16 @@ class AlertWatch:
     labels
         Labels scored so far.
     alerts
-        Every alert record so far, as the methods returned them.
+        The last :data:`KEEP_ALERTS` alert records, as the methods returned them.
+    fired
+        Each rule's name and the alerts it fired so far (records with ``state`` ``firing``).
     """
 
     def __init__(self, rules: list[Alert], names: list[str], classifier: bool = True):
         self.rules = list(rules)
         self.labels = 0
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: collections.deque = collections.deque(maxlen=KEEP_ALERTS)
+        self.fired: collections.Counter = collections.Counter()
         self._checks = [CHECKS[rule.kind](rule, names, classifier) for rule in self.rules]
         self._sort()
 
@@ -362,7 +373,7 @@ class AlertWatch:
             kept = {check.rule: check for check in committed._checks}
             watch._checks = [kept.get(check.rule, check) for check in watch._checks]
             watch._sort()
-            watch.labels, watch.alerts = committed.labels, list(committed.alerts)
+            watch.labels, watch.alerts, watch.fired = committed.labels, committed.alerts, committed.fired
         return watch
 
     def _sort(self) -> None:
@@ -387,8 +398,8 @@ class AlertWatch:
 
     def counts(self) -> dict[str, int]:
         """Each rule's name and the alerts it fired so far."""
-        fired = collections.Counter(alert["rule"] for alert in self.alerts if alert["state"] == "firing")
-        return {rule.name: fired[rule.name] for rule in self.rules}
+        fired = dict(self.fired)
+        return {rule.name: fired.get(rule.name, 0) for rule in self.rules}
 
     def _record(self, check: _Check, outcome: tuple, events: int) -> dict[str, Any]:
         state, value, model = outcome[:3]
@@ -396,6 +407,8 @@ class AlertWatch:
         alert = {"events": outcome[3] if len(outcome) > 3 else events, "labels": self.labels, "rule": rule.name,
                  "state": state, "model": model, "value": value, "threshold": rule.threshold, "kind": rule.kind}
         self.alerts.append(alert)
+        if state == "firing":
+            self.fired[rule.name] += 1
         return alert
 
     def scored(self, y: Any, predictions: list, champion: int, events: int) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from eventml.learners import make_learner
 from eventml.live import LiveUpdater
 
 from live_helpers import live_process, produce_events, resumable
+from test_group import events_by_partition
 
 ACCURACY = Alert.metric_below("accuracy", 0.8, labels=200)
 RULES = [ACCURACY, Alert.drift("adwin")]
@@ -199,6 +200,25 @@ def test_a_stream_that_never_crosses_writes_no_alert_and_the_metric_says_zero(ka
     assert read_alerts(f"{topic}.p", bootstrap_servers=kafka_bootstrap).empty
     assert {s[1]["rule"]: s[2] for s in samples if s[0] == "eventml_live_alerts_total"} == {
         rule.name: 0.0 for rule in RULES}
+
+
+def test_a_group_of_two_alerts_per_partition_as_offline(kafka_bootstrap, topic):
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    produce_events(drifting(), topic, kafka_bootstrap)
+    by_partition = events_by_partition(topic, kafka_bootstrap)
+    settings = dict(model="river_gnb", alerts=RULES, group=f"{topic}-g", state_key="k" * 32,
+                    bootstrap_servers=kafka_bootstrap, idle_timeout_s=4, records_per_transaction=200,
+                    session_timeout_s=6)
+    first = LiveUpdater(topic, f"{topic}.pred", name="first", **settings).start()
+    second = LiveUpdater(topic, f"{topic}.pred", name="second", **settings).start()
+    first.join(120), second.join(120)
+    live = read_alerts(f"{topic}.pred", bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)
+    for partition, events in by_partition.items():
+        expected = offline_alerts(events)
+        assert len(expected) >= 1, partition  # each partition has its half of the drift
+        got = live[live["partition"] == partition].reset_index(drop=True)
+        assert got[list(expected.columns)].equals(expected), partition
+    assert len(live) == sum(len(offline_alerts(events)) for events in by_partition.values())
 
 
 def test_dead_letter_and_lag_rules_live(kafka_bootstrap, topic, tmp_path):

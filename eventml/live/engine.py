@@ -413,7 +413,8 @@ class Engine(BackgroundRun):
                 for promotion in task.state.champion.promotions]
 
     def alerts(self) -> list[dict[str, Any]]:
-        """Every alert so far (fired, or resolved), in order, of the tasks this updater works on (see
+        """The alerts so far (fired, or resolved; the last :data:`~eventml.alerts.KEEP_ALERTS` of each task), in
+        order, of the tasks this updater works on (see
         :class:`eventml.alerts.AlertWatch`; a group member's carry ``partition``); :func:`eventml.alerts.alert_table`
         makes a DataFrame of them."""
         return [{**({"partition": task.number} if self.assignment.per_partition else {}), **alert}
