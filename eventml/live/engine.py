@@ -376,8 +376,9 @@ class Engine(BackgroundRun):
 
         Columns: ``events``, ``labelled``, ``model_version``, the metrics (cumulative, then ``rolling_``
         ones), ``dead_letters``, ``model_errors``, ``late``, ``expired``, ``unknown_id``, ``duplicate``,
-        ``pending``, ``restarts``, ``lag`` and ``time`` (epoch seconds). A group member's rows are those of
-        the partitions it works on (at the end of a run: those it had), each starting with ``partition``.
+        ``pending``, ``restarts``, ``alerts`` (fired so far), ``lag`` and ``time`` (epoch seconds). A group
+        member's rows are those of the partitions it works on (at the end of a run: those it had), each starting
+        with ``partition``.
         """
         import pandas as pd  # only here: `eventml live` need not import it
 
