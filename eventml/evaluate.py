@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from eventml.alerts import AlertWatch, check_alerts
 from eventml.delay import DelayQueue, LabelFeed, check_moment
 from eventml.drift import DriftWatch, check_policy, make_detector
 from eventml.errors import ConfigError
@@ -78,6 +79,7 @@ def prequential(
     refit_window: int = 200,
     windows: Any = None,
     promotion: Any = None,
+    alerts: Any = None,
 ) -> pd.DataFrame:
     """Evaluate learners test-then-train in one pass over ``events``.
 
@@ -192,6 +194,14 @@ def prequential(
         was decided: a label that arrives before an event does not count that event), ``promotion_labels``,
         ``promotion_metric``, ``promotion_score`` and ``promotion_previous_score`` (missing on the other rows);
         :func:`eventml.promotion.promotion_table` lists them.
+    alerts
+        :class:`eventml.alerts.Alert` metric and drift rules (or one), applied after each scored label (before
+        the promotion rule) exactly as a live updater with the same ``alerts`` applies them to the same events and
+        labels (the same code decides). Each alert (``firing``, or ``resolved`` when its rule stops holding) has a
+        row of its own for the model it watched with ``alert`` (the rule), ``alert_state``, ``alert_model``,
+        ``alert_value`` (the figure that decided), ``alert_threshold`` and ``alert_events`` (the events predicted
+        when it was decided); :func:`eventml.alerts.alert_table` lists them. Give the metrics the live updater
+        keeps (``accuracy`` and ``log_loss``, or ``mae``), so that the models are asked what they are asked live.
 
     Returns
     -------
@@ -273,23 +283,29 @@ def prequential(
         check_metrics([promotion.metric], task)
         champion = Champion([learner.name for learner in made], promotion, classifier=task == CLASSIFICATION)
 
-    if delay is None and labels is None and drift is None and champion is None:
+    names = [learner.name for learner in made]
+    rules = check_alerts(alerts, names, task, live=False)
+    watch = AlertWatch(rules, names, task == CLASSIFICATION) if rules else None
+
+    if delay is None and labels is None and drift is None and champion is None and watch is None:
         rows = fast_loop(events, tracks, every, measure_memory)
     else:
         queue = DelayQueue(delay, moment, seed) if delay is not None else None
         feed = LabelFeed(labels) if labels is not None else None
         rows = general_loop(events, tracks, every, measure_memory, queue, feed, max_wait,
-                            task == CLASSIFICATION, on_drift, refit_window, champion)
+                            task == CLASSIFICATION, on_drift, refit_window, champion, watch)
 
     columns = (["step", "events", "learner"] + chosen + [f"rolling_{m}" for m in chosen]
                + ["predict_seconds", "learn_seconds", "memory_bytes"]
                + (_LABEL_COLUMNS if delay is not None or labels is not None else [])
                + (["drifts", "detection"] if drift is not None else [])
-               + (["champion", *_PROMOTION_COLUMNS] if champion is not None else []))
+               + (["champion", *_PROMOTION_COLUMNS] if champion is not None else [])
+               + (_ALERT_COLUMNS if watch is not None else []))
     return pd.DataFrame(rows, columns=columns)
 
 
 _LABEL_COLUMNS = [f"labels_{outcome}" for outcome in LABEL_COUNTS]
+_ALERT_COLUMNS = ["alert", "alert_state", "alert_model", "alert_value", "alert_threshold", "alert_events"]
 _PROMOTION_COLUMNS = ["promoted_from", "promotion_events", "promotion_labels", "promotion_metric", "promotion_score",
                       "promotion_previous_score"]
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from eventml.alerts import AlertWatch
 from eventml.delay import DelayQueue, LabelFeed, event_ts
 from eventml.drift import apply_policy, error_of
 from eventml.events import Event, Label
@@ -98,18 +99,21 @@ def fast_loop(events: Iterable[Event], tracks: list[Scorer], every: int,
 def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, measure_memory: bool,
                  queue: DelayQueue | None, feed: LabelFeed | None, max_wait: float | None,
                  classification: bool, on_drift: str | None,
-                 refit_window: int, champion: Champion | None = None) -> list[dict[str, Any]]:
-    """Stored predictions joined with labels that arrive later, drift detectors, and a champion whose
-    promotion rule is applied after each label (the live updater's :class:`~eventml.promotion.Champion`)."""
+                 refit_window: int, champion: Champion | None = None,
+                 alerts: AlertWatch | None = None) -> list[dict[str, Any]]:
+    """Stored predictions joined with labels that arrive later, drift detectors, a champion whose
+    promotion rule is applied after each label (the live updater's :class:`~eventml.promotion.Champion`),
+    and alert rules applied after each label before it (the live updater's :class:`~eventml.alerts.AlertWatch`)."""
     perf_counter = time.perf_counter
     rows: list[dict[str, Any]] = []
     last_rows: list[dict[str, Any] | None] = [None] * len(tracks)  # each track's newest row
     pending = PendingLabels(max_wait)  # with labels=: event id -> its stored prediction
     counted = queue is not None or feed is not None  # the labels_<outcome> columns
     step = n_events = 0
+    names = [track.learner.name for track in tracks]
     seen = 0  # events predicted so far (a label revealed before an event's prediction does not count it)
 
-    def write(i: int, detection: str | None = None, promotion: dict | None = None) -> None:
+    def write(i: int, detection: str | None = None, promotion: dict | None = None, alert: dict | None = None) -> None:
         row = tracks[i].row(step, n_events, measure_memory)
         if counted:
             row.update(_label_columns(pending.counts))
@@ -121,6 +125,9 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
                            promotion_labels=promotion["labels"],
                            promotion_metric=promotion["metric"], promotion_score=promotion["scores"][row["learner"]],
                            promotion_previous_score=promotion["scores"][promotion["previous"]])
+        if alert is not None:
+            row.update(alert=alert["rule"], alert_state=alert["state"], alert_model=alert["model"],
+                       alert_value=alert["value"], alert_threshold=alert["threshold"], alert_events=alert["events"])
         rows.append(row)
         last_rows[i] = row
 
@@ -149,6 +156,9 @@ def general_loop(events: Iterable[Event], tracks: list[Scorer], every: int, meas
             track.learn_seconds += perf_counter() - start
         for i in range(len(tracks)) if step % every == 0 else detections:
             write(i, detections.get(i))
+        if alerts is not None:
+            for alert in alerts.scored(y, stored.preds, champion.index if champion is not None else 0, seen):
+                write(names.index(alert["model"]), alert=alert)
         if champion is not None:
             promotion = champion.scored(y, stored.preds, seen)
             if promotion is not None:

@@ -2,7 +2,8 @@
 
 In JupyterLab (or any IPython kernel, papermill included) :func:`watch` shows one figure and
 replaces it every ``every_s`` seconds with the updater's current metric and figures (see
-:func:`eventml.plots.plot_live`; with several models, each model's rolling metric and the promotions); elsewhere it logs one line per interval. It returns when the
+:func:`eventml.plots.plot_live`; with several models, each model's rolling metric and the promotions; the alerts,
+with ``alerts=`` rules); elsewhere it logs one line per interval. It returns when the
 updater stops, when it has predicted ``until_events`` events, or after ``timeout_s``: a watch
 always ends.
 
@@ -84,7 +85,9 @@ def watch(updater: Any, *, every_s: float = 1.0, until_events: int | None = None
             log.info("live %s: %s", updater.events_topic, stats.to_dict())
             return
         promotions = updater.promotions() if hasattr(updater, "promotions") else None
-        ax = plot_live(_summary(updater), stats, metric=metric, drift_at=drift_at, promotions=promotions)
+        alerts = updater.alerts() if hasattr(updater, "alerts") else None
+        ax = plot_live(_summary(updater), stats, metric=metric, drift_at=drift_at, promotions=promotions,
+                       alerts=alerts)
         handle.update(ax.figure)
         plt.close(ax.figure)
 

@@ -76,6 +76,7 @@ def _live_updater(args: argparse.Namespace) -> int:
             "events_topic": args.events, "labels_topic": args.labels, "predictions_topic": args.predictions,
             "model": ",".join(args.model)}, args.name, setup_timeout_s=60.0)
     try:
+        from eventml.alerts import parse_alert
         from eventml.live import LiveUpdater
         from eventml.windows import parse_window
 
@@ -88,7 +89,8 @@ def _live_updater(args: argparse.Namespace) -> int:
                               records_per_transaction=args.records_per_transaction, transaction_interval_s=args.transaction_interval,
                               label_ttl_s=args.label_ttl, name=args.name, seed=args.seed, progress=not args.quiet,
                               windows=[parse_window(text) for text in args.window],
-                              metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+                              metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+                              alerts=[parse_alert(text) for text in args.alert])
     except BaseException:
         if early is not None:
             early.discard()
@@ -160,6 +162,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                       help="serve Prometheus metrics at http://HOST:PORT/metrics while the updater runs")
     live.add_argument("--metrics-host", default="127.0.0.1",
                       help="with --metrics-port: the address to bind (default %(default)s: this machine only)")
+    live.add_argument("--alert", action="append", default=[], metavar="RULE",
+                      help="an alert rule (repeat for more); each crossing is a record on <predictions>.alerts: "
+                           "accuracy<0.8:200 (rolling accuracy below 0.8 for 200 labels; @MODEL: that model's, "
+                           "default the champion's), log_loss>0.6:200, drift:adwin, lag>10000, dead_letters>5/1000")
     live.add_argument("--restart-on-crash", action="store_true",
                       help="run the updater in a child process and start it again at once (without import "
                            "time) if a signal kills it, e.g. kill -9 or the OOM killer; a group member restarts "

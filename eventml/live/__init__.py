@@ -116,10 +116,12 @@ from eventml.lazy import attach
 _LAZY = {"LiveUpdater": "eventml.live.updater", "load_model": "eventml.live.updater",
          "LiveStats": "eventml.live.stats", "read_predictions": "eventml.consumer", "KILL_ENV": "eventml.live.commit",
          "Promotion": "eventml.promotion", "read_promotions": "eventml.consumer",
+         "Alert": "eventml.alerts", "read_alerts": "eventml.alerts",
          **dict.fromkeys(["GroupUpdater", "load_group_models", "read_assignments"], "eventml.live.group")}
 
 __all__ = ["LiveUpdater", "LiveStats", "load_model", "read_predictions", "SnapshotError", "KILL_ENV",
-           "GroupUpdater", "load_group_models", "read_assignments", "Promotion", "read_promotions"]
+           "GroupUpdater", "load_group_models", "read_assignments", "Promotion", "read_promotions",
+           "Alert", "read_alerts"]
 
 
 __getattr__, __dir__ = attach(__name__, _LAZY)

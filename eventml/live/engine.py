@@ -19,8 +19,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from eventml.alerts import AlertWatch, check_alerts
 from eventml.errors import ConfigError, EventmlError, KafkaUnavailableError
 from eventml.kafka.rdkafka import KafkaException
+from eventml.learners.base import CLASSIFICATION
 from eventml.live.background import BackgroundRun
 from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout
 from eventml.live.commit import TransactionCommit, fenced
@@ -46,8 +48,9 @@ class Engine(BackgroundRun):
     exporter: Any = None  # its /metrics (eventml.metrics.live.LiveMetrics), told each commit's time
 
     def _setup(self, learners: list[Any], metrics: list[str], store: Any, assignment: Any, ids: tuple[str, str],
-               promotion: Any = None) -> None:
-        """Called by the face's ``__init__`` once its settings are checked."""
+               promotion: Any = None, alerts: Any = None) -> None:
+        """Called by the face's ``__init__`` once its settings are checked (the alert rules are checked here)."""
+        self.alert_rules = check_alerts(alerts, [learner.name for learner in learners], learners[0].task)
         self.learners = learners
         self.learner = learners[0]  # the champion at the start
         self.promotion = promotion
@@ -153,6 +156,8 @@ class Engine(BackgroundRun):
             state = UpdaterState.fresh(self.learners, self._metrics, self.settings.rolling_window,
                                        self.settings.label_ttl_s, self.settings.max_pending,
                                        promotion=self.promotion, windows=self.windows)
+        # the committed state of the rules it had, a fresh one for rules it did not
+        state.alerts = AlertWatch.resume(state.alerts, self.alert_rules, names, self.learner.task == CLASSIFICATION)
         for where in inputs:
             if where.key not in state.offsets:  # a partition this state never read: from its beginning
                 state.offsets[where.key] = clients.earliest(where)
@@ -317,6 +322,9 @@ class Engine(BackgroundRun):
         processed records in it."""
         clients = self._clients
         dirty = [task for task in self._tasks.values() if task.dirty]
+        for task in dirty:  # the lag rules, in the transaction that commits their state
+            if task.state.alerts is not None and task.state.alerts.watches_lag:
+                task.processor.lag(self._lag([task]))
         self._commit(clients.producer, clients.consumer.consumer_group_metadata(), dirty, clients.send)
         committed_at = time.time()
         if self.exporter is not None:
@@ -368,8 +376,9 @@ class Engine(BackgroundRun):
 
         Columns: ``events``, ``labelled``, ``model_version``, the metrics (cumulative, then ``rolling_``
         ones), ``dead_letters``, ``model_errors``, ``late``, ``expired``, ``unknown_id``, ``duplicate``,
-        ``pending``, ``restarts``, ``lag`` and ``time`` (epoch seconds). A group member's rows are those of
-        the partitions it works on (at the end of a run: those it had), each starting with ``partition``.
+        ``pending``, ``restarts``, ``alerts`` (fired so far), ``lag`` and ``time`` (epoch seconds). A group
+        member's rows are those of the partitions it works on (at the end of a run: those it had), each starting
+        with ``partition``.
         """
         import pandas as pd  # only here: `eventml live` need not import it
 
@@ -403,6 +412,15 @@ class Engine(BackgroundRun):
         return [{**({"partition": task.number} if self.assignment.per_partition else {}), **promotion}
                 for task in sorted(self._tasks.values(), key=lambda t: t.number)
                 for promotion in task.state.champion.promotions]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts so far (fired, or resolved; the last :data:`~eventml.alerts.KEEP_ALERTS` of each task), in
+        order, of the tasks this updater works on (see
+        :class:`eventml.alerts.AlertWatch`; a group member's carry ``partition``); :func:`eventml.alerts.alert_table`
+        makes a DataFrame of them."""
+        return [{**({"partition": task.number} if self.assignment.per_partition else {}), **alert}
+                for task in sorted(self._tasks.values(), key=lambda t: t.number) if task.state.alerts is not None
+                for alert in list(task.state.alerts.alerts)]
 
     # ------------------------------------------------------------------ running
 

@@ -5,8 +5,10 @@ order given) predicts it before learning, learns from it if it carries its label
 for the label in that model's :class:`~eventml.labels.PendingLabels` join), and its prediction is
 published: the champion's to the predictions topic, each challenger's to ``<predictions>.challengers``
 (:func:`~eventml.promotion.challengers_topic`). A label is joined to the features each model kept at
-prediction time and learned from. After each label the task's :class:`~eventml.promotion.Champion`
-applies its rule; a promotion goes to ``<predictions>.champions`` and takes effect from the next event.
+prediction time and learned from. After each label the task's alert rules (:class:`~eventml.alerts.AlertWatch`)
+and then its :class:`~eventml.promotion.Champion` apply; an alert goes to ``<predictions>.alerts`` (so do
+those of the dead-letter rule, at each dead letter, and of the lag rule, at each commit, see :meth:`RecordProcessor.lag`),
+a promotion to ``<predictions>.champions``, taking effect from the next event.
 A record that breaks the wire format is dead-lettered, unchanged, once; an event or label a model fails
 on (reason ``model_error``) is dead-lettered for that model (its name in the header
 ``eventml.error.model``), no prediction of that model is published for it, and the other models go on.
@@ -43,6 +45,7 @@ from typing import Any, Callable
 
 import orjson
 
+from eventml.alerts import alerts_topic
 from eventml.dlq import dead_letter_headers, dlq_topic, shorter_copies
 from eventml.errors import EventFormatError, EventmlError, ModelError
 from eventml.events import NUMBER_TYPES, decode_event_run, decode_label, encode_prediction_fields
@@ -97,6 +100,7 @@ class RecordProcessor:
         self.predictions_topic = predictions_topic
         self.challengers_topic = challengers_topic(predictions_topic)
         self.champions_topic = champions_topic(predictions_topic)
+        self.alerts_topic = alerts_topic(predictions_topic)
         self.send = send
         self.prediction_partition = prediction_partition
         self.keep_unlabelled = keep_unlabelled
@@ -129,7 +133,7 @@ class RecordProcessor:
         # 3. publish each model's prediction, or dead-letter the record, in record order
         published, predicted_at = [], time.time()  # the run's predictions are made
         champion, send, keep = state.champion, self.send, self.keep_unlabelled
-        rule = champion.rule
+        scoring = champion.rule is not None or state.alerts is not None  # after each label
         topics = (self.challengers_topic, self.predictions_topic)
         partitions = (-1, self.prediction_partition)
         versions = [model.counts["learned"] for model in models]
@@ -140,6 +144,7 @@ class RecordProcessor:
         try:
             for k, (record, ms, fields) in enumerate(zip(records, times, decoded)):
                 if type(fields) is not tuple:
+                    state.seen = seen  # the clock of the dead-letter alerts
                     self.dead_letter(record, fields)
                     continue
                 seen += 1
@@ -149,6 +154,7 @@ class RecordProcessor:
                 for m, (model, outcome) in slots:
                     outcome = outcome[k]
                     if type(outcome) is not tuple:
+                        state.seen = seen
                         self.dead_letter(record, outcome, model.name)
                         continue
                     label, proba = outcome
@@ -162,6 +168,7 @@ class RecordProcessor:
                     if not send(topics[is_champion], value, key, partitions[is_champion]):
                         # the event fitted, its prediction (the id as key and in the value, and the probabilities)
                         # does not: it was learned from, and ends in the DLQ instead
+                        state.seen = seen
                         self.dead_letter(record, EventFormatError(
                             "prediction_too_large", f"the prediction of event {event_id[:80]!r} with its key is "
                             f"{len(value) + len(key)} bytes, more than the producer may send"), model.name)
@@ -169,7 +176,7 @@ class RecordProcessor:
                     made[m] += 1
                     if is_champion:
                         append(ms)
-                if y is not None and rule is not None:
+                if y is not None and scoring:
                     state.seen = seen
                     self._score_rule(record, event_id, y, [outcome[k] for outcome in outcomes])
         finally:  # also when send raises: the counts of what was done
@@ -179,6 +186,8 @@ class RecordProcessor:
                 model.counts["events"] += n
             if published:
                 state.counts["events"] += len(published)
+        if state.alerts is not None and state.alerts.watches_dead_letters:  # dead letters that left the window
+            self._alert(None, state.alerts.dead_letters(state.seen))
         return published
 
     def _model_run(self, model: Any, decoded: list) -> list:
@@ -270,19 +279,39 @@ class RecordProcessor:
                 continue
             model.counts["learned"] += 1
             scored.append((predicted, proba))
-        if state.champion.rule is not None and any(outcome is not None for outcome in scored):
+        if (state.champion.rule is not None or state.alerts is not None) and any(o is not None for o in scored):
             self._score_rule(record, label.id, label.label, scored)
 
     def _score_rule(self, record: Any, record_id: str, y: Any, outcomes: list) -> None:
-        """Apply the promotion rule to one label; publish a promotion, if any, to the champions topic."""
+        """Apply the alert rules, then the promotion rule, to one label; publish the alerts to the alerts topic
+        and a promotion, if any, to the champions topic."""
         state = self.state
-        promoted = state.champion.scored(y, [o if type(o) is tuple else None for o in outcomes], state.seen)
+        predictions = [o if type(o) is tuple else None for o in outcomes]
+        if state.alerts is not None:
+            self._alert(record, state.alerts.scored(y, predictions, state.champion.index, state.seen))
+        promoted = state.champion.scored(y, predictions, state.seen)
         if promoted is not None:
             value = orjson.dumps({**promoted, "id": record_id, "topic": record.topic(),
                                   "partition": record.partition(), "offset": record.offset(), "ts": time.time()})
             if not self.send(self.champions_topic, value, record_id.encode(), -1):
                 raise EventmlError(f"the promotion at {record_id[:80]!r} is {len(value)} bytes, more than the "
                                    "producer may send")
+
+    def _alert(self, record: Any, alerts: list) -> None:
+        """Publish alert records (:class:`~eventml.alerts.AlertWatch`), with the position of the record that decided
+        (none for the lag or a dead-letter rule's end), keyed by rule."""
+        for alert in alerts:
+            where = ({"topic": record.topic(), "partition": record.partition(), "offset": record.offset()}
+                     if record is not None else {})
+            value = orjson.dumps({**alert, **where, "ts": time.time()})
+            if not self.send(self.alerts_topic, value, alert["rule"].encode(), -1):
+                raise EventmlError(f"the alert {alert['rule']} is {len(value)} bytes, more than the producer may send")
+
+    def lag(self, lag: int | None) -> None:
+        """Apply the lag rules to the task's lag (records of its events partitions not read yet) at a commit."""
+        state = self.state
+        if state.alerts is not None and state.alerts.watches_lag:
+            self._alert(None, state.alerts.lag(lag, state.seen))
 
     def dead_letter(self, record: Any, error: EventFormatError | ModelError, model: str | None = None) -> None:
         """Send a record, unchanged, to its topic's DLQ with the headers that explain it (``model``: the model it
@@ -302,3 +331,5 @@ class RecordProcessor:
             for one in state.models:
                 if one.name == model:
                     one.counts["model_errors"] += 1
+        if state.alerts is not None and state.alerts.watches_dead_letters:
+            self._alert(record, state.alerts.dead_letters(state.seen, dead_letter=True))

@@ -5,8 +5,8 @@ The state holds only public, stable eventml types, so a snapshot outlives a refa
 :class:`~eventml.labels.PendingLabels` join and its counters; for the task, the
 :class:`~eventml.promotion.Champion` (which model answers, and the figures of its rule), counters, the
 summary rows, the next offset of every input partition and, beside the models, the state of the
-windowed features (:class:`~eventml.windows.WindowedFeatures`, or None). One model is the case of a list
-of one.
+windowed features (:class:`~eventml.windows.WindowedFeatures`, or None) and of the alert rules
+(:class:`~eventml.alerts.AlertWatch`, or None). One model is the case of a list of one.
 
 Examples
 --------
@@ -76,6 +76,7 @@ class UpdaterState:
     sequence: int = 0  # the number of the last committed transaction
     seen: int = 0  # events decoded, the clock of the promotions
     windows: Any = None  # the windowed features' WindowedFeatures (None without windows)
+    alerts: Any = None  # the alert rules' eventml.alerts.AlertWatch (None without rules)
 
     @classmethod
     def fresh(cls, learners: list[Any], metrics: list[str], rolling_window: int, max_wait: float | None = None,

@@ -36,6 +36,7 @@ class LiveStats:
     pending-label join (:mod:`eventml.labels`); ``pending`` is how many predictions wait for a label.
     ``transactions`` counts the commits that wrote the state. ``window_keys`` and ``window_values``
     are the size of the windowed features' state (:meth:`eventml.windows.WindowedFeatures.state_size`).
+    ``alerts`` counts the alerts fired (rules that started to hold, :mod:`eventml.alerts`).
 
     These figures are of the updater's *tasks*, counted across restarts: a single updater has one; a
     group member sums its partitions' (their scores weighted by their labels), ``partitions`` naming
@@ -63,6 +64,7 @@ class LiveStats:
     transactions: int = 0
     window_keys: int = 0
     window_values: int = 0
+    alerts: int = 0
     running: bool = False
     partitions: tuple = ()
     session_events: int = 0
@@ -78,9 +80,10 @@ class LiveStats:
 def _counters(state: Any) -> dict[str, int]:
     counts, labels = state.counts, state.pending.counts
     windows = state.windows.state_size() if state.windows is not None else {"window_keys": 0, "window_values": 0}
+    alerts = sum(state.alerts.counts().values()) if state.alerts is not None else 0
     return {"dead_letters": counts["dead_letters"], "model_errors": counts["model_errors"],
             **{name: labels[name] for name in LABEL_FIGURES}, "pending": len(state.pending),
-            "restarts": counts["restarts"], **windows}
+            "restarts": counts["restarts"], **windows, "alerts": alerts}
 
 
 def _summed(states: list) -> dict[str, int]:
@@ -90,7 +93,7 @@ def _summed(states: list) -> dict[str, int]:
     for state in states:
         total.update(_counters(state))
     return {name: total[name] for name in ("dead_letters", "model_errors", *LABEL_FIGURES, "pending", "restarts",
-                                           "window_keys", "window_values")}
+                                           "window_keys", "window_values", "alerts")}
 
 
 def _score(metrics: list, weights: list[int]) -> float | None:

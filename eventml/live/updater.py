@@ -168,6 +168,11 @@ class LiveUpdater(Engine):
         of a run that ended can still be scraped; None (default): no metrics. See :mod:`eventml.metrics.live`.
     metrics_host
         The address ``/metrics`` binds: this machine only unless told otherwise.
+    alerts
+        :class:`eventml.alerts.Alert` rules (e.g. ``Alert.metric_below("accuracy", 0.8, labels=200)``): each time
+        one starts to hold an alert record goes to ``<predictions_topic>.alerts`` (and a ``resolved`` one when it
+        stops), in the transaction of the records that decided; the rules' state is part of each task's
+        committed state. See :mod:`eventml.alerts`, :meth:`alerts` and :func:`eventml.alerts.read_alerts`.
 
     Examples
     --------
@@ -188,7 +193,8 @@ class LiveUpdater(Engine):
                  reconnect_timeout_s: float = 60.0, session_timeout_s: float = 10.0,
                  transaction_timeout_s: float | None = None, name: str | None = None, seed: int | None = 42,
                  progress: bool = False, summary_every: int = 1000, windows: Any = None,
-                 metrics_port: int | None = None, metrics_host: str = "127.0.0.1", **connection: Any):
+                 metrics_port: int | None = None, metrics_host: str = "127.0.0.1", alerts: Any = None,
+                 **connection: Any):
         if (state_dir is None) == (group is None):
             raise ConfigError("a live updater needs state_dir (one updater, one model over every partition) or "
                               "group (members sharing the partitions, state in Kafka), not both")
@@ -245,7 +251,7 @@ class LiveUpdater(Engine):
             self._resume_advice = ""
             self._same_updater = f"named {self.name!r} in group {group!r}"
             self._other_model_advice = "use the same model or another group name"
-        self._setup(learners, live_metrics(learners[0]), store, assignment, ids, promotion)
+        self._setup(learners, live_metrics(learners[0]), store, assignment, ids, promotion, alerts)
         if metrics_port is not None:
             from eventml.metrics.live import LiveMetrics
 

@@ -116,6 +116,10 @@ class LiveCollector:
                               "topic, 0 for a challenger", "model"),
             "version": gauge("eventml_live_model_version", "labels the model has learned (the model_version of "
                              "its predictions)", "model"),
+            "alerts": counter("eventml_live_alerts", "alerts fired: times the rule started to hold (records on "
+                              "<predictions>.alerts)", "rule"),
+            "alert_firing": gauge("eventml_live_alert_firing", "1 while the alert rule holds (a drift rule: never "
+                                  "for longer than its detection)", "rule"),
             "metric": gauge("eventml_live_model_metric", "the model's metric over every scored prediction "
                             "(window cumulative) or the last rolling_window (window rolling)",
                             "model", "metric", "window"),
@@ -134,6 +138,12 @@ class LiveCollector:
             families["transactions"].add_metric([partition], state.sequence)
             families["restarts"].add_metric([partition], counts.get("restarts", 0))
             families["pending"].add_metric([partition], len(state.pending))
+            alerts = state.alerts
+            if alerts is not None:
+                holding = alerts.holding()
+                for rule, n in alerts.counts().items():
+                    families["alerts"].add_metric([partition, rule], n)
+                    families["alert_firing"].add_metric([partition, rule], float(holding[rule]))
             champion = state.model
             for model in list(state.models):
                 name, model_counts, scorer = model.name, dict(model.counts), model.scorer

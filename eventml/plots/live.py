@@ -54,7 +54,7 @@ def _live_title(stats: Any, summary: pd.DataFrame) -> str:
 
 
 def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accuracy", drift_at: int | None = None,
-              ax: Axes | None = None, promotions: Any = None) -> Axes:
+              ax: Axes | None = None, promotions: Any = None, alerts: Any = None) -> Axes:
     """A live updater's metric along the events it predicted (from
     :meth:`eventml.live.LiveUpdater.summary`): rolling (solid) and cumulative (dotted), the true
     drift position, a dotted vertical line at the first row after each restart, and the updater's figures
@@ -63,7 +63,8 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
     column) draws each partition's rolling metric along that partition's events. An updater with several
     models (a ``champion`` column) draws each model's rolling metric (``rolling_<metric>:<model>``), and
     ``promotions`` (:meth:`eventml.live.LiveUpdater.promotions`, or a table with ``events`` and ``model``) are
-    marked where they happened.
+    marked where they happened. ``alerts`` (:meth:`eventml.live.LiveUpdater.alerts`, or a table with ``events``,
+    ``rule`` and ``state``) are marked too: a red line where each fired, a grey one where it was resolved.
 
     Examples
     --------
@@ -95,6 +96,14 @@ def plot_live(summary: pd.DataFrame, stats: Any = None, *, metric: str = "accura
             ax.axvline(row["events"], color="C2", linestyle="--", linewidth=1)
             ax.annotate(f"{row['model']} promoted", (row["events"], 1.0), xycoords=("data", "axes fraction"),
                         rotation=90, va="top", ha="right", fontsize="x-small", color="C2")
+    if alerts is not None and not per_partition:
+        rows = alerts.to_dict("records") if isinstance(alerts, pd.DataFrame) else list(alerts)
+        for row in rows:
+            firing = row["state"] == "firing"
+            ax.axvline(row["events"], color="red" if firing else "grey", linestyle="-.", linewidth=1)
+            ax.annotate(row["rule"] if firing else f"{row['rule']} resolved", (row["events"], 0.0),
+                        xycoords=("data", "axes fraction"), rotation=90, va="bottom", ha="right", fontsize="x-small",
+                        color="red" if firing else "grey")
     _drift_line(ax, drift_at)
     if len(summary) and not per_partition:
         restarted = summary["events"][summary["restarts"].diff().fillna(0) > 0]
