@@ -39,7 +39,7 @@ from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
 from eventml.kafka.settings import KafkaSettings
 from eventml.live.merge import InputPartition
 
-__all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "connect_with_backoff", "live_id",
+__all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "abort_left_open", "connect_with_backoff", "live_id",
            "restart_clients_early", "setup_timeout", "watermarks"]
 
 log = logging.getLogger("eventml.live")
@@ -341,6 +341,7 @@ class ClientsInBackground:
 
     def _make(self, setup_timeout_s: float) -> None:
         try:
+            abort_left_open(self.kafka, self.transactional_id)
             clients = LiveClients(self.kafka, self.transactional_id, self.group_id, setup_timeout_s)
         except BaseException as exc:  # handed to result()
             self._error = exc
@@ -373,6 +374,29 @@ class ClientsInBackground:
         with self._lock:
             self._discarded = True
             self._close()
+
+
+def abort_left_open(kafka: KafkaSettings, transactional_id: str, timeout_s: float = 3.0) -> None:
+    """Have the broker abort the transaction a killed updater left open, asking again every 5 ms until it
+    is done, so that librdkafka's ``init_transactions`` then finds nothing in progress (it would ask again
+    only after a fixed 500 ms, see the module docstring). A kafka-python producer with the updater's
+    transactional id does it (its ``InitProducerId`` starts the abort and is retried after
+    ``retry_backoff_ms``) and is closed unused; the updater's own producer fences it at once. Any failure is
+    left to ``init_transactions``, which aborts the transaction too, later."""
+    from eventml.kafka import clients as kafka_python
+
+    started = time.monotonic()
+    try:
+        producer = kafka_python.producer(kafka, transactional_id=transactional_id, retry_backoff_ms=5,
+                                         max_block_ms=int(timeout_s * 1000))
+        try:
+            producer.init_transactions()
+        finally:
+            producer.close(timeout=0)
+    except Exception as exc:  # e.g. no broker: init_transactions says so, with its own timeout
+        log.debug("aborting the open transaction of %s ahead of init_transactions failed: %s", transactional_id, exc)
+    else:
+        log.debug("transactions of %s completed in %.3f s", transactional_id, time.monotonic() - started)
 
 
 def restart_clients_early(state_dir: str | Path, kafka: KafkaSettings, wanted: dict[str, Any], name: str | None,
