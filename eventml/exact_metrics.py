@@ -48,6 +48,8 @@ _RIVER_NAMES = {
 }
 METRIC_TASKS: dict[str, str] = {name: task for name, (task, _) in _RIVER_NAMES.items()}
 """Metric name -> task: every metric eventml scores (known without importing river's metrics)."""
+METRICS: dict[str, tuple[str, Callable[[], Any]]]
+"""Metric name -> (task, river metric class), made on first use (it imports :mod:`river.metrics`)."""
 
 
 def river_metric(name: str) -> Callable[[], Any]:
@@ -63,7 +65,7 @@ def river_metric(name: str) -> Callable[[], Any]:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "METRICS":  # metric name -> (task, river metric class), made on first use
+    if name == "METRICS":
         metrics = {metric: (task, river_metric(metric)) for metric, task in METRIC_TASKS.items()}
         globals()["METRICS"] = metrics
         return metrics

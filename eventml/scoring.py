@@ -30,6 +30,8 @@ from typing import Any
 from eventml.errors import ConfigError, ModelError
 from eventml.exact_metrics import METRIC_TASKS, NO_PREDICTION, metric_pair
 from eventml.lazy import attach
+
+METRICS: dict[str, tuple[str, Any]]  # eventml.exact_metrics.METRICS, imported on first use (see the end)
 from eventml.learners import CLASSIFICATION, REGRESSION
 from eventml.validation import positive_int, subset_of
 
