@@ -74,8 +74,8 @@ def _live_updater(args: argparse.Namespace) -> int:
     settings = kafka_settings(args)
     early = None
     if args.state_dir is not None:
-        # a restart makes its Kafka clients (after a kill -9 mid-transaction, librdkafka waits 500 ms in
-        # init_transactions) while the model's libraries are imported; the wanted fields are read_identity's
+        # a restart makes its Kafka clients (aborting what a killed run left open first) while the model's
+        # libraries are imported; the wanted fields are read_identity's
         early = restart_clients_early(args.state_dir, settings, {
             "events_topic": args.events, "labels_topic": args.labels, "predictions_topic": args.predictions,
             "model": ",".join(args.model)}, args.name, setup_timeout_s=60.0)

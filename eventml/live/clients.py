@@ -19,7 +19,9 @@ earlier instance with the same transactional id and aborts what it left open
   the abort of that transaction in progress (``CONCURRENT_TRANSACTIONS``), and librdkafka asks again
   only after a fixed 500 ms (``rd_kafka_idemp_pid_timer_restart`` in ``rdkafka_idempotence.c``; no
   setting changes it). :class:`ClientsInBackground` makes the clients of a restart while the
-  process is still importing its model, so that wait overlaps work the process does anyway.
+  process is still importing its model, and first has the broker finish that abort with a client
+  that asks again every 5 ms (:func:`abort_left_open`), so ``init_transactions`` finds nothing in
+  progress.
 """
 
 from __future__ import annotations
