@@ -80,3 +80,34 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert (end("read_uncommitted"), end("read_committed")) == (1, 0)
     abort_left_open(em.KafkaSettings(kafka_bootstrap), transactional_id)
     assert end("read_committed") == end("read_uncommitted") == 2  # the record and the abort marker
+
+
+LEARN = """
+import pickle, sys
+if sys.argv[1] == "deferred":
+    from eventml.lazy import defer_package_inits
+    defer_package_inits("river")
+import eventml as em
+from eventml.learners import learner_names, make_learner
+for name in [n for n in learner_names() if n.startswith("river_")]:
+    learner = make_learner(name, seed=3)
+    regression = learner.task == "regression"
+    seen = []
+    for i, event in enumerate(em.synthetic("sea", 400, seed=5)):
+        x = event.features
+        y = x["0"] + 2 * x["1"] - x["2"] if regression else event.label
+        seen.append(learner.predict_one(x) if regression else learner.predict_proba_one(x))
+        learner.learn_one(x, y)
+        if i == 200:
+            learner = pickle.loads(pickle.dumps(learner))  # as a restart loads it
+    print(name, repr(seen))
+"""
+
+
+def test_with_river_s_package_inits_deferred_every_river_learner_predicts_as_without():
+    runs = {how: subprocess.run([sys.executable, "-c", LEARN, how], capture_output=True, text=True, timeout=300)
+            for how in ("deferred", "plain")}
+    for run in runs.values():
+        assert run.returncode == 0, run.stderr
+    lines = runs["deferred"].stdout.splitlines()
+    assert len(lines) == 6 and lines == runs["plain"].stdout.splitlines()
