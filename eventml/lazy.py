@@ -3,7 +3,8 @@
 A package lists where each of its names lives; the module behind a name is imported the first time
 the name is used, so that a command needing one part (``eventml live``) does not pay for the others
 (river's datasets, scikit-learn, matplotlib, pandas). After that first use the name is a plain
-attribute of the package.
+attribute of the package. :func:`defer_package_inits` does the same for another library's
+subpackages (river's, in ``eventml live``).
 
 Examples
 --------
@@ -138,11 +139,13 @@ def defer_package_inits(top: str) -> None:
     ... from river.preprocessing.scale import StandardScaler
     ... print("river.preprocessing.gap_encoder" in sys.modules)  # river.preprocessing's __init__ has not run
     ... import river.preprocessing
-    ... print(river.preprocessing.OneHotEncoder.__name__, "river.preprocessing.gap_encoder" in sys.modules)  # now it has
+    ... print(river.preprocessing.OneHotEncoder.__name__)  # a name of its own: now it has
+    ... print("river.preprocessing.gap_encoder" in sys.modules)
     ... '''
     >>> print(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     False
-    OneHotEncoder True
+    OneHotEncoder
+    True
     <BLANKLINE>
     """
     if not any(isinstance(finder, _DeferredInits) and finder.prefix == top + "." for finder in sys.meta_path):

@@ -39,8 +39,8 @@ def test_a_restart_after_kill_imports_only_the_modules_its_model_needs_and_predi
     killed.communicate(timeout=60)
     assert killed.returncode == -signal.SIGKILL
 
-    restart = subprocess.run([sys.executable, "-c", RESTART, "live", "--events", topic, "--predictions", f"{topic}.pred",
-                              *options, "--quiet"], capture_output=True, text=True, timeout=120)
+    command = ["live", "--events", topic, "--predictions", f"{topic}.pred", *options, "--quiet"]
+    restart = subprocess.run([sys.executable, "-c", RESTART, *command], capture_output=True, text=True, timeout=120)
     assert restart.returncode == 0, restart.stderr
     assert f"live: {n} events predicted" in restart.stdout and "1 restarts" in restart.stdout
     imported = set(restart.stdout.split("imported:")[1].split())
@@ -57,7 +57,8 @@ def test_a_transaction_a_killed_producer_left_open_is_aborted_by_abort_left_open
     transactional_id = f"{topic}-txn"
     left_open = f"""
 import os, signal, confluent_kafka
-producer = confluent_kafka.Producer({{"bootstrap.servers": "{kafka_bootstrap}", "transactional.id": "{transactional_id}"}})
+config = {{"bootstrap.servers": "{kafka_bootstrap}", "transactional.id": "{transactional_id}"}}
+producer = confluent_kafka.Producer(config)
 producer.init_transactions(30)
 producer.begin_transaction()
 producer.produce("{topic}", b"never committed")
