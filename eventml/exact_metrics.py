@@ -27,26 +27,49 @@ Examples
 from __future__ import annotations
 
 import collections
+import importlib
 import math
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from river import metrics as river_metrics
-
 from eventml.learners.base import CLASSIFICATION, REGRESSION
 
-__all__ = ["METRICS", "Figure", "AccuracyPair", "LogLossPair", "RiverPair", "metric_pair"]
+__all__ = ["METRICS", "METRIC_TASKS", "Figure", "AccuracyPair", "LogLossPair", "RiverPair", "metric_pair",
+           "river_metric"]
 
-METRICS: dict[str, tuple[str, Callable[[], Any]]] = {
-    "accuracy": (CLASSIFICATION, river_metrics.Accuracy),
-    "f1": (CLASSIFICATION, river_metrics.F1),  # binary: positive class True (== 1)
-    "log_loss": (CLASSIFICATION, river_metrics.LogLoss),
-    "roc_auc": (CLASSIFICATION, river_metrics.ROCAUC),  # binary, river's approximation
-    "mae": (REGRESSION, river_metrics.MAE),
-    "rmse": (REGRESSION, river_metrics.RMSE),
-    "r2": (REGRESSION, river_metrics.R2),
+_RIVER_NAMES = {
+    "accuracy": (CLASSIFICATION, "Accuracy"),
+    "f1": (CLASSIFICATION, "F1"),  # binary: positive class True (== 1)
+    "log_loss": (CLASSIFICATION, "LogLoss"),
+    "roc_auc": (CLASSIFICATION, "ROCAUC"),  # binary, river's approximation
+    "mae": (REGRESSION, "MAE"),
+    "rmse": (REGRESSION, "RMSE"),
+    "r2": (REGRESSION, "R2"),
 }
-"""Metric name -> (task, river metric class): every metric eventml scores."""
+METRIC_TASKS: dict[str, str] = {name: task for name, (task, _) in _RIVER_NAMES.items()}
+"""Metric name -> task: every metric eventml scores (known without importing river's metrics)."""
+METRICS: dict[str, tuple[str, Callable[[], Any]]]
+"""Metric name -> (task, river metric class), made on first use (it imports :mod:`river.metrics`)."""
+
+
+def river_metric(name: str) -> Callable[[], Any]:
+    """River's class of metric ``name`` (imports :mod:`river.metrics`, which imports SciPy's statistics:
+    about half a second, which the pairs of accuracy and log loss do without).
+
+    Examples
+    --------
+    >>> river_metric("mae").__name__
+    'MAE'
+    """
+    return getattr(importlib.import_module("river.metrics"), _RIVER_NAMES[name][1])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "METRICS":
+        metrics = {metric: (task, river_metric(metric)) for metric, task in METRIC_TASKS.items()}
+        globals()["METRICS"] = metrics
+        return metrics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _P_MIN, _P_MAX = 1e-15, 1 - 1e-15  # river's ClassificationMetric._clamp_proba bounds
 _log = math.log
@@ -357,8 +380,8 @@ def metric_pair(name: str, window: int, metric_class: Callable[[], Any] | None =
     window
         Scored predictions in the rolling window (a positive integer).
     metric_class
-        River's class of the metric, for the metrics without an exact pair (looked up in
-        :data:`METRICS` when None).
+        River's class of the metric, for the metrics without an exact pair (:func:`river_metric` when
+        None).
     classifier
         Whether the learner is a classifier (only then do probability metrics get probabilities).
 
@@ -370,5 +393,5 @@ def metric_pair(name: str, window: int, metric_class: Callable[[], Any] | None =
     if classifier and name in EXACT_PAIRS:
         return EXACT_PAIRS[name](window)
     if metric_class is None:
-        metric_class = METRICS[name][1]
+        metric_class = river_metric(name)
     return RiverPair(metric_class, window, classifier and not metric_class().requires_labels)

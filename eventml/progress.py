@@ -16,8 +16,6 @@ Examples
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
-
 
 class progress_bar:
     """Count events and show them on a tqdm bar (or count silently if not ``enabled``)."""
@@ -27,7 +25,11 @@ class progress_bar:
         self.count = 0
         self._every = every
         self._shown = 0
-        self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=True) if enabled else None
+        self._bar = None
+        if enabled:  # tqdm only then (``eventml live --quiet`` need not import it)
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=True)
 
     def tick(self, n: int = 1) -> None:
         self.count += n

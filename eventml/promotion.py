@@ -34,7 +34,7 @@ import dataclasses
 from typing import Any
 
 from eventml.errors import ConfigError
-from eventml.exact_metrics import METRICS, NO_PREDICTION, metric_pair
+from eventml.exact_metrics import METRIC_TASKS, NO_PREDICTION, metric_pair, river_metric
 from eventml.validation import is_number, one_of, positive_int
 
 __all__ = ["Promotion", "Champion", "PROMOTION_COLUMNS", "challengers_topic", "champions_topic", "promotion_table"]
@@ -91,7 +91,7 @@ class Promotion:
     min_labels: int = 200
 
     def __post_init__(self) -> None:
-        one_of("metric", self.metric, sorted(METRICS))
+        one_of("metric", self.metric, sorted(METRIC_TASKS))
         positive_int("window", self.window)
         positive_int("min_labels", self.min_labels)
         if not is_number(self.margin) or not self.margin >= 0:
@@ -100,7 +100,7 @@ class Promotion:
     @property
     def higher_is_better(self) -> bool:
         """Whether a higher figure of the metric is better."""
-        return METRICS[self.metric][1]().bigger_is_better
+        return river_metric(self.metric)().bigger_is_better
 
     def to_dict(self) -> dict[str, Any]:
         """The rule as a flat dict (for a results JSON or a promotion record)."""

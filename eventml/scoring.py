@@ -28,7 +28,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from eventml.errors import ConfigError, ModelError
-from eventml.exact_metrics import METRICS, NO_PREDICTION, metric_pair
+from eventml.exact_metrics import METRIC_TASKS, NO_PREDICTION, metric_pair
+from eventml.lazy import attach
+
+METRICS: dict[str, tuple[str, Any]]  # eventml.exact_metrics.METRICS, imported on first use (see the end)
 from eventml.learners import CLASSIFICATION, REGRESSION
 from eventml.validation import positive_int, subset_of
 
@@ -48,7 +51,7 @@ def metric_names() -> list[str]:
     >>> print(", ".join(metric_names()))
     accuracy, f1, log_loss, mae, r2, rmse, roc_auc
     """
-    return sorted(METRICS)
+    return sorted(METRIC_TASKS)
 
 
 def check_metrics(metrics: Iterable[str] | str | None, task: str) -> list[str]:
@@ -66,8 +69,8 @@ def check_metrics(metrics: Iterable[str] | str | None, task: str) -> list[str]:
     ['mae', 'rmse', 'r2']
     """
     chosen = list(DEFAULT_METRICS[task] if metrics is None else ([metrics] if isinstance(metrics, str) else metrics))
-    subset_of("metric", chosen, METRICS)
-    wrong = [m for m in chosen if METRICS[m][0] != task]
+    subset_of("metric", chosen, METRIC_TASKS)
+    wrong = [m for m in chosen if METRIC_TASKS[m] != task]
     if wrong:
         raise ConfigError(f"metric(s) {', '.join(wrong)} do not apply to {task}; "
                           f"use {', '.join(DEFAULT_METRICS[task])}")
@@ -116,7 +119,7 @@ class Scorer:
         self.names = list(metrics)
         rolling_window = positive_int("rolling_window", rolling_window)
         classifier = learner.task == CLASSIFICATION
-        self.pairs = [metric_pair(m, rolling_window, METRICS[m][1], classifier) for m in self.names]
+        self.pairs = [metric_pair(m, rolling_window, classifier=classifier) for m in self.names]
         self.wants_proba = [pair.wants_proba for pair in self.pairs]
         self.need_proba = any(self.wants_proba)
         self.need_label = not all(self.wants_proba)
@@ -200,3 +203,7 @@ class Scorer:
         if self.watch is not None:
             row["drifts"] = self.drifts
         return row
+
+
+#: river's metric classes, imported on first use (see :func:`eventml.exact_metrics.river_metric`)
+__getattr__, __dir__ = attach(__name__, {"METRICS": "eventml.exact_metrics"})

@@ -65,13 +65,17 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _live_updater(args: argparse.Namespace) -> int:
+    from eventml.lazy import defer_package_inits
     from eventml.live.clients import restart_clients_early
 
+    # a river model imports its own modules, not the rest of river (scikit-learn, pandas, SciPy's statistics):
+    # a restart's first prediction a second sooner
+    defer_package_inits("river")
     settings = kafka_settings(args)
     early = None
     if args.state_dir is not None:
-        # a restart makes its Kafka clients (after a kill -9 mid-transaction, librdkafka waits 500 ms in
-        # init_transactions) while the model's libraries are imported; the wanted fields are read_identity's
+        # a restart makes its Kafka clients (aborting what a killed run left open first) while the model's
+        # libraries are imported; the wanted fields are read_identity's
         early = restart_clients_early(args.state_dir, settings, {
             "events_topic": args.events, "labels_topic": args.labels, "predictions_topic": args.predictions,
             "model": ",".join(args.model)}, args.name, setup_timeout_s=60.0)

@@ -13,40 +13,46 @@ from eventml.validation import one_of
 __all__ = ["LEARNERS", "learner_names", "make_learner"]
 
 
-def _river_logreg(seed):
-    from river import linear_model, preprocessing
+# river's classes come from their modules, not their packages: with eventml.lazy.defer_package_inits (as
+# `eventml live` runs) a package's __init__, which imports all of it, is not run for one of its classes
 
-    return RiverLearner(preprocessing.StandardScaler() | linear_model.LogisticRegression(), one_hot=True)
+
+def _river_logreg(seed):
+    from river.linear_model.log_reg import LogisticRegression
+    from river.preprocessing.scale import StandardScaler
+
+    return RiverLearner(StandardScaler() | LogisticRegression(), one_hot=True)
 
 
 def _river_gnb(seed):
-    from river import naive_bayes
+    from river.naive_bayes.gaussian import GaussianNB
 
-    return RiverLearner(naive_bayes.GaussianNB(), one_hot=True)
+    return RiverLearner(GaussianNB(), one_hot=True)
 
 
 def _river_hoeffding(seed):
-    from river import tree
+    from river.tree.hoeffding_tree_classifier import HoeffdingTreeClassifier
 
-    return tree.HoeffdingTreeClassifier()
+    return HoeffdingTreeClassifier()
 
 
 def _river_arf(seed):
-    from river import forest
+    from river.forest.adaptive_random_forest import ARFClassifier
 
-    return forest.ARFClassifier(seed=seed)
+    return ARFClassifier(seed=seed)
 
 
 def _river_linreg(seed):
-    from river import linear_model, preprocessing
+    from river.linear_model.lin_reg import LinearRegression
+    from river.preprocessing.scale import StandardScaler
 
-    return RiverLearner(preprocessing.StandardScaler() | linear_model.LinearRegression(), one_hot=True)
+    return RiverLearner(StandardScaler() | LinearRegression(), one_hot=True)
 
 
 def _river_hoeffding_reg(seed):
-    from river import tree
+    from river.tree.hoeffding_tree_regressor import HoeffdingTreeRegressor
 
-    return RiverLearner(tree.HoeffdingTreeRegressor(), one_hot=True)  # its leaves are linear models
+    return RiverLearner(HoeffdingTreeRegressor(), one_hot=True)  # its leaves are linear models
 
 
 def _batch_logreg(seed, window):

@@ -19,7 +19,9 @@ earlier instance with the same transactional id and aborts what it left open
   the abort of that transaction in progress (``CONCURRENT_TRANSACTIONS``), and librdkafka asks again
   only after a fixed 500 ms (``rd_kafka_idemp_pid_timer_restart`` in ``rdkafka_idempotence.c``; no
   setting changes it). :class:`ClientsInBackground` makes the clients of a restart while the
-  process is still importing its model, so that wait overlaps work the process does anyway.
+  process is still importing its model, and first has the broker finish that abort with a client
+  that asks again every 5 ms (:func:`abort_left_open`), so ``init_transactions`` finds nothing in
+  progress.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
 from eventml.kafka.settings import KafkaSettings
 from eventml.live.merge import InputPartition
 
-__all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "connect_with_backoff", "live_id",
+__all__ = ["CLIENT_ERRORS", "LiveClients", "ClientsInBackground", "abort_left_open", "connect_with_backoff", "live_id",
            "restart_clients_early", "setup_timeout", "watermarks"]
 
 log = logging.getLogger("eventml.live")
@@ -341,6 +343,7 @@ class ClientsInBackground:
 
     def _make(self, setup_timeout_s: float) -> None:
         try:
+            abort_left_open(self.kafka, self.transactional_id)
             clients = LiveClients(self.kafka, self.transactional_id, self.group_id, setup_timeout_s)
         except BaseException as exc:  # handed to result()
             self._error = exc
@@ -373,6 +376,29 @@ class ClientsInBackground:
         with self._lock:
             self._discarded = True
             self._close()
+
+
+def abort_left_open(kafka: KafkaSettings, transactional_id: str, timeout_s: float = 3.0) -> None:
+    """Have the broker abort the transaction a killed updater left open, asking again every 5 ms until it
+    is done, so that librdkafka's ``init_transactions`` then finds nothing in progress (it would ask again
+    only after a fixed 500 ms, see the module docstring). A kafka-python producer with the updater's
+    transactional id does it (its ``InitProducerId`` starts the abort and is retried after
+    ``retry_backoff_ms``) and is closed unused; the updater's own producer fences it at once. Any failure is
+    left to ``init_transactions``, which aborts the transaction too, later."""
+    from eventml.kafka import clients as kafka_python
+
+    started = time.monotonic()
+    try:
+        producer = kafka_python.producer(kafka, transactional_id=transactional_id, retry_backoff_ms=5,
+                                         max_block_ms=int(timeout_s * 1000))
+        try:
+            producer.init_transactions()
+        finally:
+            producer.close(timeout=0)
+    except Exception as exc:  # e.g. no broker: init_transactions says so, with its own timeout
+        log.debug("aborting the open transaction of %s ahead of init_transactions failed: %s", transactional_id, exc)
+    else:
+        log.debug("transactions of %s completed in %.3f s", transactional_id, time.monotonic() - started)
 
 
 def restart_clients_early(state_dir: str | Path, kafka: KafkaSettings, wanted: dict[str, Any], name: str | None,

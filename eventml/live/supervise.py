@@ -1,11 +1,12 @@
 """``eventml live --restart-on-crash``: a killed updater starts again at once, from a warm process.
 
-A new Python process needs about a second to import river's model modules (they pull in SciPy and
-scikit-learn) before it can predict anything, which is most of what a restart after ``kill -9``
-costs. With :func:`run_restarting` the command imports them once and runs the updater in a child
-process forked from itself; when a signal kills the child (``kill -9``, the OOM killer, a
-segfault), the parent forks a new one at once, which resumes from the committed state as any
-restart does (exactly once: the same snapshot and offsets checks), without importing anything.
+A new Python process needs about half a second to import eventml, NumPy, SciPy's special functions
+and river's model modules before it can predict anything, which is most of what a restart by hand
+after ``kill -9`` costs. With :func:`run_restarting` the command imports them once and runs the
+updater in a child process forked from itself; when a signal kills the child (``kill -9``, the
+OOM killer, a segfault), the parent forks a new one at once, which resumes from the committed
+state as any restart does (exactly once: the same snapshot and offsets checks), without importing
+anything.
 
 - The child's exit code is the command's; a child that exits is not restarted (an error is not a
   crash). More than ``max_restarts`` kills within a minute end the command with an error.
