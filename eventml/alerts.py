@@ -42,7 +42,7 @@ import dataclasses
 from typing import Any
 
 from eventml.errors import ConfigError
-from eventml.exact_metrics import METRICS, NO_PREDICTION, metric_pair
+from eventml.exact_metrics import METRIC_TASKS, NO_PREDICTION, metric_pair
 from eventml.validation import is_number, one_of, positive_int
 
 __all__ = ["Alert", "AlertWatch", "ALERT_COLUMNS", "KEEP_ALERTS", "alerts_topic", "check_alerts", "parse_alert", "alert_table",
@@ -113,7 +113,7 @@ class Alert:
     def __post_init__(self) -> None:
         one_of("alert kind", self.kind, KINDS)
         if self.kind.startswith("metric"):
-            one_of("alert metric", self.metric, sorted(METRICS))
+            one_of("alert metric", self.metric, sorted(METRIC_TASKS))
             positive_int("labels", self.labels)
             positive_int("window", self.window)
         if self.kind == "drift":
