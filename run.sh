@@ -90,7 +90,8 @@ case "$command" in
         ;;
     test)
         install_test_tools
-        .venv/bin/python -m pytest "$@"
+        # two workers share the session's broker (tests/conftest.py); EVENTML_TEST_WORKERS=0: one process
+        .venv/bin/python -m pytest -n "${EVENTML_TEST_WORKERS:-2}" --dist loadgroup "$@"
         ;;
     *)
         echo "usage: ./run.sh notebooks [eventml notebooks run options] | ./run.sh lab [jupyter lab options]" \
