@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import subprocess
 import sys
 
@@ -70,6 +71,25 @@ def live_process(servers, events_topic, predictions_topic, *options, kill_at=Non
     cmd = [sys.executable, "-m", "eventml.cli", "live", "--events", events_topic, "--predictions", predictions_topic,
            *options, "--quiet"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def killed_runs(servers, events_topic, predictions_topic, options, kill_ats, timeout=120):
+    """Run ``eventml live`` with ``options`` once per kill point of ``kill_ats`` (e.g. ``"before_commit:3"``),
+    each run killed with SIGKILL by the hook there."""
+    for kill_at in kill_ats:
+        proc = live_process(servers, events_topic, predictions_topic, *options, kill_at=kill_at)
+        proc.communicate(timeout=timeout)
+        assert proc.returncode == -signal.SIGKILL, f"the run was not killed at {kill_at}"
+
+
+def resumed_run(servers, events_topic, predictions_topic, options, n, restarts, timeout=120):
+    """Run ``eventml live`` with ``options`` to the end; assert it predicted ``n`` events after ``restarts``
+    restarts; its output."""
+    proc = live_process(servers, events_topic, predictions_topic, *options)
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    assert f"live: {n} events predicted" in out and f"{restarts} restarts" in out, out
+    return out
 
 
 def resumable(state_dir, n):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import pickle
-import signal
 import urllib.request
 
 import pandas as pd
@@ -21,7 +20,7 @@ from eventml.errors import ConfigError
 from eventml.learners import make_learner
 from eventml.live import LiveUpdater
 
-from live_helpers import live_process, produce_events, resumable
+from live_helpers import killed_runs, produce_events, resumable, resumed_run
 from test_group import events_by_partition
 
 ACCURACY = Alert.metric_below("accuracy", 0.8, labels=200)
@@ -167,18 +166,12 @@ def test_alerts_live_equal_offline_and_survive_two_kill_9s(kafka_bootstrap, topi
     options = [*resumable(state, N), "--model", "river_gnb", *[o for rule in RULES for o in ("--alert", rule.name)]]
     # dies between writing its 3rd snapshot and committing it (about event 300), then right after its 14th commit
     # (about event 1,600: after the detector fired, while the accuracy rule counts its 200 labels)
-    for kill_at in ("before_commit:3", "after_commit:14"):
-        proc = live_process(kafka_bootstrap, topic, predictions, *options, kill_at=kill_at)
-        proc.communicate(timeout=120)
-        assert proc.returncode == -signal.SIGKILL
+    killed_runs(kafka_bootstrap, topic, predictions, options, ("before_commit:3", "after_commit:14"))
     # what the killed runs committed: the first alerts, not the accuracy rule's (its 200 labels end at event 1,729)
     when = ["events", "rule", "state"]
     committed = read_alerts(predictions, bootstrap_servers=kafka_bootstrap, idle_timeout_s=5)[when].values.tolist()
     assert len(committed) < len(expected) and committed == expected[when].values.tolist()[:len(committed)]
-    proc = live_process(kafka_bootstrap, topic, predictions, *options)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert f"live: {N} events predicted" in out and "2 restarts" in out
+    resumed_run(kafka_bootstrap, topic, predictions, options, N, restarts=2)
 
     for where in (f"{topic}.clean", predictions):
         live = read_alerts(where, bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)

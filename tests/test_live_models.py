@@ -4,7 +4,6 @@ events dead-lettered alone (real broker)."""
 
 from __future__ import annotations
 
-import signal
 import time
 
 import httpx
@@ -20,7 +19,7 @@ from eventml.live import LiveUpdater
 from eventml.live.snapshots import load_snapshot
 from eventml.promotion import Promotion, promotion_table
 
-from live_helpers import live_process, offline_predictions, produce_events, published, resumable
+from live_helpers import killed_runs, offline_predictions, produce_events, published, resumable, resumed_run
 from test_group import events_by_partition, per_partition_offline
 
 MODELS = ["river_logreg", "river_gnb", "river_hoeffding"]
@@ -103,14 +102,8 @@ def test_promotions_live_equal_offline_and_survive_two_kill_9s(kafka_bootstrap, 
                "--promote-min-labels", str(RULE.min_labels)]
     # dies between writing its 3rd snapshot and committing it (about event 300), then right after its 15th commit
     # (about event 1700: between the two promotions this stream makes, at events 1631 and 1894)
-    for kill_at in ("before_commit:3", "after_commit:15"):
-        proc = live_process(kafka_bootstrap, topic, predictions, *options, kill_at=kill_at)
-        proc.communicate(timeout=120)
-        assert proc.returncode == -signal.SIGKILL
-    proc = live_process(kafka_bootstrap, topic, predictions, *options)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert f"live: {n} events predicted" in out and "2 restarts" in out
+    killed_runs(kafka_bootstrap, topic, predictions, options, ("before_commit:3", "after_commit:15"))
+    resumed_run(kafka_bootstrap, topic, predictions, options, n, restarts=2)
 
     for where in (f"{topic}.clean", predictions):
         live = read_promotions(where, bootstrap_servers=kafka_bootstrap, idle_timeout_s=10)

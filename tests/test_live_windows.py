@@ -23,7 +23,7 @@ from eventml.live.state import UpdaterState
 from eventml.sources import transactions
 from eventml.windows import Window, add_windows, parse_window
 
-from live_helpers import WINDOW_TEXTS, live_process, offline_predictions, published, resumable
+from live_helpers import WINDOW_TEXTS, killed_runs, live_process, offline_predictions, published, resumable, resumed_run
 
 WINDOWS = [parse_window(text) for text in WINDOW_TEXTS]
 KEY = "k" * 32  # the group's state key
@@ -104,14 +104,9 @@ def test_live_windowed_predictions_equal_offline_per_event_through_kill_9(kafka_
     options = [arg for text in WINDOW_TEXTS for arg in ("--window", text)]
     state, predictions = tmp_path / "crash", f"{topic}.pred"
     # 1: dies between writing its 3rd snapshot and committing it; 2: right after its 2nd commit
-    for kill_at in ("before_commit:3", "after_commit:2"):
-        proc = live_process(kafka_bootstrap, topic, predictions, *resumable(state, n), *options, kill_at=kill_at)
-        proc.communicate(timeout=90)
-        assert proc.returncode == -signal.SIGKILL
-    proc = live_process(kafka_bootstrap, topic, predictions, *resumable(state, n), *options)
-    out, err = proc.communicate(timeout=90)
-    assert proc.returncode == 0, err
-    assert f"live: {n} events predicted" in out and "2 restarts" in out
+    options = [*resumable(state, n), *options]
+    killed_runs(kafka_bootstrap, topic, predictions, options, ("before_commit:3", "after_commit:2"))
+    resumed_run(kafka_bootstrap, topic, predictions, options, n, restarts=2)
 
     got, count = published(predictions, kafka_bootstrap)
     assert count == n and got == expected
