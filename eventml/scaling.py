@@ -65,7 +65,8 @@ def kafka_partition(key: str | bytes, partitions: int) -> int:
 
 
 def partition_sweep(events: Iterable[Event], partition_counts: Sequence[int] = (1, 2, 4, 6, 12),
-                    model: Any = "river_logreg", *, seed: int | None = 42, rolling_window: int = 500) -> pd.DataFrame:
+                    model: Any = "river_logreg", *, seed: int | None = 42, rolling_window: int = 500,
+                    by_partition: bool = False) -> pd.DataFrame:
     """Test-then-train accuracy of one model per partition, for each number of partitions, on one stream.
 
     Each event goes to partition :func:`kafka_partition` ``(event.id, k)``; each partition has its own
@@ -78,9 +79,8 @@ def partition_sweep(events: Iterable[Event], partition_counts: Sequence[int] = (
     partition), ``accuracy`` (over every scored prediction: what the group's predictions score),
     ``global_accuracy`` (one model, ``k = 1``), ``gap`` (global minus per-partition accuracy),
     ``partition_accuracy_min`` and ``_max`` (the worst and best partition), and
-    ``events_per_model_min`` (the events of the smallest partition). ``df.attrs["by_partition"]`` is
-    a DataFrame with one row per count and partition (``partitions``, ``partition``, ``events``,
-    ``accuracy``).
+    ``events_per_model_min`` (the events of the smallest partition). With ``by_partition=True``, one
+    row per count and partition instead: ``partitions``, ``partition``, ``events``, ``accuracy``.
     """
     counts = [positive_int("partition count", k) for k in partition_counts]
     if not counts or len(set(counts)) != len(counts):
@@ -89,7 +89,7 @@ def partition_sweep(events: Iterable[Event], partition_counts: Sequence[int] = (
 
     events = list(events)
     runs = sorted(set(counts) | {1})
-    rows, by_partition = {}, []
+    rows, partition_rows = {}, []
     for k in runs:
         scorers = [Scorer(make_learner(model, seed=seed), ["accuracy"], rolling_window) for _ in range(k)]
         seen = [0] * k
@@ -106,17 +106,18 @@ def partition_sweep(events: Iterable[Event], partition_counts: Sequence[int] = (
                 scorer.learn(event.id, event.features, event.label)
         parts = [{"partitions": k, "partition": p, "events": seen[p],
                   "accuracy": scorers[p].metrics()["accuracy"] if seen[p] else None} for p in range(k)]
-        by_partition.extend(parts)
+        partition_rows.extend(parts)
         accuracies = [row["accuracy"] for row in parts if row["accuracy"] is not None]
         rows[k] = {"partitions": k, "events": len(events), "scored": int(pooled.cm.n_samples),
                    "accuracy": pooled.get(), "partition_accuracy_min": min(accuracies, default=None),
                    "partition_accuracy_max": max(accuracies, default=None), "events_per_model_min": min(seen)}
+    if by_partition:
+        return pd.DataFrame([row for row in partition_rows if row["partitions"] in counts])
     global_accuracy = rows[1]["accuracy"]
     df = pd.DataFrame([{**rows[k], "global_accuracy": global_accuracy, "gap": global_accuracy - rows[k]["accuracy"]}
                        for k in counts])
     df = df[["partitions", "events", "scored", "accuracy", "global_accuracy", "gap", "partition_accuracy_min",
              "partition_accuracy_max", "events_per_model_min"]]
-    df.attrs["by_partition"] = pd.DataFrame([row for row in by_partition if row["partitions"] in counts])
     return df
 
 

@@ -38,7 +38,7 @@ def test_one_partition_is_the_global_model_and_equals_prequential():
 def test_each_partition_learns_alone_from_its_murmur2_share_of_the_stream():
     events = list(em.synthetic("sea", 1200, seed=5))
     sweep = partition_sweep(events, [4], "river_gnb", seed=5)
-    by_partition = sweep.attrs["by_partition"]
+    by_partition = partition_sweep(events, [4], "river_gnb", seed=5, by_partition=True)
     assert by_partition["partition"].tolist() == [0, 1, 2, 3]
     for p in range(4):
         mine = [e for e in events if kafka_partition(e.id, 4) == p]
