@@ -171,8 +171,11 @@ def test_eventml_live_serves_metrics_on_its_port_counted_across_a_kill_9(kafka_b
                            "--records-per-transaction", "100", "--idle-timeout", "60", "--metrics-port", str(port))
     try:
         url, samples, deadline = f"http://127.0.0.1:{port}/metrics", [], time.monotonic() + 60
+        # the commit's time is observed once it returned, after its state counted the transaction: a scrape
+        # between the two shows 5 transactions and 2 commit times (it happened once under load)
         while time.monotonic() < deadline and (total(samples, "eventml_live_events_total") < n
-                                               or total(samples, "eventml_live_transactions_total") < 5):
+                                               or total(samples, "eventml_live_transactions_total") < 5
+                                               or total(samples, "eventml_live_commit_seconds_count") < 3):
             time.sleep(0.2)
             try:
                 samples = scrape(url)
