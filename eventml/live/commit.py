@@ -106,6 +106,14 @@ def fenced(error: KafkaException) -> bool:
         code == KafkaError.INVALID_PRODUCER_EPOCH and err.fatal())
 
 
+def stale_generation(error: BaseException) -> bool:
+    """True when a transaction's offsets carried a group generation (or member) the group has moved on from:
+    a rebalance ended between the consumer's last word from the group and the commit (an abortable error)."""
+    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return (isinstance(err, KafkaError) and not err.fatal() and err.code() in (
+        KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS))
+
+
 class KillHook:
     """The test hook :data:`KILL_ENV`: counts the commits of this process and SIGKILLs it at the chosen one."""
 
