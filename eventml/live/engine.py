@@ -480,8 +480,11 @@ class Engine(BackgroundRun):
                                 f"Kafka fenced this live updater (transactional id {self.transactional_id!r}): "
                                 f"another one {self._same_updater} took over, or the broker timed out its open "
                                 "transaction; nothing committed is lost: run it again to resume") from None
-                        if stale_generation(error) and self.assignment.rewind(self, error):
-                            continue  # the group moved on meanwhile: its tasks resume, the clients stay
+                        try:
+                            if stale_generation(error) and self.assignment.rewind(self, error):
+                                continue  # the group moved on meanwhile: its tasks resume, the clients stay
+                        except (*CLIENT_ERRORS, KafkaUnavailableError) as again:  # e.g. a broker down meanwhile
+                            error = again
                         self._reconnect(error)
             self.assignment.stop(self)  # a group member says it leaves (a transaction of its own)
             stopped = True
