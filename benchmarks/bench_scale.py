@@ -16,7 +16,13 @@ On a three-broker cluster (``LocalCluster(brokers=3)``, or the one ``--bootstrap
    signal until another updater announced the partition (``moved_s``) and until the first prediction of
    that partition after that (``served_s``). After a kill this is the session timeout
    (``--session-timeout``, the command's default 10 s) plus a rebalance; after a clean stop, a rebalance.
-3. **State in Kafka against the state directory.** One ``GroupUpdater`` (state in a compacted topic,
+3. **Pauses of the partitions that do not move.** Two updater processes share six partitions while events
+   flow at ``--rate``; a third joins, later one of the first two stops cleanly. For each rebalance, the
+   longest gap in the committed predictions (by prediction time) of each partition whose owner is the same
+   before and after, from the signal until the group settled plus a second (``kept_gap_s``); the same
+   for the partitions that moved (``moved_gap_s``). At 500 events/s a partition gets a prediction every
+   12 ms or so: a gap under ``transaction_interval_s`` (0.5 s) is no pause.
+4. **State in Kafka against the state directory.** One ``GroupUpdater`` (state in a compacted topic,
    written in each transaction) against one ``LiveUpdater`` (snapshots in a folder), both in this process,
    over the same one-partition topic of ``--events`` events, alternating; events/s from the first to the
    last prediction's time, and the ratio.
@@ -33,8 +39,8 @@ set by the session timeout and the rebalance.
 Prints a table and writes JSON to ``benchmarks/results/scale.json``.
 
 Usage: ``python benchmarks/bench_scale.py [--events 20000] [--rounds 2] [--rate 500] [--session-timeout 10]
-[--bootstrap-servers HOST:PORT,...]`` (without a bootstrap address a local three-node cluster is started in a
-temporary folder, which takes a minute or two). A run at the defaults takes about ten minutes here.
+[--bootstrap-servers HOST:PORT,...] [--parts throughput,failover,pauses,state]`` (without a bootstrap
+address a local three-node cluster is started in a temporary folder, which takes a minute or two). A run at the defaults takes about ten minutes here.
 """
 
 from __future__ import annotations
