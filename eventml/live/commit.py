@@ -182,7 +182,8 @@ class TransactionCommit:
         """Commit the open transaction of ``producer`` with the state of ``tasks`` and their input offsets.
 
         ``tasks`` are the tasks that processed records in the transaction (each with ``state`` and
-        ``inputs``); ``send`` produces a record in the open transaction (a state topic's records).
+        ``inputs``); ``send`` produces a record in the open transaction (a state topic's records);
+        ``group_metadata`` gives the consumer's group metadata (``consumer.consumer_group_metadata``).
         Raises a ``KafkaException`` (``_TIMED_OUT`` if step 2 outlived ``timeout_s``).
         """
         self._kill.commits += 1
@@ -205,7 +206,9 @@ class TransactionCommit:
             steps[0] = time.monotonic()
             ends = steps[0] + timeout
             if offsets:
-                producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+                # read now, not before step 1: a rebalance may end meanwhile, and offsets sent with the
+                # generation before it are refused (ILLEGAL_GENERATION)
+                producer.send_offsets_to_transaction(offsets, group_metadata(), timeout)
             steps[1] = time.monotonic()
             producer.commit_transaction(max(0.1, ends - time.monotonic()))
             steps[2] = time.monotonic()

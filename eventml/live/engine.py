@@ -339,7 +339,7 @@ class Engine(BackgroundRun):
         for task in dirty:  # the lag rules, in the transaction that commits their state
             if task.state.alerts is not None and task.state.alerts.watches_lag:
                 task.processor.lag(self._lag([task]))
-        self._commit(clients.producer, clients.consumer.consumer_group_metadata(), dirty, clients.send)
+        self._commit(clients.producer, clients.consumer.consumer_group_metadata, dirty, clients.send)
         committed_at = time.time()
         if self.exporter is not None:
             self.exporter.committed(self._commit.timings["total"])
