@@ -13,7 +13,7 @@ import signal
 import time
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
 from eventml.cli import main
@@ -165,6 +165,34 @@ def test_a_join_and_a_clean_leave_revoke_only_the_partitions_that_move(kafka_boo
             assert next_owner not in (None, row.updater), f"partition {partition} of {row.updater}: {rows}"
             moved += 1
     assert moved >= 2  # the joiner's share, taken from the first two
+
+
+def test_a_group_reads_each_labels_partition_with_its_events_partition(kafka_bootstrap, topic):
+    n, group, labels = 2400, f"{topic}-g", f"{topic}.labels"
+    em.create_topic(topic, 4, bootstrap_servers=kafka_bootstrap)
+    em.create_topic(labels, 4, bootstrap_servers=kafka_bootstrap)
+    events = list(em.synthetic("sea", n, seed=23))
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    base = int(time.time() * 1000) - 60_000
+    for i, event in enumerate(events):  # each label right after its event, keyed by its id: the same partition
+        producer.send(topic, value=em.events.encode_event(dataclasses.replace(event, label=None)),
+                      key=event.id.encode(), timestamp_ms=base + 2 * i)
+        producer.send(labels, value=em.events.encode_label(em.Label(event.id, event.label)), key=event.id.encode(),
+                      timestamp_ms=base + 2 * i + 1)
+    producer.flush()
+    producer.close()
+    settings = dict(group=group, labels_topic=labels, state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                    idle_timeout_s=4, records_per_transaction=200, session_timeout_s=6)
+    members = [GroupUpdater(topic, f"{topic}.pred", name=name, **settings).start() for name in ("first", "second")]
+    stats = [member.join(120) for member in members]
+
+    truth = {event.id: event.label for event in events}
+    by_partition = {p: [dataclasses.replace(e, label=truth[e.id]) for e in got]
+                    for p, got in events_by_partition(topic, kafka_bootstrap).items()}
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    # as if each label came in its event: the label of every event reached its partition's model at once
+    assert count == n and got == per_partition_offline(by_partition)[0]
+    assert sum(s.labelled for s in stats) == n and sum(s.unknown_id for s in stats) == 0
 
 
 def test_a_restarted_group_resumes_from_the_state_in_kafka(kafka_bootstrap, topic):

@@ -180,6 +180,7 @@ class GroupAssignment(_Announcing):
         """Partitions added to this member (none at the end of a rebalance that moved nothing of it)."""
         self.rebalancing = False
         engine = self.engine
+        engine._last_record_at = time.monotonic()  # idle counts from the end of the last rebalance
         numbers = sorted({tp.partition for tp in partitions if tp.topic == self.topics[0]} - set(engine._tasks))
         self._open(consumer, numbers)
         self.announce("assigned", self.owned(engine))
