@@ -5,7 +5,7 @@
 - :class:`GroupAssignment` (a group, ``scope="partition"``): Kafka's consumer group shares the events
   partitions between the updaters; each partition is a task with its own model, reading partition ``p``
   of the events and of a labels topic (partitioned alike, checked at start). A rebalance moves as few
-  partitions as it can and pauses only those (the cooperative protocol).
+  partitions as it can and revokes only those (the cooperative protocol).
 - :class:`LeaseAssignment` (a group, ``scope="global"``): the updaters subscribe to a one-partition
   *lease* topic; the one that holds it runs one task over every input partition, the others wait,
   connected, as hot standbys.

@@ -8,7 +8,7 @@ task: the prediction of an event comes from the model of its partition. Labels c
 events, or from a labels topic keyed by event id and partitioned like the events (the same
 number of partitions, checked at start), so that partition ``p`` of both belong to the same task
 (the group assigns the events partitions; the owner of events partition ``p`` reads labels partition
-``p`` with it). A rebalance moves as few partitions as it can and pauses only those (Kafka's
+``p`` with it). A rebalance moves as few partitions as it can and revokes only those (Kafka's
 cooperative protocol, :mod:`eventml.live.assignment`).
 
 How exactly-once works here
