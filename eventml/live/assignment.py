@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from eventml.kafka.rdkafka import KafkaException, TopicPartition
+from eventml.kafka.rdkafka import TopicPartition
 
 __all__ = ["FixedAssignment", "GroupAssignment", "LeaseAssignment", "GLOBAL_TASK"]
 
@@ -119,11 +119,7 @@ class _Announcing:
         numbers = self.given_up(partitions)
         log.warning("updater %s lost partitions %s", engine.name, numbers)
         if engine._txn_open:
-            try:
-                engine._clients.producer.abort_transaction(min(engine.settings.reconnect_timeout_s, 5.0))
-            except KafkaException:
-                log.debug("aborting after the lost partitions failed", exc_info=True)
-            engine._txn_open = False
+            engine.abort()
             # the tasks it keeps are ahead of what they committed: they resume from the committed state
             numbers = numbers + [task.number for task in engine._tasks.values() if task.dirty
                                  and task.number not in numbers]

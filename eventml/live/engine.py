@@ -123,10 +123,16 @@ class Engine(BackgroundRun):
         connect_with_backoff(self._connect, self._close_clients, self.settings.reconnect_timeout_s, self.kafka,
                              self._resume_advice)
 
-    def abort(self, error: BaseException) -> None:
-        """After ``error``: abort the open transaction (if it needs it); its predictions were not this updater's."""
-        if self._clients is not None:
-            self._clients.abort_if_needed(error, min(self.settings.reconnect_timeout_s, 5.0))
+    def abort(self, error: BaseException | None = None) -> None:
+        """Abort the open transaction (after ``error``: if that needs it); its predictions were not this updater's."""
+        timeout_s = min(self.settings.reconnect_timeout_s, 5.0)
+        if self._clients is not None and error is not None:
+            self._clients.abort_if_needed(error, timeout_s)
+        elif self._clients is not None and self._txn_open:
+            try:
+                self._clients.producer.abort_transaction(timeout_s)
+            except KafkaException:
+                log.debug("aborting the open transaction failed", exc_info=True)
         self._txn_open = False
         self._session_events -= len(self._timestamps)
         self._timestamps.clear()
