@@ -40,7 +40,8 @@ Prints a table and writes JSON to ``benchmarks/results/scale.json``.
 
 Usage: ``python benchmarks/bench_scale.py [--events 20000] [--rounds 2] [--rate 500] [--session-timeout 10]
 [--bootstrap-servers HOST:PORT,...] [--parts throughput,failover,pauses,state]`` (without a bootstrap
-address a local three-node cluster is started in a temporary folder, which takes a minute or two). A run at the defaults takes about ten minutes here.
+address a local three-node cluster is started in a temporary folder, which takes a minute or two). A run at
+the defaults takes about ten minutes here.
 """
 
 from __future__ import annotations
@@ -310,7 +311,8 @@ def main() -> None:
                   f"{m['missing']:>7}")
     if paused is not None:
         print(f"\n{'rebalance':>9}  {'settled':>8}  {'longest gap, kept':>17}  {'longest gap, moved':>18}  "
-              f"(predictions {paused['predictions']:,}, duplicates {paused['duplicates']}, missing {paused['missing']})")
+              f"(predictions {paused['predictions']:,}, duplicates {paused['duplicates']}, "
+              f"missing {paused['missing']})")
         for phase in paused["phases"]:
             print(f"{phase['how']:>9}  {phase['settled_s']:>6.1f} s  {phase['kept_gap_s']:>15.2f} s  "
                   f"{phase['moved_gap_s']:>16.2f} s")
