@@ -13,7 +13,7 @@ import signal
 import time
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import eventml as em
 from eventml.cli import main
@@ -112,6 +112,87 @@ def test_two_updaters_share_the_partitions_and_each_partition_learns_alone(kafka
     owners = assignments[assignments.event == "assigned"]
     assert set(owners.updater) == {"first", "second"}
     assert set().union(*owners.partitions) == {0, 1, 2, 3}
+
+
+def wait_for_partitions(group, servers, names, timeout_s=60):
+    """The group's announcements once every updater of ``names`` holds partitions (its latest row)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = read_assignments(group, bootstrap_servers=servers)
+        latest = rows.groupby("updater").tail(1).set_index("updater")
+        if set(names) <= set(latest.index) and all(latest.loc[name, "event"] == "assigned"
+                                                   and latest.loc[name, "partitions"] for name in names):
+            return rows
+        assert time.monotonic() < deadline, f"{names} hold no partitions within {timeout_s} s: {rows}"
+        time.sleep(0.3)
+
+
+def test_a_join_and_a_clean_leave_revoke_only_the_partitions_that_move(kafka_bootstrap, topic):
+    n, group = 8000, f"{topic}-g"
+    em.create_topic(topic, 6, bootstrap_servers=kafka_bootstrap)
+    job = em.produce_in_background(list(em.synthetic("sea", n, seed=21)), topic, rate=400,
+                                   bootstrap_servers=kafka_bootstrap)
+    settings = dict(group=group, state_key=KEY, bootstrap_servers=kafka_bootstrap, idle_timeout_s=4,
+                    records_per_transaction=200, session_timeout_s=6)
+    members = {name: GroupUpdater(topic, f"{topic}.pred", name=name, **settings).start()
+               for name in ("first", "second")}
+    wait_for_partitions(group, kafka_bootstrap, ["first", "second"])
+    members["third"] = GroupUpdater(topic, f"{topic}.pred", name="third", **settings).start()
+    wait_for_partitions(group, kafka_bootstrap, ["first", "second", "third"])
+    members["second"].stop()  # a clean leave, mid-stream
+    members["second"].join(60)
+    job.join()
+    stats = [member.join(120) for member in members.values()]
+
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == n and got == per_partition_offline(events_by_partition(topic, kafka_bootstrap))[0]
+    assert sum(s.session_events for s in stats) == n
+    rows = read_assignments(group, bootstrap_servers=kafka_bootstrap).sort_values("time", kind="stable")
+    # each member held partitions once the third had joined (six partitions, three members)
+    held = rows[rows.time < rows[rows.updater == "second"].time.max()].groupby("updater").tail(1).set_index("updater")
+    assert all(held.loc[name, "event"] == "assigned" and held.loc[name, "partitions"] for name in members), rows
+    # a partition an updater gave up while it went on (it announced an assignment after) went to another
+    # updater: none was revoked and given back, as an eager rebalance does with every partition of every
+    # member at a join and at a leave
+    records = list(rows.itertuples(index=False))
+    moved = 0
+    for i, row in enumerate(records):
+        later = records[i + 1:]
+        if row.event != "revoked" or not any(r.updater == row.updater and r.event == "assigned" for r in later):
+            continue
+        for partition in row.partitions:
+            next_owner = next((r.updater for r in later if r.event == "assigned" and partition in r.partitions), None)
+            assert next_owner not in (None, row.updater), f"partition {partition} of {row.updater}: {rows}"
+            moved += 1
+    assert moved >= 2  # the joiner's share, taken from the first two
+
+
+def test_a_group_reads_each_labels_partition_with_its_events_partition(kafka_bootstrap, topic):
+    n, group, labels = 2400, f"{topic}-g", f"{topic}.labels"
+    em.create_topic(topic, 4, bootstrap_servers=kafka_bootstrap)
+    em.create_topic(labels, 4, bootstrap_servers=kafka_bootstrap)
+    events = list(em.synthetic("sea", n, seed=23))
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    base = int(time.time() * 1000) - 60_000
+    for i, event in enumerate(events):  # each label right after its event, keyed by its id: the same partition
+        producer.send(topic, value=em.events.encode_event(dataclasses.replace(event, label=None)),
+                      key=event.id.encode(), timestamp_ms=base + 2 * i)
+        producer.send(labels, value=em.events.encode_label(em.Label(event.id, event.label)), key=event.id.encode(),
+                      timestamp_ms=base + 2 * i + 1)
+    producer.flush()
+    producer.close()
+    settings = dict(group=group, labels_topic=labels, state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                    idle_timeout_s=4, records_per_transaction=200, session_timeout_s=6)
+    members = [GroupUpdater(topic, f"{topic}.pred", name=name, **settings).start() for name in ("first", "second")]
+    stats = [member.join(120) for member in members]
+
+    truth = {event.id: event.label for event in events}
+    by_partition = {p: [dataclasses.replace(e, label=truth[e.id]) for e in got]
+                    for p, got in events_by_partition(topic, kafka_bootstrap).items()}
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    # as if each label came in its event: the label of every event reached its partition's model at once
+    assert count == n and got == per_partition_offline(by_partition)[0]
+    assert sum(s.labelled for s in stats) == n and sum(s.unknown_id for s in stats) == 0
 
 
 def test_a_restarted_group_resumes_from_the_state_in_kafka(kafka_bootstrap, topic):

@@ -64,7 +64,7 @@ def test_a_store_gives_back_the_state_of_exactly_the_committed_offsets(harness):
         task = make_task(topic, version, offset)
         task.state.sequence = version - 1
         clients.producer.begin_transaction()
-        commit(clients.producer, clients.consumer.consumer_group_metadata(), [task], clients.send)
+        commit(clients.producer, clients.consumer.consumer_group_metadata, [task], clients.send)
     state = store.load(task, committed(clients, task), 10)
     assert committed(clients, task) == {f"{topic}:0": 9}
     assert state.offsets == {f"{topic}:0": 9} and state.learned == 2 and state.sequence == 2
@@ -74,7 +74,7 @@ def test_a_store_never_gives_back_the_state_of_an_aborted_transaction(harness):
     kind, store, clients, commit, topic = harness
     task = make_task(topic, 1, 5)
     clients.producer.begin_transaction()
-    commit(clients.producer, clients.consumer.consumer_group_metadata(), [task], clients.send)
+    commit(clients.producer, clients.consumer.consumer_group_metadata, [task], clients.send)
     # the next transaction writes its state (step 1) and dies before its commit
     later = make_task(topic, 2, 9)
     later.state.sequence = 1
@@ -92,7 +92,7 @@ def test_a_store_refuses_state_that_is_not_of_the_committed_offsets(harness):
     kind, store, clients, commit, topic = harness
     task = make_task(topic, 1, 5)
     clients.producer.begin_transaction()
-    commit(clients.producer, clients.consumer.consumer_group_metadata(), [task], clients.send)
+    commit(clients.producer, clients.consumer.consumer_group_metadata, [task], clients.send)
     with pytest.raises(SnapshotError, match="offsets") as error:
         # e.g. an older snapshot replayed, or another updater's offsets; refused once the read reaches the end: the
         # timeout is the engine's (setup_timeout_s), a cap (2 s once ran out before a loaded broker answered)
@@ -110,7 +110,7 @@ def test_a_store_refuses_state_it_did_not_write(harness, tmp_path):
 
     task = make_task(topic, 1, 5)
     clients.producer.begin_transaction()
-    commit(clients.producer, clients.consumer.consumer_group_metadata(), [task], clients.send)
+    commit(clients.producer, clients.consumer.consumer_group_metadata, [task], clients.send)
     if kind == "directory":  # a snapshot changed on disk: its checksum no longer holds
         path = list_snapshots(store.folder)[-1]
         data = bytearray(path.read_bytes())

@@ -3,17 +3,18 @@
 - :class:`FixedAssignment` (one updater): one task over every partition of the inputs, merged by
   record time; the consumer reads them all (``assign``), nobody else does.
 - :class:`GroupAssignment` (a group, ``scope="partition"``): Kafka's consumer group shares the events
-  partitions between the updaters; each partition is a task with its own model. The range assignor
-  gives partition ``p`` of the events and of a labels topic (partitioned alike, checked at start) to the
-  same updater.
+  partitions between the updaters; each partition is a task with its own model, reading partition ``p``
+  of the events and of a labels topic (partitioned alike, checked at start). A rebalance moves as few
+  partitions as it can and revokes only those (the cooperative protocol).
 - :class:`LeaseAssignment` (a group, ``scope="global"``): the updaters subscribe to a one-partition
   *lease* topic; the one that holds it runs one task over every input partition, the others wait,
   connected, as hot standbys.
 
 A group's updaters announce what they get and give up to the topic ``eventml-<group>-assignments``,
 inside their transactions (see :func:`eventml.live.group.read_assignments`). An updater that gives
-partitions up commits its open transaction first; one whose partitions were *lost* (its session timed
-out) aborts it, since the group has moved on without it.
+partitions up commits its open transaction first (so their next owner starts where it ended) and keeps
+the others; one whose partitions were *lost* (its session timed out) aborts it, since the group has
+moved on without it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from eventml.kafka.rdkafka import KafkaException, TopicPartition
+from eventml.kafka.rdkafka import TopicPartition
 
 __all__ = ["FixedAssignment", "GroupAssignment", "LeaseAssignment", "GLOBAL_TASK"]
 
@@ -32,6 +33,7 @@ log = logging.getLogger("eventml.live")
 
 GLOBAL_TASK = "global"
 """The key of the task over every partition (a global scope's state, in partition 0 of its state topic)."""
+GLOBAL_NUMBER = 0  # its number
 
 
 class FixedAssignment:
@@ -54,18 +56,26 @@ class FixedAssignment:
     def stop(self, engine: Any) -> None:
         pass
 
+    def rewind(self, engine: Any, error: BaseException) -> bool:
+        """A group's error: never this updater's (it has no group to move on)."""
+        return False
+
 
 class _Announcing:
-    """What both group assignments share: the callbacks' bookkeeping and the announcements."""
+    """What both group assignments share: the callbacks' bookkeeping and the announcements.
+
+    Both use Kafka's cooperative rebalance protocol (KIP-429, assignor ``cooperative-sticky``): a member gives
+    up only the partitions that move, and keeps working on the others meanwhile.
+    """
 
     fixed = False
     rebalancing = False  # joining, or between a revoke and the assignment that ends the rebalance
     topics: list[str]
 
-    def __init__(self, assignments_topic: str, session_timeout_s: float, strategy: str):
+    def __init__(self, assignments_topic: str, session_timeout_s: float):
         self.assignments_topic = assignments_topic
         self.rows: list[dict[str, Any]] = []  # this updater's own announcements, as made
-        self.consumer_config = {"partition.assignment.strategy": strategy,
+        self.consumer_config = {"partition.assignment.strategy": "cooperative-sticky",
                                 "session.timeout.ms": int(session_timeout_s * 1000),
                                 "heartbeat.interval.ms": max(100, int(session_timeout_s * 1000 / 5))}
 
@@ -94,30 +104,57 @@ class _Announcing:
                 log.debug("announcing the stop failed", exc_info=True)
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        """Partitions move to another member: commit the open transaction (every task's records in it, so
+        the new owner starts from them), then give up only the tasks of those partitions."""
         self.rebalancing = self.waits_for_rebalances
-        if self.engine._tasks:
-            self.announce("revoked", self.engine.owned)  # commits the open transaction with it
-        self._unassign(consumer, partitions)
+        numbers = self.given_up(partitions)
+        if numbers:
+            self.announce("revoked", numbers)  # commits the open transaction with it
+        self._unassign(consumer, partitions, numbers)
 
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         """The group moved on without this updater (its session timed out): nothing it has may commit."""
         engine = self.engine
         self.rebalancing = self.waits_for_rebalances
-        log.warning("updater %s lost partitions %s", engine.name, engine.owned)
+        numbers = self.given_up(partitions)
+        log.warning("updater %s lost partitions %s", engine.name, numbers)
         if engine._txn_open:
-            try:
-                engine._clients.producer.abort_transaction(min(engine.settings.reconnect_timeout_s, 5.0))
-            except KafkaException:
-                log.debug("aborting after the lost partitions failed", exc_info=True)
-            engine._txn_open = False
-        self._unassign(consumer, partitions)
+            engine.abort()
+            # the tasks it keeps are ahead of what they committed: they resume from the committed state
+            numbers = numbers + [task.number for task in engine._tasks.values() if task.dirty
+                                 and task.number not in numbers]
+        self._unassign(consumer, partitions, numbers)
+        self._reopen(consumer)
 
-    def _unassign(self, consumer: Any, partitions: list) -> None:
-        self.engine._drop_tasks()
+    def given_up(self, partitions: list) -> list[int]:
+        """The task numbers that ``partitions`` (given up by the group) end."""
+        raise NotImplementedError
+
+    def rewind(self, engine: Any, error: BaseException) -> bool:
+        """After a commit refused for a stale generation: False (connect again, from the committed state)."""
+        return False
+
+    def _unassign(self, consumer: Any, partitions: list, numbers: list[int]) -> None:
+        """Stop reading the inputs of tasks ``numbers`` (and ``partitions``) and forget those tasks."""
+        engine = self.engine
+        inputs = {(tp.topic, tp.partition) for tp in partitions}
+        inputs.update((where.topic, where.partition) for number in numbers if number in engine._tasks
+                      for where in engine._tasks[number].inputs)
+        consumer.incremental_unassign([TopicPartition(topic, number) for topic, number in sorted(inputs)])
+        engine._drop_tasks(numbers)
+
+    def _reopen(self, consumer: Any) -> None:
+        """After a lost assignment: nothing to keep by default."""
 
 
 class GroupAssignment(_Announcing):
-    """One task per events partition, the partitions shared by the group's updaters (range assignor)."""
+    """One task per events partition, the partitions shared by the group's updaters.
+
+    Only the events topic is subscribed: the cooperative-sticky assignor balances its partitions, moving
+    as few as it can; the labels partition ``p`` is read by the owner of events partition ``p`` (assigned
+    with it, its offsets committed with the same group metadata), so labels are co-partitioned by
+    construction rather than by an assignor.
+    """
 
     per_partition = True
     co_partitioned = True
@@ -125,34 +162,63 @@ class GroupAssignment(_Announcing):
     # in a commit stuck after a broker restart) holds the group's work, and the others must not end meanwhile
     waits_for_rebalances = True
 
-    def __init__(self, topics: list[str], assignments_topic: str, session_timeout_s: float):
-        super().__init__(assignments_topic, session_timeout_s, "range")
-        self.topics = topics
+    def __init__(self, events_topic: str, assignments_topic: str, session_timeout_s: float):
+        super().__init__(assignments_topic, session_timeout_s)
+        self.topics = [events_topic]
 
     def owned(self, engine: Any) -> list[int]:
         return sorted(engine._tasks)
 
+    def given_up(self, partitions: list) -> list[int]:
+        return sorted({tp.partition for tp in partitions if tp.topic == self.topics[0]} & set(self.engine._tasks))
+
     def _on_assign(self, consumer: Any, partitions: list) -> None:
+        """Partitions added to this member (none at the end of a rebalance that moved nothing of it)."""
         self.rebalancing = False
         engine = self.engine
-        for number in sorted({tp.partition for tp in partitions}):
-            inputs = engine.inputs([number])
-            engine.open_task(number, inputs[0].key, inputs)
-        consumer.assign([TopicPartition(where.topic, where.partition, where.fetched)
-                         for task in engine._tasks.values() for where in task.inputs])
+        engine._last_record_at = time.monotonic()  # idle counts from the end of the last rebalance
+        numbers = sorted({tp.partition for tp in partitions if tp.topic == self.topics[0]} - set(engine._tasks))
+        self._open(consumer, numbers)
         self.announce("assigned", self.owned(engine))
+
+    def _open(self, consumer: Any, numbers: list[int]) -> None:
+        engine, inputs = self.engine, []
+        for number in numbers:
+            task_inputs = engine.inputs([number])
+            engine.open_task(number, task_inputs[0].key, task_inputs)
+            inputs.extend(TopicPartition(where.topic, where.partition, where.fetched) for where in task_inputs)
+        if inputs:
+            consumer.incremental_assign(inputs)
+
+    def rewind(self, engine: Any, error: BaseException) -> bool:
+        """A commit refused because the group's generation changed meanwhile (the broker ended a rebalance
+        before this member heard of it): abort it, and resume only the tasks that were in it from their
+        committed state; the clients, and the other tasks, go on. True: done."""
+        dirty = sorted(task.number for task in engine._tasks.values() if task.dirty)
+        log.info("updater %s: the group moved on during a commit (%s); partitions %s resume from their "
+                 "committed state", engine.name, error, dirty)
+        engine.abort(error)
+        consumer = engine._clients.consumer
+        self._unassign(consumer, [], dirty)
+        self._open(consumer, dirty)
+        return True
+
+    def _reopen(self, consumer: Any) -> None:
+        """Tasks still assigned whose work was aborted with the lost ones: from their committed state again."""
+        assigned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topics[0]}
+        self._open(consumer, sorted(assigned - set(self.engine._tasks)))
 
 
 class LeaseAssignment(_Announcing):
     """One task over every input partition, kept by the holder of the lease topic's one partition
-    (cooperative-sticky: the lease stays with its holder when a standby joins)."""
+    (the lease stays with its holder when a standby joins)."""
 
     per_partition = False
     co_partitioned = False
     waits_for_rebalances = False  # a standby may end on idle
 
     def __init__(self, lease_topic: str, assignments_topic: str, session_timeout_s: float):
-        super().__init__(assignments_topic, session_timeout_s, "cooperative-sticky")
+        super().__init__(assignments_topic, session_timeout_s)
         self.lease_topic = lease_topic
         self.topics = [lease_topic]
 
@@ -163,18 +229,22 @@ class LeaseAssignment(_Announcing):
     def owned(self, engine: Any) -> list[int]:
         return list(engine.partitions)
 
+    def given_up(self, partitions: list) -> list[int]:
+        return [GLOBAL_NUMBER] if self.engine._tasks and partitions else []
+
+    def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        self.rebalancing = self.waits_for_rebalances
+        if self.engine._tasks and partitions:
+            self.announce("revoked", self.owned(self.engine))  # commits the open transaction with it
+        self._unassign(consumer, partitions, self.given_up(partitions))
+
     def _on_assign(self, consumer: Any, partitions: list) -> None:
         if not partitions:
             return  # a standby
         engine = self.engine
         # the lease is this updater's: it reads every input partition itself (the group only knows the lease
         # topic, and the offsets it commits are checked against this member's generation)
-        task = engine.open_task(0, GLOBAL_TASK, engine.inputs(engine.partitions))
+        task = engine.open_task(GLOBAL_NUMBER, GLOBAL_TASK, engine.inputs(engine.partitions))
         consumer.incremental_assign(partitions + [TopicPartition(where.topic, where.partition, where.fetched)
                                                   for where in task.inputs])
         self.announce("assigned", self.owned(engine))
-
-    def _unassign(self, consumer: Any, partitions: list) -> None:
-        consumer.incremental_unassign(partitions + [TopicPartition(topic, number)
-                                                    for topic, number in self.engine._owner])
-        super()._unassign(consumer, partitions)

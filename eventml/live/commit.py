@@ -106,6 +106,14 @@ def fenced(error: KafkaException) -> bool:
         code == KafkaError.INVALID_PRODUCER_EPOCH and err.fatal())
 
 
+def stale_generation(error: BaseException) -> bool:
+    """True when a transaction's offsets carried a group generation (or member) the group has moved on from:
+    a rebalance ended between the consumer's last word from the group and the commit (an abortable error)."""
+    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return (isinstance(err, KafkaError) and not err.fatal() and err.code() in (
+        KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS))
+
+
 class KillHook:
     """The test hook :data:`KILL_ENV`: counts the commits of this process and SIGKILLs it at the chosen one."""
 
@@ -174,7 +182,8 @@ class TransactionCommit:
         """Commit the open transaction of ``producer`` with the state of ``tasks`` and their input offsets.
 
         ``tasks`` are the tasks that processed records in the transaction (each with ``state`` and
-        ``inputs``); ``send`` produces a record in the open transaction (a state topic's records).
+        ``inputs``); ``send`` produces a record in the open transaction (a state topic's records);
+        ``group_metadata`` gives the consumer's group metadata (``consumer.consumer_group_metadata``).
         Raises a ``KafkaException`` (``_TIMED_OUT`` if step 2 outlived ``timeout_s``).
         """
         self._kill.commits += 1
@@ -197,7 +206,9 @@ class TransactionCommit:
             steps[0] = time.monotonic()
             ends = steps[0] + timeout
             if offsets:
-                producer.send_offsets_to_transaction(offsets, group_metadata, timeout)
+                # read now, not before step 1: a rebalance may end meanwhile, and offsets sent with the
+                # generation before it are refused (ILLEGAL_GENERATION)
+                producer.send_offsets_to_transaction(offsets, group_metadata(), timeout)
             steps[1] = time.monotonic()
             producer.commit_transaction(max(0.1, ends - time.monotonic()))
             steps[2] = time.monotonic()

@@ -25,7 +25,7 @@ from eventml.kafka.rdkafka import KafkaException
 from eventml.learners.base import CLASSIFICATION
 from eventml.live.background import BackgroundRun
 from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout
-from eventml.live.commit import TransactionCommit, fenced
+from eventml.live.commit import TransactionCommit, fenced, stale_generation
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge, Silence
 from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState, check_windows
@@ -118,12 +118,24 @@ class Engine(BackgroundRun):
     def _reconnect(self, error: BaseException) -> None:
         """After a Kafka failure: drop the clients and connect again from the committed state, with backoff."""
         log.warning("Kafka failed (%s); resuming from the last committed state", error)
-        if self._clients is not None:
-            self._clients.abort_if_needed(error, min(self.settings.reconnect_timeout_s, 5.0))
-        self._txn_open = False
+        self.abort(error)
         self._close_clients()
         connect_with_backoff(self._connect, self._close_clients, self.settings.reconnect_timeout_s, self.kafka,
                              self._resume_advice)
+
+    def abort(self, error: BaseException | None = None) -> None:
+        """Abort the open transaction (after ``error``: if that needs it); its predictions were not this updater's."""
+        timeout_s = min(self.settings.reconnect_timeout_s, 5.0)
+        if self._clients is not None and error is not None:
+            self._clients.abort_if_needed(error, timeout_s)
+        elif self._clients is not None and self._txn_open:
+            try:
+                self._clients.producer.abort_transaction(timeout_s)
+            except KafkaException:
+                log.debug("aborting the open transaction failed", exc_info=True)
+        self._txn_open = False
+        self._session_events -= len(self._timestamps)
+        self._timestamps.clear()
 
     # ------------------------------------------------------------------ tasks (called by the assignment)
 
@@ -173,9 +185,17 @@ class Engine(BackgroundRun):
                  state.counts["events"])
         return task
 
-    def _drop_tasks(self) -> None:
-        self._tasks.clear()
-        self._owner.clear()
+    def _drop_tasks(self, numbers: Any = None) -> None:
+        """Forget the tasks of events partitions ``numbers`` (default: every task)."""
+        if numbers is None:
+            self._tasks.clear()
+            self._owner.clear()
+            return
+        for number in numbers:
+            task = self._tasks.pop(number, None)
+            if task is not None:
+                for where in task.inputs:
+                    self._owner.pop((where.topic, where.partition), None)
 
     @property
     def owned(self) -> list[int]:
@@ -325,7 +345,7 @@ class Engine(BackgroundRun):
         for task in dirty:  # the lag rules, in the transaction that commits their state
             if task.state.alerts is not None and task.state.alerts.watches_lag:
                 task.processor.lag(self._lag([task]))
-        self._commit(clients.producer, clients.consumer.consumer_group_metadata(), dirty, clients.send)
+        self._commit(clients.producer, clients.consumer.consumer_group_metadata, dirty, clients.send)
         committed_at = time.time()
         if self.exporter is not None:
             self.exporter.committed(self._commit.timings["total"])
@@ -466,6 +486,11 @@ class Engine(BackgroundRun):
                                 f"Kafka fenced this live updater (transactional id {self.transactional_id!r}): "
                                 f"another one {self._same_updater} took over, or the broker timed out its open "
                                 "transaction; nothing committed is lost: run it again to resume") from None
+                        try:
+                            if stale_generation(error) and self.assignment.rewind(self, error):
+                                continue  # the group moved on meanwhile: its tasks resume, the clients stay
+                        except (*CLIENT_ERRORS, KafkaUnavailableError) as again:  # e.g. a broker down meanwhile
+                            error = again
                         self._reconnect(error)
             self.assignment.stop(self)  # a group member says it leaves (a transaction of its own)
             stopped = True

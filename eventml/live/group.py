@@ -7,7 +7,9 @@ Each events partition is a *task* with its own model, as Kafka Streams gives eac
 task: the prediction of an event comes from the model of its partition. Labels come inside the
 events, or from a labels topic keyed by event id and partitioned like the events (the same
 number of partitions, checked at start), so that partition ``p`` of both belong to the same task
-(Kafka's range assignor gives co-partitioned topics to the same member).
+(the group assigns the events partitions; the owner of events partition ``p`` reads labels partition
+``p`` with it). A rebalance moves as few partitions as it can and revokes only those (Kafka's
+cooperative protocol, :mod:`eventml.live.assignment`).
 
 How exactly-once works here
 ---------------------------

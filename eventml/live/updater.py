@@ -246,8 +246,7 @@ class LiveUpdater(Engine):
             if self.scope == "global":
                 assignment = LeaseAssignment(lease_topic_name(group), assignments_topic_name(group), session_timeout_s)
             else:
-                assignment = GroupAssignment([events_topic] + ([labels_topic] if labels_topic else []),
-                                             assignments_topic_name(group), session_timeout_s)
+                assignment = GroupAssignment(events_topic, assignments_topic_name(group), session_timeout_s)
             self._resume_advice = ""
             self._same_updater = f"named {self.name!r} in group {group!r}"
             self._other_model_advice = "use the same model or another group name"
