@@ -54,7 +54,13 @@ def test_kill_join_and_a_broker_stop_leave_one_prediction_per_event_and_per_part
         kafka_cluster.stop_node(leader)  # the leader of a busy partition, mid-stream
         time.sleep(3)
         kafka_cluster.start_node(leader)
-        wait_until_assigned(group, servers, "u4")
+        try:
+            wait_until_assigned(group, servers, "u4")
+        except AssertionError as error:  # what each updater was doing meanwhile (their logs go to stderr)
+            for proc in procs.values():
+                proc.kill()
+            logs = {name: proc.communicate(timeout=30)[1][-2000:] for name, proc in procs.items()}
+            raise AssertionError(f"{error}; the updaters' last log lines: {logs}") from None
         assert job.join().delivered == n
         outcomes = {name: proc.communicate(timeout=180) for name, proc in procs.items()}
     finally:
