@@ -167,7 +167,7 @@ class TransactionCommit:
     store
         Where the tasks' state goes (a :class:`~eventml.live.stores.StateStore`).
     timeout_s
-        How long step 2 may take (the updater's ``reconnect_timeout_s``).
+        How long step 2 may take (the updater's ``reconnect_timeout_s``, or less: see the engine).
     """
 
     def __init__(self, store: Any, timeout_s: float):

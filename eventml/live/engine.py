@@ -61,7 +61,12 @@ class Engine(BackgroundRun):
         self.transactional_id, self.group_id = ids
         self.stats = LiveStats(metric=self.metric)
         self._meter = StatsMeter(self.metric)
-        self._commit = TransactionCommit(store, self.settings.reconnect_timeout_s)
+        # a commit waits at most until the broker would have aborted its transaction anyway (a group member's:
+        # 10 s, +5 for the broker's abort check): a member that does not poll holds every rebalance of its group
+        # (after a broker restart a commit once waited ~60 s, and a joiner got nothing meanwhile)
+        txn_s = self.settings.transaction_timeout_s
+        self._commit = TransactionCommit(store, self.settings.reconnect_timeout_s if txn_s is None
+                                         else min(self.settings.reconnect_timeout_s, txn_s + 5.0))
         self._tasks: dict[int, Task] = {}
         self._owner: dict[tuple[str, int], Task] = {}  # (topic, partition) -> the task it is an input of
         self._clients: LiveClients | None = None
