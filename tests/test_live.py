@@ -140,11 +140,11 @@ def test_commits_are_spaced_by_what_a_snapshot_costs_not_by_one_slow_write(tmp_p
         if i == 2:
             stores.write_snapshot = slow_write
             try:
-                commit(producer, None, [task], None)
+                commit(producer, lambda: None, [task], None)
             finally:
                 stores.write_snapshot = real_write
         else:
-            commit(producer, None, [task], None)
+            commit(producer, lambda: None, [task], None)
     assert commit.snapshot_cost_s < 0.1 and set(commit.timings) >= {"snapshot", "offsets", "commit", "prune", "total"}
     assert [p.name.split("-")[1] for p in list_snapshots(tmp_path)] == ["00000005"]
     commit.close()
