@@ -81,6 +81,20 @@ updater.run()
 """
 
 
+
+def _kill_left(procs):
+    """Kill the updater processes still running (a round that failed half-way)."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _partitioned_predictions(predictions, servers):
+    """The committed predictions, each with the events partition of its id."""
+    got = em.read_predictions(predictions, bootstrap_servers=servers)
+    got["events_partition"] = got["id"].map(lambda i: scaling.kafka_partition(i, PARTITIONS))
+    return got
+
 def throughput(servers: str, events: list, counts: list[int], rounds: int, logs: Path) -> dict:
     runs = []
     for r in range(rounds):
@@ -123,12 +137,9 @@ def failover(servers: str, how: str, rate: float, session_timeout_s: float, logs
         for proc in procs.values():
             proc.wait(timeout=120)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
+        _kill_left(procs)
     rows = read_assignments(group, bootstrap_servers=servers)
-    got = em.read_predictions(predictions, bootstrap_servers=servers)
-    got["events_partition"] = got["id"].map(lambda i: scaling.kafka_partition(i, PARTITIONS))
+    got = _partitioned_predictions(predictions, servers)
     moved, served = [], []
     for p in partitions:
         taken = rows[(rows.updater != "a") & (rows.event == "assigned") & (rows.time > signalled)
@@ -210,11 +221,8 @@ def pauses(servers: str, rate: float, session_timeout_s: float, logs: Path) -> d
         for proc in procs.values():
             proc.wait(timeout=120)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-    got = em.read_predictions(predictions, bootstrap_servers=servers)
-    got["events_partition"] = got["id"].map(lambda i: scaling.kafka_partition(i, PARTITIONS))
+        _kill_left(procs)
+    got = _partitioned_predictions(predictions, servers)
     by_partition = {p: sorted(got[got.events_partition == p].ts) for p in range(PARTITIONS)}
     out = []
     for how, signalled, at, before, after in phases:
