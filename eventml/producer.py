@@ -110,12 +110,12 @@ class EventProducer:
         self.report = ProduceReport(topic)
         self.kafka, tuning = split_settings(kafka, {"bootstrap_servers": bootstrap_servers, **config})
         self._producer = clients.producer(self.kafka, **tuning)
-        try:
-            with _quiet_about(topic):
+        with _quiet_about(topic):  # until closed: its sender thread may still log the missing topic
+            try:
                 partitions = _partitions_for(self._producer, topic, self.kafka, tuning)
-        except BaseException:
-            self._producer.close()
-            raise
+            except BaseException:
+                self._producer.close()
+                raise
         # With one partition there is nothing to choose: skipping the key hash saves ~10% per event.
         self._partition = 0 if partitions == {0} else None
         self._started = time.perf_counter()

@@ -56,6 +56,8 @@ DEFAULT_HEAP_MB = 384
 #: three times faster with it (C2's compiler threads compete with three JVMs starting), and produced
 #: no slower (faster, in fact) in a run of 200,000 records with acks=all, the producers' default; see the README.
 DEFAULT_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1",)
+#: how long :meth:`LocalCluster.partitions` asks again about a topic the node it asked does not know yet
+METADATA_WAIT_S = 10.0
 
 
 def replication_defaults(brokers: int) -> dict[str, str]:
@@ -351,9 +353,14 @@ class LocalCluster(StopsWhatItStarted):
         none), ``replicas`` and ``isr`` (lists of node ids), sorted by partition."""
         from eventml.kafka.clients import admin
 
+        # The node asked may learn of a topic just created a moment after the one that created it.
+        deadline = time.monotonic() + METADATA_WAIT_S
         client = admin(self.settings, request_timeout_ms=5000)
         try:
             described = client.describe_topics([topic])
+            while (not described or described[0].get("error_code")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                described = client.describe_topics([topic])
         finally:
             client.close()
         if not described or described[0].get("error_code"):
