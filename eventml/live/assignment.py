@@ -70,6 +70,7 @@ class _Announcing:
 
     fixed = False
     rebalancing = False  # joining, or between a revoke and the assignment that ends the rebalance
+    stopped = False  # the run ended: closing the consumer revokes what it holds
     topics: list[str]
 
     def __init__(self, assignments_topic: str, session_timeout_s: float):
@@ -82,6 +83,7 @@ class _Announcing:
     def start(self, engine: Any, clients: Any) -> None:
         self.engine = engine
         self.rebalancing = self.waits_for_rebalances
+        self.stopped = False
         clients.partitions(self.assignments_topic)
         clients.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                    on_lost=self._on_lost)
@@ -97,24 +99,33 @@ class _Announcing:
 
     def stop(self, engine: Any) -> None:
         """At the end of a run: say this updater gives its partitions up (if it can still commit)."""
-        if engine._tasks and engine._clients is not None and not engine._txn_open:
+        if engine._tasks and engine._clients is not None and not engine._txn_open and not self.stopped:
             try:
                 self.announce("revoked", engine.owned)
             except Exception:
                 log.debug("announcing the stop failed", exc_info=True)
+        # closing the consumer then revokes its partitions: the run is over, its tasks stay for the figures
+        # (confluent-kafka unassigns them in librdkafka when a callback does not)
+        self.stopped = True
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         """Partitions move to another member: commit the open transaction (every task's records in it, so
         the new owner starts from them), then give up only the tasks of those partitions."""
+        if self.stopped:
+            return
         self.rebalancing = self.waits_for_rebalances
         numbers = self.given_up(partitions)
-        if numbers:
-            self.announce("revoked", numbers)  # commits the open transaction with it
-        self._unassign(consumer, partitions, numbers)
+        try:
+            if numbers:
+                self.announce("revoked", numbers)  # commits the open transaction with it
+        finally:  # also when that commit failed: they are not this updater's any more
+            self._unassign(consumer, partitions, numbers)
 
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         """The group moved on without this updater (its session timed out): nothing it has may commit."""
         engine = self.engine
+        if self.stopped:
+            return
         self.rebalancing = self.waits_for_rebalances
         numbers = self.given_up(partitions)
         log.warning("updater %s lost partitions %s", engine.name, numbers)
@@ -131,7 +142,7 @@ class _Announcing:
         raise NotImplementedError
 
     def rewind(self, engine: Any, error: BaseException) -> bool:
-        """After a commit refused for a stale generation: False (connect again, from the committed state)."""
+        """After an abortable error: False (connect again, from the committed state)."""
         return False
 
     def _unassign(self, consumer: Any, partitions: list, numbers: list[int]) -> None:
@@ -191,16 +202,24 @@ class GroupAssignment(_Announcing):
             consumer.incremental_assign(inputs)
 
     def rewind(self, engine: Any, error: BaseException) -> bool:
-        """A commit refused because the group's generation changed meanwhile (the broker ended a rebalance
-        before this member heard of it): abort it, and resume only the tasks that were in it from their
-        committed state; the clients, and the other tasks, go on. True: done."""
+        """A transaction failed by an abortable error (most often a commit refused because the group's
+        generation changed meanwhile: the broker ended a rebalance before this member heard of it): abort it,
+        and resume only the tasks that were in it from their committed state; the clients, and so this
+        member's place in the group, and the other tasks go on. True: done; False if the abort failed."""
         dirty = sorted(task.number for task in engine._tasks.values() if task.dirty)
-        log.info("updater %s: the group moved on during a commit (%s); partitions %s resume from their "
-                 "committed state", engine.name, error, dirty)
-        engine.abort(error)
+        if not engine.abort(error):
+            return False
+        log.info("updater %s: the transaction failed (%s); partitions %s resume from their committed state",
+                 engine.name, error, dirty)
+        # the partitions stay assigned as they are: assigning them again here, outside a rebalance callback,
+        # could take back partitions the rebalance under way gives to another member
         consumer = engine._clients.consumer
-        self._unassign(consumer, [], dirty)
-        self._open(consumer, dirty)
+        engine._drop_tasks(dirty)
+        for number in dirty:
+            task_inputs = engine.inputs([number])
+            engine.open_task(number, task_inputs[0].key, task_inputs)
+            for where in task_inputs:
+                consumer.seek(TopicPartition(where.topic, where.partition, where.fetched))
         return True
 
     def _reopen(self, consumer: Any) -> None:
@@ -233,10 +252,15 @@ class LeaseAssignment(_Announcing):
         return [GLOBAL_NUMBER] if self.engine._tasks and partitions else []
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        if self.stopped:
+            return
         self.rebalancing = self.waits_for_rebalances
-        if self.engine._tasks and partitions:
-            self.announce("revoked", self.owned(self.engine))  # commits the open transaction with it
-        self._unassign(consumer, partitions, self.given_up(partitions))
+        numbers = self.given_up(partitions)
+        try:
+            if numbers:
+                self.announce("revoked", self.owned(self.engine))  # commits the open transaction with it
+        finally:
+            self._unassign(consumer, partitions, numbers)
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
         if not partitions:

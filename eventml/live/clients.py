@@ -191,7 +191,8 @@ class LiveClients:
             error.code() == KafkaError._SSL and "certificate" in error.str().lower())  # not a dropped handshake
         if refused and self.refused is None:
             self.refused = error
-        log.debug("Kafka client error: %s", error)
+        # a fatal error's reason is only said here: the calls that fail after it say "Fatal error"
+        log.log(logging.WARNING if error.fatal() else logging.DEBUG, "Kafka client error: %s", error)
 
     # ------------------------------------------------------------------ topics and offsets
 
@@ -299,15 +300,17 @@ class LiveClients:
         self.consumer.list_topics(topic, timeout=timeout_s)
         self.brokers_down_at = None
 
-    def abort_if_needed(self, error: BaseException, timeout_s: float) -> None:
+    def abort_if_needed(self, error: BaseException, timeout_s: float) -> bool:
         """Abort the open transaction at once if ``error`` requires it (``init_transactions`` would
-        abort it too, later)."""
+        abort it too, later); False if that abort failed."""
         err = error.args[0] if isinstance(error, KafkaException) and error.args else None
         if isinstance(err, KafkaError) and err.txn_requires_abort():
             try:
                 self.producer.abort_transaction(timeout_s)
             except KafkaException:
                 log.debug("aborting the failed transaction failed", exc_info=True)
+                return False
+        return True
 
     def close(self) -> None:
         consumer, producer = self.consumer, self.producer

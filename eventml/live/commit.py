@@ -106,12 +106,12 @@ def fenced(error: KafkaException) -> bool:
         code == KafkaError.INVALID_PRODUCER_EPOCH and err.fatal())
 
 
-def stale_generation(error: BaseException) -> bool:
-    """True when a transaction's offsets carried a group generation (or member) the group has moved on from:
-    a rebalance ended between the consumer's last word from the group and the commit (an abortable error)."""
+def abortable(error: BaseException) -> bool:
+    """True when ``error`` failed only the open transaction (an abortable error: e.g. its offsets carried a group
+    generation the group has moved on from, a rebalance having ended between the consumer's last word from the
+    group and the commit): aborting it lets the same producer go on."""
     err = error.args[0] if isinstance(error, KafkaException) and error.args else None
-    return (isinstance(err, KafkaError) and not err.fatal() and err.code() in (
-        KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS))
+    return isinstance(err, KafkaError) and not err.fatal() and err.txn_requires_abort()
 
 
 class KillHook:
@@ -215,7 +215,14 @@ class TransactionCommit:
 
         # a broker that does not come back within timeout_s is a KafkaException (_TIMED_OUT), from
         # librdkafka or, if one of its waits ignores the timeout, from here; the run then restores
-        self._bounded.call(commit, timeout + GRACE_S)
+        try:
+            self._bounded.call(commit, timeout + GRACE_S)
+        except KafkaException as exc:
+            if steps[0] and not steps[2]:  # say which call did not return
+                step = "commit_transaction" if steps[1] else "send_offsets_to_transaction"
+                log.info("commit %d: %s failed after %.1f s: %s", self._kill.commits, step,
+                         time.monotonic() - steps[0], exc)
+            raise
         committed = time.monotonic()
         self._kill.maybe_die("after_commit")
         for task in tasks:  # 3

@@ -25,7 +25,7 @@ from eventml.kafka.rdkafka import KafkaException
 from eventml.learners.base import CLASSIFICATION
 from eventml.live.background import BackgroundRun
 from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backoff, end_of_partition, setup_timeout
-from eventml.live.commit import TransactionCommit, fenced, stale_generation
+from eventml.live.commit import TransactionCommit, abortable, fenced
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge, Silence
 from eventml.live.processor import MAX_RUN, RecordProcessor
 from eventml.live.state import UpdaterState, check_windows
@@ -128,19 +128,23 @@ class Engine(BackgroundRun):
         connect_with_backoff(self._connect, self._close_clients, self.settings.reconnect_timeout_s, self.kafka,
                              self._resume_advice)
 
-    def abort(self, error: BaseException | None = None) -> None:
-        """Abort the open transaction (after ``error``: if that needs it); its predictions were not this updater's."""
+    def abort(self, error: BaseException | None = None) -> bool:
+        """Abort the open transaction (after ``error``: if that needs it); its predictions were not this updater's.
+        False if the abort failed (the producer is not ready for another transaction)."""
         timeout_s = min(self.settings.reconnect_timeout_s, 5.0)
+        aborted = True
         if self._clients is not None and error is not None:
-            self._clients.abort_if_needed(error, timeout_s)
+            aborted = self._clients.abort_if_needed(error, timeout_s)
         elif self._clients is not None and self._txn_open:
             try:
                 self._clients.producer.abort_transaction(timeout_s)
             except KafkaException:
                 log.debug("aborting the open transaction failed", exc_info=True)
+                aborted = False
         self._txn_open = False
         self._session_events -= len(self._timestamps)
         self._timestamps.clear()
+        return aborted
 
     # ------------------------------------------------------------------ tasks (called by the assignment)
 
@@ -492,8 +496,8 @@ class Engine(BackgroundRun):
                                 f"another one {self._same_updater} took over, or the broker timed out its open "
                                 "transaction; nothing committed is lost: run it again to resume") from None
                         try:
-                            if stale_generation(error) and self.assignment.rewind(self, error):
-                                continue  # the group moved on meanwhile: its tasks resume, the clients stay
+                            if abortable(error) and self.assignment.rewind(self, error):
+                                continue  # only the transaction failed: its tasks resume, the clients stay
                         except (*CLIENT_ERRORS, KafkaUnavailableError) as again:  # e.g. a broker down meanwhile
                             error = again
                         self._reconnect(error)
