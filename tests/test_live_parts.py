@@ -10,12 +10,12 @@ import pytest
 
 import eventml as em
 from eventml.dlq import read_headers
-from eventml.errors import SnapshotError
+from eventml.errors import ConfigError, SnapshotError
 from eventml.learners import make_learner
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge
 from eventml.live.processor import RecordProcessor
 from eventml.live.snapshots import FORMAT, find_snapshot, load_snapshot, write_snapshot
-from eventml.live.state import UpdaterState
+from eventml.live.state import UpdaterState, check_resumable
 from eventml.scoring import Scorer
 
 
@@ -307,3 +307,18 @@ def test_a_snapshot_of_the_previous_format_is_refused_with_what_to_do(tmp_path):
     path.write_bytes(pickle.dumps({"format": 1, "sequence": 1, "offsets": {}, "state": None}))
     with pytest.raises(SnapshotError, match="earlier eventml .snapshot format 1.*new state_dir"):
         load_snapshot(path)
+
+
+def test_a_committed_state_of_other_models_rule_or_windows_is_refused_with_what_differs():
+    learners = [make_learner("river_logreg"), make_learner("river_gnb")]
+    rule = em.live.Promotion(metric="accuracy", window=50, margin=0.01, min_labels=20)
+    windows = em.windows.Window("user", "amount", ["count"], last=5)
+    state = UpdaterState.fresh(learners, ["accuracy"], 100, promotion=rule, windows=[windows])
+    check_resumable(state, ["river_logreg", "river_gnb"], rule, state.windows, "t:0", "advice")  # the same: resumed
+    refusals = [(["river_logreg"], rule, state.windows, "learns river_logreg, river_gnb, not river_logreg"),
+                (["river_logreg", "river_gnb"], None, state.windows, "promotes by .*, not None"),
+                (["river_logreg", "river_gnb"], rule, None,
+                 r"computes the windowed features \['amount_count_last5_by_user'\], not \[\]")]
+    for names, promotion, wanted_windows, says in refusals:
+        with pytest.raises(ConfigError, match=f"the committed state of t:0 {says}; advice"):
+            check_resumable(state, names, promotion, wanted_windows, "t:0", "advice")

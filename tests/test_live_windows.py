@@ -122,7 +122,7 @@ def test_a_restart_with_other_windows_is_refused(kafka_bootstrap, topic, tmp_pat
     common = dict(state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=200)
     stats = LiveUpdater(topic, f"{topic}.pred", windows=WINDOWS, **common).run()
     assert stats.events == 200 and 0 < stats.window_keys <= stats.window_values
-    with pytest.raises(ConfigError, match="computes the windowed features .* use the same windows or a new state_dir"):
+    with pytest.raises(ConfigError, match="computes the windowed features .* use the same models, promotion rule and windows, or a new state_dir"):
         LiveUpdater(topic, f"{topic}.pred", windows=WINDOWS[:1], **common).run()
 
 

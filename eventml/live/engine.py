@@ -28,7 +28,7 @@ from eventml.live.clients import CLIENT_ERRORS, LiveClients, connect_with_backof
 from eventml.live.commit import TransactionCommit, abortable, fenced
 from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMerge, Silence
 from eventml.live.processor import MAX_RUN, RecordProcessor
-from eventml.live.state import UpdaterState, check_windows
+from eventml.live.state import UpdaterState, check_resumable
 from eventml.live.stats import LiveStats, StatsMeter, summary_row
 from eventml.live.task import Task
 
@@ -166,13 +166,7 @@ class Engine(BackgroundRun):
         names = [learner.name for learner in self.learners]
         if state is not None:
             state.counts["restarts"] += 1
-            if [model.name for model in state.models] != names:
-                raise ConfigError(f"the committed state of {key} learns {', '.join(m.name for m in state.models)}, "
-                                  f"not {', '.join(names)}; {self._other_model_advice}")
-            if state.champion.rule != self.promotion:
-                raise ConfigError(f"the committed state of {key} promotes by {state.champion.rule}, not "
-                                  f"{self.promotion}; {self._other_model_advice}")
-            check_windows(state.windows, self.windows, key, self._other_model_advice.replace("model", "windows"))
+            check_resumable(state, names, self.promotion, self.windows, key, self._other_setup_advice)
         else:
             state = UpdaterState.fresh(self.learners, self._metrics, self.settings.rolling_window,
                                        self.settings.label_ttl_s, self.settings.max_pending,

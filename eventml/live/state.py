@@ -33,7 +33,7 @@ from eventml.promotion import Champion, Promotion
 from eventml.scoring import Scorer
 from eventml.windows import windowed
 
-__all__ = ["ModelState", "UpdaterState", "check_topics", "check_windows", "live_metrics", "read_identity"]
+__all__ = ["ModelState", "UpdaterState", "check_resumable", "check_topics", "live_metrics", "read_identity"]
 
 IDENTITY_FILE = "updater.json"
 
@@ -121,13 +121,22 @@ def check_topics(events_topic: str, predictions_topic: str, labels_topic: str | 
         raise ConfigError("predictions_topic must differ from the input topics")
 
 
-def check_windows(committed: Any, wanted: Any, task: str, advice: str) -> None:
-    """Refuse, with a :class:`~eventml.errors.ConfigError`, a committed state whose windowed features
-    (a :class:`~eventml.windows.WindowedFeatures` or None) are not the ones the updater was given."""
-    names = (lambda features: [] if features is None else features.names)
-    if names(committed) != names(wanted):
-        raise ConfigError(f"the committed state of {task} computes the windowed features {names(committed)}, not "
-                          f"{names(wanted)}; {advice}")
+def check_resumable(state: "UpdaterState", names: list[str], promotion: Any, windows: Any, task: str,
+                    advice: str) -> None:
+    """Refuse, with a :class:`~eventml.errors.ConfigError`, a committed state made for other models (``names``), another
+    promotion rule or other windowed features (a :class:`~eventml.windows.WindowedFeatures` or None) than the updater
+    was given; ``advice`` says what to do instead."""
+    features = (lambda windows: [] if windows is None else windows.names)
+    committed = [model.name for model in state.models]
+    if committed != names:
+        refusal = f"learns {', '.join(committed)}, not {', '.join(names)}"
+    elif state.champion.rule != promotion:
+        refusal = f"promotes by {state.champion.rule}, not {promotion}"
+    elif features(state.windows) != features(windows):
+        refusal = f"computes the windowed features {features(state.windows)}, not {features(windows)}"
+    else:
+        return
+    raise ConfigError(f"the committed state of {task} {refusal}; {advice}")
 
 
 def live_metrics(learner: Any) -> list[str]:

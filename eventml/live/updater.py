@@ -236,7 +236,7 @@ class LiveUpdater(Engine):
             store, assignment = DirectoryStore(self.state_dir, ids[1]), FixedAssignment()
             self._resume_advice = f"; restart the updater with the same state_dir ({self.state_dir}) to resume"
             self._same_updater = f"with state_dir {self.state_dir}"
-            self._other_model_advice = "use the same model or a new state_dir"
+            self._other_setup_advice = "use the same models, promotion rule and windows, or a new state_dir"
         else:
             self.state_dir = None
             self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -249,7 +249,7 @@ class LiveUpdater(Engine):
                 assignment = GroupAssignment(events_topic, assignments_topic_name(group), session_timeout_s)
             self._resume_advice = ""
             self._same_updater = f"named {self.name!r} in group {group!r}"
-            self._other_model_advice = "use the same model or another group name"
+            self._other_setup_advice = "use the same models, promotion rule and windows, or another group name"
         self._setup(learners, live_metrics(learners[0]), store, assignment, ids, promotion, alerts)
         if metrics_port is not None:
             from eventml.metrics.live import LiveMetrics
