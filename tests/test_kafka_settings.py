@@ -250,3 +250,16 @@ def test_grid_kernels_get_the_connection_settings_as_their_environment(tmp_path,
     import os
 
     assert "EVENTML_SASL_PASSWORD" not in os.environ  # restored after the runs
+
+
+def test_librdkafka_retries_and_rebalance_refusals_are_debug_lines_and_its_other_errors_stay_errors(caplog):
+    logger = logging.getLogger("eventml.test.librdkafka")
+    logs.quiet_retries(logger)
+    refused = ("Current transaction failed in state InTransaction: Failed to commit offsets to transaction on broker "
+               "b/1: t[3](Broker: Specified group generation id is not valid) (after 4ms) (ILLEGAL_GENERATION)")
+    with caplog.at_level(logging.INFO, logger="eventml.test.librdkafka"):
+        logger.log(logging.WARNING, "%s [%s] %s", "GETPID", "rdkafka#producer-1", "Coordinator load in progress: retrying")
+        logger.log(logging.ERROR, "%s [%s] %s", "TXNERR", "rdkafka#producer-1", refused)
+        logger.log(logging.ERROR, "%s [%s] %s", "TXNERR", "rdkafka#producer-1", "2 message(s) timed out (_TIMED_OUT)")
+    assert [(r.levelname, r.getMessage()[:6]) for r in caplog.records] == [("ERROR", "TXNERR")]
+    assert "timed out" in caplog.records[0].getMessage()

@@ -86,11 +86,17 @@ def protect_tree(root: str) -> None:
             protect(logger)
 
 
+#: a transaction failed because a group rebalance ended meanwhile: the live updater aborts it and says so itself
+_REBALANCED = ("(ILLEGAL_GENERATION)", "(UNKNOWN_MEMBER_ID)", "(REBALANCE_IN_PROGRESS)")
+
+
 def _retries_at_debug(record: logging.LogRecord) -> bool:
     """librdkafka's warnings and notices are retries it makes by itself (e.g. "Failed to acquire
     transactional PID ... retrying" after a kill, "Coordinator load in progress" on a new broker):
-    debug lines, kept only when the logger is enabled for DEBUG; its errors stay errors."""
-    if record.levelno < logging.ERROR:
+    debug lines, kept only when the logger is enabled for DEBUG; its errors stay errors, except a
+    transaction refused for a rebalance (:data:`_REBALANCED`), which its caller handles."""
+    message = record.getMessage()
+    if record.levelno < logging.ERROR or (message.startswith("TXNERR") and message.endswith(_REBALANCED)):
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
     return True
