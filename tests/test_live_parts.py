@@ -16,6 +16,7 @@ from eventml.live.merge import EVENTS, LABELS, WAIT, InputPartition, PartitionMe
 from eventml.live.processor import RecordProcessor
 from eventml.live.snapshots import FORMAT, find_snapshot, load_snapshot, write_snapshot
 from eventml.live.state import UpdaterState, check_resumable
+from eventml.live.task import Task
 from eventml.scoring import Scorer
 
 
@@ -107,6 +108,25 @@ def test_take_hands_out_the_merge_order_in_runs_of_one_partition():
     single = PartitionMerge([InputPartition("e", 0, EVENTS)], high_watermark=lambda where: where.fetched)
     single.fill([Record("e", i, i) for i in range(5)])
     assert [len(single.take(False, 3)[1]), len(single.take(False, 3)[1]), single.take(False, 3)] == [3, 2, None]
+
+
+def test_records_given_back_after_an_abort_are_taken_again_in_the_same_order():
+    def filled():
+        inputs = [InputPartition("e", 0, EVENTS), InputPartition("e", 1, EVENTS), InputPartition("l", 0, LABELS)]
+        merge = PartitionMerge(inputs, high_watermark=lambda where: where.fetched)
+        merge.fill([Record("e", 0, 100), Record("e", 1, 110), Record("e", 2, 120), Record("e", 0, 115, partition=1),
+                    Record("l", 0, 130), Record("e", 3, 140), Record("e", 4, 150), Record("e", 1, 155, partition=1)])
+        return merge
+
+    merge = filled()
+    task = Task(0, "e", merge.inputs)
+    task.taken.append(merge.take(False, 2))  # two runs of the transaction that is aborted
+    task.taken.append(merge.take(False, 2))
+    assert task.dirty and [len(where.buf) for where in merge.inputs] == [3, 1, 1]
+    task.give_back()
+    assert not task.dirty and [len(where.buf) for where in merge.inputs] == [5, 2, 1]
+    again = PartitionMerge(merge.inputs, high_watermark=lambda where: where.fetched)  # the task as restored
+    assert drain(again)[0] == drain(filled())[0]
 
 
 # ----------------------------------------------------------------------------- processor

@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 
 from eventml.kafka.rdkafka import TopicPartition
+from eventml.live.clients import CLIENT_ERRORS
+from eventml.live.commit import stale_generation
 
 __all__ = ["FixedAssignment", "GroupAssignment", "LeaseAssignment", "GLOBAL_TASK"]
 
@@ -75,6 +77,7 @@ class _Announcing:
 
     def __init__(self, assignments_topic: str, session_timeout_s: float):
         self.assignments_topic = assignments_topic
+        self.session_timeout_s = session_timeout_s
         self.rows: list[dict[str, Any]] = []  # this updater's own announcements, as made
         self.consumer_config = {"partition.assignment.strategy": "cooperative-sticky",
                                 "session.timeout.ms": int(session_timeout_s * 1000),
@@ -204,22 +207,39 @@ class GroupAssignment(_Announcing):
     def rewind(self, engine: Any, error: BaseException) -> bool:
         """A transaction failed by an abortable error (most often a commit refused because the group's
         generation changed meanwhile: the broker ended a rebalance before this member heard of it): abort it,
-        and resume only the tasks that were in it from their committed state; the clients, and so this
-        member's place in the group, and the other tasks go on. True: done; False if the abort failed."""
-        dirty = sorted(task.number for task in engine._tasks.values() if task.dirty)
-        if not engine.abort(error):
-            return False
+        and resume only the tasks that were in it from their committed state, with the records they took since
+        given back to them; the clients, and so this member's place in the group and what the consumer
+        fetched, and the other tasks go on. True: done; False if the abort failed."""
+        dirty = [task for task in engine._tasks.values() if task.dirty]
+        if stale_generation(error):
+            if not engine.abort(error):
+                return False
+        else:  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after such an abort: a new producer (the old one's next
+            # offsets could block, unanswered, until the commit's time is up)
+            engine._txn_open = False  # the new producer aborts it: only the bookkeeping here
+            engine.abort()
+            try:
+                engine._clients.renew_producer(engine._clients.setup_timeout_s)
+            except CLIENT_ERRORS:
+                return False
         log.info("updater %s: the transaction failed (%s); partitions %s resume from their committed state",
-                 engine.name, error, dirty)
-        # the partitions stay assigned as they are: assigning them again here, outside a rebalance callback,
-        # could take back partitions the rebalance under way gives to another member
-        consumer = engine._clients.consumer
-        engine._drop_tasks(dirty)
-        for number in dirty:
-            task_inputs = engine.inputs([number])
-            engine.open_task(number, task_inputs[0].key, task_inputs)
-            for where in task_inputs:
-                consumer.seek(TopicPartition(where.topic, where.partition, where.fetched))
+                 engine.name, error, [task.number for task in dirty])
+        # neither assigned again (outside a rebalance callback that could take back partitions the rebalance under
+        # way gives to another member) nor seeked (the consumer's next fetch would take up to a second)
+        for old in dirty:
+            fetched = [where.fetched for where in old.inputs]
+            old.give_back()
+            engine.open_task(old.number, old.key, old.inputs)
+            for where, offset in zip(old.inputs, fetched):
+                where.fetched = offset
+        if stale_generation(error):
+            # The next commit waits for the rebalance to end here (its assignment callback): offsets sent before
+            # it can block, unanswered, until the commit's time is up (seen: 17 s, twice in a row, after a join).
+            self.rebalancing, started = True, time.monotonic()
+            while self.rebalancing and time.monotonic() - started < self.session_timeout_s:
+                engine._route(engine._clients.poll(0.1))
+            log.info("updater %s: the rebalance %s %.2f s after the refusal", engine.name,
+                     "still went on" if self.rebalancing else "ended", time.monotonic() - started)
         return True
 
     def _reopen(self, consumer: Any) -> None:

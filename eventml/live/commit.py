@@ -114,6 +114,14 @@ def abortable(error: BaseException) -> bool:
     return isinstance(err, KafkaError) and not err.fatal() and err.txn_requires_abort()
 
 
+def stale_generation(error: BaseException) -> bool:
+    """True when a transaction's offsets carried a group generation (or member) the group has moved on from:
+    a rebalance ended between the consumer's last word from the group and the commit (an abortable error)."""
+    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return abortable(error) and err.code() in (
+        KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS)
+
+
 class KillHook:
     """The test hook :data:`KILL_ENV`: counts the commits of this process and SIGKILLs it at the chosen one."""
 
@@ -168,11 +176,17 @@ class TransactionCommit:
         Where the tasks' state goes (a :class:`~eventml.live.stores.StateStore`).
     timeout_s
         How long step 2 may take (the updater's ``reconnect_timeout_s``, or less: see the engine).
+    deliver_first
+        Step 2 waits for the transaction's records to be delivered before it sends the offsets (a group member:
+        offsets refused for a rebalance fail the transaction, and records still queued then are never sent but
+        keep their sequence numbers; the next transaction then fails with OUT_OF_ORDER_SEQUENCE_NUMBER, and the
+        one after that, with a new producer epoch, had its offsets left unanswered for the commit's whole time).
     """
 
-    def __init__(self, store: Any, timeout_s: float):
+    def __init__(self, store: Any, timeout_s: float, deliver_first: bool = False):
         self.store = store
         self.timeout_s = timeout_s
+        self.deliver_first = deliver_first
         self.state_cost = StateCost()  # of the state writes
         self.timings: dict[str, float] = {}  # seconds of each step of the last commit
         self._bounded = BoundedCalls()
@@ -206,6 +220,9 @@ class TransactionCommit:
             steps[0] = time.monotonic()
             ends = steps[0] + timeout
             if offsets:
+                if self.deliver_first and producer.flush(timeout) > 0:
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "the transaction's records were not "
+                                                    f"delivered within {timeout:g} s"))
                 # read now, not before step 1: a rebalance may end meanwhile, and offsets sent with the
                 # generation before it are refused (ILLEGAL_GENERATION)
                 producer.send_offsets_to_transaction(offsets, group_metadata(), timeout)

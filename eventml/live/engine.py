@@ -66,7 +66,8 @@ class Engine(BackgroundRun):
         # (after a broker restart a commit once waited ~60 s, and a joiner got nothing meanwhile)
         txn_s = self.settings.transaction_timeout_s
         self._commit = TransactionCommit(store, self.settings.reconnect_timeout_s if txn_s is None
-                                         else min(self.settings.reconnect_timeout_s, txn_s + 5.0))
+                                         else min(self.settings.reconnect_timeout_s, txn_s + 5.0),
+                                         deliver_first=not assignment.fixed)
         self._tasks: dict[int, Task] = {}
         self._owner: dict[tuple[str, int], Task] = {}  # (topic, partition) -> the task it is an input of
         self._clients: LiveClients | None = None
@@ -302,11 +303,11 @@ class Engine(BackgroundRun):
                     break
                 continue
             task, (where, records) = picked
+            task.taken.append(picked[1])  # first: an abort gives them back (see GroupAssignment.rewind)
             self._last_record_at = now
             self.begin()
             state = task.state
             state.offsets[where.key] = records[-1].offset() + 1
-            task.dirty = True
             if where.rank == EVENTS:
                 published = task.processor.events(records)
                 if published:
@@ -354,7 +355,7 @@ class Engine(BackgroundRun):
             self.exporter.committed(self._commit.timings["total"])
         self._txn_open = False
         for task in dirty:
-            task.dirty = False
+            task.taken.clear()
         clients.brokers_down_at = None
         # writing state takes at most a quarter of the time at any produce rate, even for a big model
         self._earliest_early_commit = self._commit.state_cost.next_early_commit()
