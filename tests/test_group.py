@@ -148,6 +148,8 @@ def test_a_join_and_a_clean_leave_revoke_only_the_partitions_that_move(kafka_boo
     assert count == n and got == per_partition_offline(events_by_partition(topic, kafka_bootstrap))[0]
     assert sum(s.session_events for s in stats) == n
     rows = read_assignments(group, bootstrap_servers=kafka_bootstrap).sort_values("time", kind="stable")
+    for name, member in members.items():  # every announcement reached the topic, also one whose commit was refused
+        assert rows[rows.updater == name].to_dict("records") == member.assignment.rows, name
     # each member held partitions once the third had joined (six partitions, three members)
     held = rows[rows.time < rows[rows.updater == "second"].time.max()].groupby("updater").tail(1).set_index("updater")
     assert all(held.loc[name, "event"] == "assigned" and held.loc[name, "partitions"] for name in members), rows

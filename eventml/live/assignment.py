@@ -73,6 +73,8 @@ class _Announcing:
     fixed = False
     rebalancing = False  # joining, or between a revoke and the assignment that ends the rebalance
     stopped = False  # the run ended: closing the consumer revokes what it holds
+    unsent: dict[str, Any] | None = None  # an announcement whose transaction has not committed
+    failed: BaseException | None = None  # what a rebalance callback raised, not raised yet
     topics: list[str]
 
     def __init__(self, assignments_topic: str, session_timeout_s: float):
@@ -87,18 +89,37 @@ class _Announcing:
         self.engine = engine
         self.rebalancing = self.waits_for_rebalances
         self.stopped = False
+        self.unsent = None
         clients.partitions(self.assignments_topic)
-        clients.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                   on_lost=self._on_lost)
+        self.failed = None
+        clients.consumer.subscribe(self.topics, on_assign=self._guarded(self._on_assign),
+                                   on_revoke=self._guarded(self._on_revoke), on_lost=self._guarded(self._on_lost))
+
+    def _guarded(self, callback: Any) -> Any:
+        """``callback`` keeping what it raises in :attr:`failed`, for the engine to raise once the poll returned
+        (:meth:`Engine._route`): confluent-kafka re-raises an exception of a rebalance callback from the poll as a
+        ``KafkaError`` that no ``except`` clause can catch (seen: a joiner ended with a traceback after a broker
+        stopped, on "Failed to get watermark offsets: Broker: Not leader for partition")."""
+        def guarded(consumer: Any, partitions: list) -> None:
+            try:
+                callback(consumer, partitions)
+            except BaseException as exc:
+                self.failed = self.failed or exc
+        return guarded
 
     def announce(self, event: str, partitions: list[int]) -> None:
         """Tell the assignments topic, in a transaction that commits now (with the open one's records)."""
-        engine = self.engine
-        row = {"time": time.time(), "updater": engine.name, "event": event, "partitions": partitions}
+        row = {"time": time.time(), "updater": self.engine.name, "event": event, "partitions": partitions}
         self.rows.append(row)
+        self._publish(row)
+
+    def _publish(self, row: dict[str, Any]) -> None:
+        engine = self.engine
+        self.unsent = row  # until its transaction commits: a refused one is published again (see rewind)
         engine.begin()
         engine._clients.send(self.assignments_topic, orjson.dumps(row), engine.name.encode())
         engine.commit()
+        self.unsent = None
 
     def stop(self, engine: Any) -> None:
         """At the end of a run: say this updater gives its partitions up (if it can still commit)."""
@@ -210,8 +231,8 @@ class GroupAssignment(_Announcing):
         and resume only the tasks that were in it from their committed state, with the records they took since
         given back to them; the clients, and so this member's place in the group and what the consumer
         fetched, and the other tasks go on. True: done; False if the abort failed."""
-        dirty = [task for task in engine._tasks.values() if task.dirty]
-        if stale_generation(error):
+        dirty, refused = [task for task in engine._tasks.values() if task.dirty], stale_generation(error)
+        if refused:
             if not engine.abort(error):
                 return False
         else:  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after such an abort: a new producer (the old one's next
@@ -232,7 +253,7 @@ class GroupAssignment(_Announcing):
             engine.open_task(old.number, old.key, old.inputs)
             for where, offset in zip(old.inputs, fetched):
                 where.fetched = offset
-        if stale_generation(error):
+        if refused:
             # The next commit waits for the rebalance to end here (its assignment callback): offsets sent before
             # it can block, unanswered, until the commit's time is up (seen: 17 s, twice in a row, after a join).
             self.rebalancing, started = True, time.monotonic()
@@ -240,6 +261,8 @@ class GroupAssignment(_Announcing):
                 engine._route(engine._clients.poll(0.1))
             log.info("updater %s: the rebalance %s %.2f s after the refusal", engine.name,
                      "still went on" if self.rebalancing else "ended", time.monotonic() - started)
+        if self.unsent is not None:  # an announcement (made in a rebalance callback) went down with the transaction
+            self._publish(self.unsent)
         return True
 
     def _reopen(self, consumer: Any) -> None:

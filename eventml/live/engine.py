@@ -245,6 +245,10 @@ class Engine(BackgroundRun):
         got = False
         for task, batch in by_task.items():
             got = task.merge.fill(batch) or got
+        failed = self.assignment.failed  # raised in a rebalance callback of this poll: raised here, records kept
+        if failed is not None:
+            self.assignment.failed = None
+            raise failed
         return got
 
     def _next_run(self, timeout_s: float, room: int) -> Any:
