@@ -101,6 +101,8 @@ class _Announcing:
         ``KafkaError`` that no ``except`` clause can catch (seen: a joiner ended with a traceback after a broker
         stopped, on "Failed to get watermark offsets: Broker: Not leader for partition")."""
         def guarded(consumer: Any, partitions: list) -> None:
+            if self.stopped:  # the run ended: closing the consumer revokes what it holds, the tasks stay
+                return
             try:
                 callback(consumer, partitions)
             except BaseException as exc:
@@ -135,8 +137,6 @@ class _Announcing:
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         """Partitions move to another member: commit the open transaction (every task's records in it, so
         the new owner starts from them), then give up only the tasks of those partitions."""
-        if self.stopped:
-            return
         self.rebalancing = self.waits_for_rebalances
         numbers = self.given_up(partitions)
         try:
@@ -148,8 +148,6 @@ class _Announcing:
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         """The group moved on without this updater (its session timed out): nothing it has may commit."""
         engine = self.engine
-        if self.stopped:
-            return
         self.rebalancing = self.waits_for_rebalances
         numbers = self.given_up(partitions)
         log.warning("updater %s lost partitions %s", engine.name, numbers)
@@ -295,8 +293,6 @@ class LeaseAssignment(_Announcing):
         return [GLOBAL_NUMBER] if self.engine._tasks and partitions else []
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
-        if self.stopped:
-            return
         self.rebalancing = self.waits_for_rebalances
         numbers = self.given_up(partitions)
         try:
