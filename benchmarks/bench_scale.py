@@ -39,7 +39,7 @@ set by the session timeout and the rebalance.
 Prints a table and writes JSON to ``benchmarks/results/scale.json``.
 
 Usage: ``python benchmarks/bench_scale.py [--events 20000] [--rounds 2] [--rate 500] [--session-timeout 10]
-[--bootstrap-servers HOST:PORT,...] [--parts throughput,failover,pauses,state]`` (without a bootstrap
+[--bootstrap-servers HOST:PORT,...] [--parts throughput,failover,pauses,state] [--logs DIR]`` (without a bootstrap
 address a local three-node cluster is started in a temporary folder, which takes a minute or two). A run at
 the defaults takes about ten minutes here.
 """
@@ -71,7 +71,8 @@ KEY = uuid.uuid4().hex
 PARTITIONS = 6
 
 # an updater of a group whose SIGTERM is a clean stop (the command has none: Ctrl-C interrupts it mid-transaction)
-RUNNER = """import signal, sys
+RUNNER = """import logging, signal, sys
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 from eventml.live.group import GroupUpdater
 events, predictions, group, name, servers, session = sys.argv[1:7]
 updater = GroupUpdater(events, predictions, group=group, name=name, bootstrap_servers=servers, idle_timeout_s=30,
@@ -283,13 +284,15 @@ def main() -> None:
     parser.add_argument("--session-timeout", type=float, default=10.0, help="the group's session timeout, seconds")
     parser.add_argument("--bootstrap-servers", help="a cluster's addresses; default: a local 3-node cluster")
     parser.add_argument("--parts", default="throughput,failover,pauses,state", help="which measurements to run")
+    parser.add_argument("--logs", help="keep the updaters' logs in this folder (default: a temporary one, removed)")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     counts = [int(c) for c in args.counts.split(",")]
     events = list(em.synthetic("sea", args.events, seed=1))
     with contextlib.ExitStack() as stack:
         servers = args.bootstrap_servers or stack.enter_context(LocalCluster(brokers=3, port=0)).bootstrap_servers
-        logs = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        logs = Path(args.logs) if args.logs else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        logs.mkdir(parents=True, exist_ok=True)
         print(f"cluster {servers}; {os.cpu_count()} CPU cores; {args.events:,} events", flush=True)
         tp = moves = paused = state = None
         if "throughput" in parts:

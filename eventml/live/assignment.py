@@ -75,6 +75,7 @@ class _Announcing:
     stopped = False  # the run ended: closing the consumer revokes what it holds
     unsent: dict[str, Any] | None = None  # an announcement whose transaction has not committed
     failed: BaseException | None = None  # what a rebalance callback raised, not raised yet
+    called_back = False  # a rebalance callback ran in the last poll (see LiveClients.wake_fetchers)
     topics: list[str]
 
     def __init__(self, assignments_topic: str, session_timeout_s: float):
@@ -103,6 +104,7 @@ class _Announcing:
         def guarded(consumer: Any, partitions: list) -> None:
             if self.stopped:  # the run ended: closing the consumer revokes what it holds, the tasks stay
                 return
+            self.called_back = True
             try:
                 callback(consumer, partitions)
             except BaseException as exc:

@@ -245,6 +245,9 @@ class Engine(BackgroundRun):
         got = False
         for task, batch in by_task.items():
             got = task.merge.fill(batch) or got
+        if self.assignment.called_back:  # librdkafka paused every partition for it: fetch them again at once
+            self.assignment.called_back = False
+            self._clients.wake_fetchers()
         failed = self.assignment.failed  # raised in a rebalance callback of this poll: raised here, records kept
         if failed is not None:
             self.assignment.failed = None
