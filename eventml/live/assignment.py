@@ -237,8 +237,7 @@ class GroupAssignment(_Announcing):
                 return False
         else:  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after such an abort: a new producer (the old one's next
             # offsets could block, unanswered, until the commit's time is up)
-            engine._txn_open = False  # the new producer aborts it: only the bookkeeping here
-            engine.abort()
+            engine.forget_transaction()  # the new producer aborts it
             try:
                 engine._clients.renew_producer(engine._clients.setup_timeout_s)
             except CLIENT_ERRORS:
@@ -248,11 +247,8 @@ class GroupAssignment(_Announcing):
         # neither assigned again (outside a rebalance callback that could take back partitions the rebalance under
         # way gives to another member) nor seeked (the consumer's next fetch would take up to a second)
         for old in dirty:
-            fetched = [where.fetched for where in old.inputs]
             old.give_back()
-            engine.open_task(old.number, old.key, old.inputs)
-            for where, offset in zip(old.inputs, fetched):
-                where.fetched = offset
+            engine.open_task(old.number, old.key, old.inputs, keep_position=True)
         if refused:
             # The next commit waits for the rebalance to end here (its assignment callback): offsets sent before
             # it can block, unanswered, until the commit's time is up (seen: 17 s, twice in a row, after a join).

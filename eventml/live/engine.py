@@ -142,10 +142,14 @@ class Engine(BackgroundRun):
             except KafkaException:
                 log.debug("aborting the open transaction failed", exc_info=True)
                 aborted = False
+        self.forget_transaction()
+        return aborted
+
+    def forget_transaction(self) -> None:
+        """The open transaction's predictions are not this updater's: it was aborted (or a new producer aborts it)."""
         self._txn_open = False
         self._session_events -= len(self._timestamps)
         self._timestamps.clear()
-        return aborted
 
     # ------------------------------------------------------------------ tasks (called by the assignment)
 
@@ -159,8 +163,9 @@ class Engine(BackgroundRun):
                 for rank, topic in ((EVENTS, self.events_topic), (LABELS, self.labels_topic)) if topic is not None
                 for n in numbers]
 
-    def open_task(self, number: int, key: str, inputs: list[InputPartition]) -> Task:
-        """Restore a task from the state committed with its inputs' offsets and start reading it."""
+    def open_task(self, number: int, key: str, inputs: list[InputPartition], keep_position: bool = False) -> Task:
+        """Restore a task from the state committed with its inputs' offsets and start reading it there, or, with
+        ``keep_position``, go on reading where the consumer is (the records since were given back to its inputs)."""
         clients = self._clients
         task = Task(number, key, inputs)
         state = self.store.load(task, clients.committed(inputs), clients.setup_timeout_s)
@@ -177,7 +182,8 @@ class Engine(BackgroundRun):
         for where in inputs:
             if where.key not in state.offsets:  # a partition this state never read: from its beginning
                 state.offsets[where.key] = clients.earliest(where)
-            where.fetched = state.offsets[where.key]
+            if not keep_position:
+                where.fetched = state.offsets[where.key]
         task.state = state
         task.merge = PartitionMerge(inputs, clients.high_watermark, end_of_partition)
         task.processor = RecordProcessor(state, self.predictions_topic, clients.send,
