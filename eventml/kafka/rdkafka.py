@@ -44,8 +44,8 @@ from eventml.kafka import logs
 from eventml.kafka.connection import check_connection
 from eventml.kafka.settings import KafkaSettings
 
-__all__ = ["PRODUCER_DEFAULTS", "producer", "consumer", "committed_offsets", "rdkafka_config", "producer_config", "Consumer", "KafkaError",
-           "KafkaException", "Producer", "TopicPartition"]
+__all__ = ["PRODUCER_DEFAULTS", "producer", "consumer", "committed_offsets", "kafka_error", "rdkafka_config", "producer_config",
+           "Consumer", "KafkaError", "KafkaException", "Producer", "TopicPartition"]
 
 #: eventml's librdkafka producer defaults: a write counts as delivered once every in-sync replica has
 #: it, and a retried write is neither duplicated nor reordered (librdkafka's own default is
@@ -115,6 +115,12 @@ def committed_offsets(consumer: Any, partitions: list, timeout_s: float) -> dict
     if errors:
         raise KafkaException(errors[0])
     return {f"{tp.topic}:{tp.partition}": tp.offset for tp in found if tp.offset >= 0}  # OFFSET_INVALID: none
+
+
+def kafka_error(error: BaseException) -> KafkaError | None:
+    """The ``KafkaError`` a confluent-kafka ``KafkaException`` carries; None for any other exception."""
+    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return err if isinstance(err, KafkaError) else None
 
 
 def _make(factory: Callable[[dict], Any], settings: KafkaSettings, conf: dict[str, Any],

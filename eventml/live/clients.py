@@ -37,7 +37,7 @@ from eventml.errors import KafkaAuthError, KafkaUnavailableError
 from eventml.kafka import rdkafka
 from eventml.kafka.clients import ClientError as KafkaPythonError
 from eventml.kafka.connection import forget, login_error
-from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
+from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition, kafka_error
 from eventml.kafka.settings import KafkaSettings
 from eventml.live.merge import InputPartition
 
@@ -227,7 +227,8 @@ class LiveClients:
             except KafkaException as exc:
                 # a new broker's group coordinator may not be ready yet: librdkafka says so, and asking
                 # again a moment later works
-                code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+                err = kafka_error(exc)
+                code = err.code() if err is not None else None
                 if code not in _COORDINATOR_NOT_READY or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.2)
@@ -326,8 +327,8 @@ class LiveClients:
     def abort_if_needed(self, error: BaseException, timeout_s: float) -> bool:
         """Abort the open transaction at once if ``error`` requires it (``init_transactions`` would
         abort it too, later); False if that abort failed."""
-        err = error.args[0] if isinstance(error, KafkaException) and error.args else None
-        if isinstance(err, KafkaError) and err.txn_requires_abort():
+        err = kafka_error(error)
+        if err is not None and err.txn_requires_abort():
             try:
                 self.producer.abort_transaction(timeout_s)
             except KafkaException:

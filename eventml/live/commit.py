@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from eventml.errors import ConfigError
-from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition
+from eventml.kafka.rdkafka import KafkaError, KafkaException, TopicPartition, kafka_error
 
 __all__ = ["KILL_ENV", "SNAPSHOT_SHARE", "BoundedCalls", "KillHook", "StateCost", "TransactionCommit", "fenced"]
 
@@ -98,8 +98,8 @@ class BoundedCalls:
 
 def fenced(error: KafkaException) -> bool:
     """True when another producer with the same transactional id took over (a fatal error)."""
-    err = error.args[0] if error.args else None
-    if not isinstance(err, KafkaError):
+    err = kafka_error(error)
+    if err is None:
         return False
     code = err.code()
     return code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED) or (
@@ -110,15 +110,14 @@ def abortable(error: BaseException) -> bool:
     """True when ``error`` failed only the open transaction (an abortable error: e.g. its offsets carried a group
     generation the group has moved on from, a rebalance having ended between the consumer's last word from the
     group and the commit): aborting it lets the same producer go on."""
-    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
-    return isinstance(err, KafkaError) and not err.fatal() and err.txn_requires_abort()
+    err = kafka_error(error)
+    return err is not None and not err.fatal() and err.txn_requires_abort()
 
 
 def stale_generation(error: BaseException) -> bool:
     """True when a transaction's offsets carried a group generation (or member) the group has moved on from:
     a rebalance ended between the consumer's last word from the group and the commit (an abortable error)."""
-    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
-    return abortable(error) and err.code() in (
+    return abortable(error) and kafka_error(error).code() in (
         KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS)
 
 
