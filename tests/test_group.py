@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+import pandas as pd
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -194,7 +195,11 @@ def test_a_group_reads_each_labels_partition_with_its_events_partition(kafka_boo
     got, count = published(f"{topic}.pred", kafka_bootstrap)
     # as if each label came in its event: the label of every event reached its partition's model at once
     assert count == n and got == per_partition_offline(by_partition)[0]
-    assert sum(s.labelled for s in stats) == n and sum(s.unknown_id for s in stats) == 0
+    # each partition's counts as its last owner committed them (a member's stats also keep the partitions it
+    # handed over at its end, with their counts as of then: summing the members' stats counts those twice)
+    final = pd.concat([member.summary() for member in members]).groupby("partition").max()
+    assert sorted(final.index) == [0, 1, 2, 3] and final.labelled.sum() == n and final.unknown_id.sum() == 0
+    assert sum(s.session_events for s in stats) == n
 
 
 def test_a_restarted_group_resumes_from_the_state_in_kafka(kafka_bootstrap, topic):
@@ -297,6 +302,93 @@ def test_a_second_global_updater_is_a_standby_that_takes_over_where_the_first_st
     assignments = read_assignments(group, bootstrap_servers=kafka_bootstrap)
     assigned = assignments[assignments.event == "assigned"]
     assert list(assigned.updater) == [active.name, standby.name]
+
+
+def wait_until_stable(group, servers, members, timeout_s=60):
+    """Until the consumer group ``group`` is stable with ``members`` members: a rebalance ended, the
+    generation its members had before is stale."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin, deadline = AdminClient({"bootstrap.servers": servers}), time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_consumer_groups([group])[group].result(10)
+        if described.state == ConsumerGroupState.STABLE and len(described.members) == members:
+            return
+        assert time.monotonic() < deadline, f"{group}: {described.state}, {len(described.members)} members"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("scope", ["global", "partition"])
+def test_a_commit_refused_for_a_stale_generation_redoes_only_its_transaction_and_keeps_the_member_in_the_group(
+        kafka_bootstrap, topic, tmp_path, monkeypatch, scope):
+    """A rebalance can end between the consumer's last word from the group and a commit: the broker refuses the
+    commit's offsets (ILLEGAL_GENERATION). Seen in CI: a standby's join refused the lease holder's commit; it
+    connected again, so left the group, and the standby took the lease. Made certain here by committing once
+    with the group metadata the holder had before the other member joined: the broker's refusal is real."""
+    from confluent_kafka import KafkaException
+
+    from eventml.live.commit import TransactionCommit, stale_generation
+    from eventml.live.updater import consumer_group_name
+
+    n, group = 2000, f"{topic}-g"
+    events = list(em.synthetic("sea", n, seed=31))
+    em.create_topic(topic, 2, bootstrap_servers=kafka_bootstrap)
+    produce_events(events[:n // 2], topic, kafka_bootstrap)
+    settings = dict(group=group, scope=scope, state_key=KEY, bootstrap_servers=kafka_bootstrap,
+                    records_per_transaction=100, session_timeout_s=6)
+    refusals, refused_at, noted, commit = [], [], [], TransactionCommit.__call__
+
+    def once_with_a_stale_generation(self, producer, group_metadata, tasks, send):
+        """The holder's commits note their group metadata until the other member starts; once armed, the
+        holder's next commit sends the last one noted."""
+        if self is holder._commit and not joined:
+            noted.append(group_metadata())
+        if self is not holder._commit or not armed or refusals:
+            return commit(self, producer, group_metadata, tasks, send)
+        try:
+            commit(self, producer, lambda: noted[-1], tasks, send)
+        except KafkaException as error:
+            refusals.append(error)
+            refused_at.append(time.time())
+            raise
+        refusals.append(None)  # accepted: the test would prove nothing
+
+    joined = armed = False
+    monkeypatch.setattr(TransactionCommit, "__call__", once_with_a_stale_generation)
+    holder = GroupUpdater(topic, f"{topic}.pred", name="holder", **settings).start()
+    deadline = time.monotonic() + 60
+    while holder.stats.session_events < n // 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    joined = True
+    other = GroupUpdater(topic, f"{topic}.pred", name="other", **settings).start()
+    wait_until_stable(consumer_group_name(group, scope), kafka_bootstrap, 2)
+    if scope == "partition":
+        wait_for_partitions(group, kafka_bootstrap, ["holder", "other"])
+    armed = True  # the generation noted is the one before the join: stale now
+    produce_events(events[n // 2:], topic, kafka_bootstrap)
+    members = (holder, other)
+    while sum(m.stats.session_events for m in members) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for member in members:
+        member.stop()
+        member.join(60)
+
+    assert len(refusals) == 1 and refusals[0] is not None and stale_generation(refusals[0]), refusals
+    got, count = published(f"{topic}.pred", kafka_bootstrap)
+    assert count == n and sum(m.stats.session_events for m in members) == n
+    # the holder stayed in the group: after the refusal, it announced only that it stopped
+    rows = read_assignments(group, bootstrap_servers=kafka_bootstrap)
+    after = rows[(rows.updater == "holder") & (rows.time > refused_at[0])]
+    assert list(after.event) == ["revoked"], rows
+    if scope == "global":  # it kept the lease: one model, as one updater over the topic makes it
+        from eventml.live import LiveUpdater
+
+        LiveUpdater(topic, f"{topic}.one", state_dir=tmp_path, bootstrap_servers=kafka_bootstrap, max_events=n).run()
+        assert got == published(f"{topic}.one", kafka_bootstrap)[0]
+        assert other.stats.session_events == 0 and list(rows[rows.event == "assigned"].updater) == ["holder"]
+    else:
+        assert got == per_partition_offline(events_by_partition(topic, kafka_bootstrap))[0]
 
 
 def test_sigterm_stops_a_group_updater_cleanly_and_hands_its_partitions_over(kafka_bootstrap, topic):

@@ -166,8 +166,41 @@ class _Announcing:
         raise NotImplementedError
 
     def rewind(self, engine: Any, error: BaseException) -> bool:
-        """After an abortable error: False (connect again, from the committed state)."""
-        return False
+        """A transaction failed by an abortable error (most often a commit refused because the group's
+        generation changed meanwhile: the broker ended a rebalance before this member heard of it): abort it,
+        and resume only the tasks that were in it from their committed state, with the records they took since
+        given back to them; the clients, and so this member's place in the group (a lease holder's lease) and what
+        the consumer fetched, and the other tasks go on. True: done; False if the abort failed."""
+        dirty, refused = [task for task in engine._tasks.values() if task.dirty], stale_generation(error)
+        if refused:
+            if not engine.abort(error):
+                return False
+        else:  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after such an abort: a new producer (the old one's next
+            # offsets could block, unanswered, until the commit's time is up)
+            engine.forget_transaction()  # the new producer aborts it
+            try:
+                engine._clients.renew_producer(engine._clients.setup_timeout_s)
+            except CLIENT_ERRORS:
+                return False
+        log.info("updater %s: the transaction failed (%s); partitions %s resume from their committed state",
+                 engine.name, error, [task.number for task in dirty])
+        # neither assigned again (outside a rebalance callback that could take back partitions the rebalance under
+        # way gives to another member) nor seeked (the consumer's next fetch would take up to a second)
+        for old in dirty:
+            old.give_back()
+            engine.open_task(old.number, old.key, old.inputs, keep_position=True)
+        if refused:
+            # The next commit waits for the rebalance to end here (its assignment callback): offsets sent before
+            # it can block, unanswered, until the commit's time is up (seen: 17 s, twice in a row, after a join).
+            self.rebalancing, started = True, time.monotonic()
+            while self.rebalancing and time.monotonic() - started < self.session_timeout_s:
+                engine._route(engine._clients.poll(0.1))
+            log.info("updater %s: the rebalance %s %.2f s after the refusal", engine.name,
+                     "still went on" if self.rebalancing else "ended", time.monotonic() - started)
+            self.rebalancing = self.rebalancing and self.waits_for_rebalances
+        if self.unsent is not None:  # an announcement (made in a rebalance callback) went down with the transaction
+            self._publish(self.unsent)
+        return True
 
     def _unassign(self, consumer: Any, partitions: list, numbers: list[int]) -> None:
         """Stop reading the inputs of tasks ``numbers`` (and ``partitions``) and forget those tasks."""
@@ -225,42 +258,6 @@ class GroupAssignment(_Announcing):
         if inputs:
             consumer.incremental_assign(inputs)
 
-    def rewind(self, engine: Any, error: BaseException) -> bool:
-        """A transaction failed by an abortable error (most often a commit refused because the group's
-        generation changed meanwhile: the broker ended a rebalance before this member heard of it): abort it,
-        and resume only the tasks that were in it from their committed state, with the records they took since
-        given back to them; the clients, and so this member's place in the group and what the consumer
-        fetched, and the other tasks go on. True: done; False if the abort failed."""
-        dirty, refused = [task for task in engine._tasks.values() if task.dirty], stale_generation(error)
-        if refused:
-            if not engine.abort(error):
-                return False
-        else:  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after such an abort: a new producer (the old one's next
-            # offsets could block, unanswered, until the commit's time is up)
-            engine.forget_transaction()  # the new producer aborts it
-            try:
-                engine._clients.renew_producer(engine._clients.setup_timeout_s)
-            except CLIENT_ERRORS:
-                return False
-        log.info("updater %s: the transaction failed (%s); partitions %s resume from their committed state",
-                 engine.name, error, [task.number for task in dirty])
-        # neither assigned again (outside a rebalance callback that could take back partitions the rebalance under
-        # way gives to another member) nor seeked (the consumer's next fetch would take up to a second)
-        for old in dirty:
-            old.give_back()
-            engine.open_task(old.number, old.key, old.inputs, keep_position=True)
-        if refused:
-            # The next commit waits for the rebalance to end here (its assignment callback): offsets sent before
-            # it can block, unanswered, until the commit's time is up (seen: 17 s, twice in a row, after a join).
-            self.rebalancing, started = True, time.monotonic()
-            while self.rebalancing and time.monotonic() - started < self.session_timeout_s:
-                engine._route(engine._clients.poll(0.1))
-            log.info("updater %s: the rebalance %s %.2f s after the refusal", engine.name,
-                     "still went on" if self.rebalancing else "ended", time.monotonic() - started)
-        if self.unsent is not None:  # an announcement (made in a rebalance callback) went down with the transaction
-            self._publish(self.unsent)
-        return True
-
     def _reopen(self, consumer: Any) -> None:
         """Tasks still assigned whose work was aborted with the lost ones: from their committed state again."""
         assigned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topics[0]}
@@ -300,8 +297,9 @@ class LeaseAssignment(_Announcing):
             self._unassign(consumer, partitions, numbers)
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
+        self.rebalancing = False  # (see rewind)
         if not partitions:
-            return  # a standby
+            return  # a standby, or the holder at the end of a rebalance that left it the lease
         engine = self.engine
         # the lease is this updater's: it reads every input partition itself (the group only knows the lease
         # topic, and the offsets it commits are checked against this member's generation)
