@@ -280,6 +280,50 @@ def test_an_event_whose_prediction_is_too_large_to_publish_is_dead_lettered_not_
     assert proc.state.counts == {"dead_letters": 1} and proc.state.learned == 1
 
 
+def test_a_promotion_too_large_to_publish_is_dead_lettered_and_the_new_champion_answers_from_the_next_event():
+    class Always:
+        """A classifier that is sure of one label."""
+        task, label_from_proba = "classification", True
+
+        def __init__(self, name, label):
+            self.name, self.label = name, label
+
+        def clone(self):
+            return Always(self.name, self.label)
+
+        def predict_proba_one(self, x):
+            return {self.label: 1.0}
+
+        def predict_one(self, x):
+            return self.label
+
+        def learn_one(self, x, y):
+            pass
+
+    rule = em.live.Promotion(metric="accuracy", window=10, margin=0.1, min_labels=5)
+    state = UpdaterState.fresh([Always("wrong", False), Always("right", True)], ["accuracy"], 100, promotion=rule)
+    sent = []
+
+    def send(topic, value, key, partition=-1, headers=None):  # a promotion with its key is over 3,000 bytes
+        if topic == "preds.champions" and len(value) + len(key) > 2_500:
+            return False
+        sent.append((topic, value, key, headers))
+        return True
+
+    proc = RecordProcessor(state, "preds", send)
+    records = [event_record(i, {"x": 1.0}, label=True, event_id=f"{i}-" + "i" * 1500) for i in range(20)]
+    for record in records:
+        proc.event(record)  # nothing raises
+
+    ((topic, value, _, headers),) = [row for row in sent if row[0] == "events.dlq"]
+    promoted_at = [record.value() for record in records].index(value)
+    assert topic == "events.dlq" and read_headers(headers)["eventml.error.reason"] == "promotion_too_large"
+    assert state.champion.name == "right" and len(state.champion.promotions) == 1 and state.counts["dead_letters"] == 1
+    answers = [em.events.decode_prediction(value).model for topic, value, *_ in sent if topic == "preds"]
+    assert answers == ["wrong"] * (promoted_at + 1) + ["right"] * (len(records) - promoted_at - 1)
+    assert not [row for row in sent if row[0] == "preds.champions"]
+
+
 def test_late_labels_join_the_features_kept_then_and_expire_after_max_wait():
     proc, sent = processor(labels_topic=True, max_wait=10.0)
     proc.event(event_record(0, {"x": 1.0}, ts=100.0))

@@ -294,8 +294,10 @@ class RecordProcessor:
             value = orjson.dumps({**promoted, "id": record_id, "topic": record.topic(),
                                   "partition": record.partition(), "offset": record.offset(), "ts": time.time()})
             if not self.send(self.champions_topic, value, record_id.encode(), -1):
-                raise EventmlError(f"the promotion at {record_id[:80]!r} is {len(value)} bytes, more than the "
-                                   "producer may send")
+                # the label's id (key and value) makes it too large: the promotion holds, its record is a dead letter
+                self.dead_letter(record, EventFormatError(
+                    "promotion_too_large", f"the promotion at {record_id[:80]!r} with its key is "
+                    f"{len(value) + len(record_id.encode())} bytes, more than the producer may send"))
 
     def _alert(self, record: Any, alerts: list) -> None:
         """Publish alert records (:class:`~eventml.alerts.AlertWatch`), with the position of the record that decided
