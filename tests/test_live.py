@@ -4,6 +4,7 @@ bad records dead-lettered, clear errors. Integration tests talk to a real broker
 from __future__ import annotations
 
 import gc
+import logging
 import random
 import signal
 import subprocess
@@ -172,6 +173,34 @@ def test_clients_are_made_early_only_for_a_restart_of_the_same_updater(tmp_path)
     (tmp_path / "updater.json").write_text("{not json")
     assert restart_clients_early(tmp_path, settings, wanted, None, 1.0) is None
     assert name
+
+
+@pytest.mark.parametrize("stuck", ["flush", "send_offsets_to_transaction", "commit_transaction"])
+def test_a_commit_that_outlives_its_bound_logs_which_call_did_not_return(tmp_path, caplog, stuck):
+    # a member's commit once waited 17 s and the log could not tell the delivery of its records from the offsets
+    from types import SimpleNamespace
+
+    from confluent_kafka import KafkaException
+
+    from eventml.live import stores
+    from eventml.live.commit import TransactionCommit
+    from eventml.live.merge import EVENTS, InputPartition
+
+    release = threading.Event()
+
+    def call(name, result=None):
+        return lambda *args: release.wait(10) and result if name == stuck else result
+
+    producer = SimpleNamespace(flush=call("flush", 0), send_offsets_to_transaction=call("send_offsets_to_transaction"),
+                               commit_transaction=call("commit_transaction"))
+    commit = TransactionCommit(stores.DirectoryStore(tmp_path, "group"), timeout_s=0.1, deliver_first=True)
+    task = SimpleNamespace(key="global", state=SimpleNamespace(sequence=0, offsets={"events:0": 1}),
+                           inputs=[InputPartition("events", 0, EVENTS)])
+    with caplog.at_level(logging.INFO, logger="eventml.live"), pytest.raises(KafkaException):
+        commit(producer, lambda: None, [task], None)
+    release.set()
+    commit.close()
+    assert f"commit 1: {stuck} failed after" in caplog.text
 
 
 def test_a_transaction_step_that_outlives_its_bound_is_a_timeout_and_the_next_step_still_runs():

@@ -214,6 +214,7 @@ class TransactionCommit:
         self._kill.maybe_die("before_commit")
         timeout = self.timeout_s
         steps = [0.0, 0.0, 0.0]
+        call = ["flush"]  # the call under way, for the log of one that did not return
 
         def commit() -> None:  # 2
             steps[0] = time.monotonic()
@@ -222,10 +223,12 @@ class TransactionCommit:
                 if self.deliver_first and producer.flush(timeout) > 0:
                     raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "the transaction's records were not "
                                                     f"delivered within {timeout:g} s"))
+                call[0] = "send_offsets_to_transaction"
                 # read now, not before step 1: a rebalance may end meanwhile, and offsets sent with the
                 # generation before it are refused (ILLEGAL_GENERATION)
                 producer.send_offsets_to_transaction(offsets, group_metadata(), timeout)
             steps[1] = time.monotonic()
+            call[0] = "commit_transaction"
             producer.commit_transaction(max(0.1, ends - time.monotonic()))
             steps[2] = time.monotonic()
 
@@ -235,8 +238,7 @@ class TransactionCommit:
             self._bounded.call(commit, timeout + GRACE_S)
         except KafkaException as exc:
             if steps[0] and not steps[2]:  # say which call did not return
-                step = "commit_transaction" if steps[1] else "send_offsets_to_transaction"
-                log.info("commit %d: %s failed after %.1f s: %s", self._kill.commits, step,
+                log.info("commit %d: %s failed after %.1f s: %s", self._kill.commits, call[0],
                          time.monotonic() - steps[0], exc)
             raise
         committed = time.monotonic()
