@@ -118,13 +118,22 @@ def test_a_durable_snapshot_and_the_identity_sync_write_the_same_readable_file(t
     assert load_snapshot(path).state == {"n": 1}
 
 
+def committed_task():
+    """What TransactionCommit needs of a task: its key, its state's sequence and offsets, its inputs."""
+    from types import SimpleNamespace
+
+    from eventml.live.merge import EVENTS, InputPartition
+
+    return SimpleNamespace(key="global", state=SimpleNamespace(sequence=0, offsets={"events:0": 1}),
+                           inputs=[InputPartition("events", 0, EVENTS)])
+
+
 def test_commits_are_spaced_by_what_a_snapshot_costs_not_by_one_slow_write(tmp_path):
     # one write that waited for the disk or the CPU used to hold the next commit back 4x as long
     from types import SimpleNamespace
 
     from eventml.live import stores
     from eventml.live.commit import TransactionCommit
-    from eventml.live.merge import EVENTS, InputPartition
 
     producer = SimpleNamespace(send_offsets_to_transaction=lambda *a: None, commit_transaction=lambda *a: None)
     commit = TransactionCommit(stores.DirectoryStore(tmp_path, "group"), timeout_s=5)
@@ -134,8 +143,7 @@ def test_commits_are_spaced_by_what_a_snapshot_costs_not_by_one_slow_write(tmp_p
         time.sleep(0.3)
         return real_write(*args, **kwargs)
 
-    task = SimpleNamespace(key="global", state=SimpleNamespace(sequence=0, offsets={"events:0": 1}),
-                           inputs=[InputPartition("events", 0, EVENTS)])
+    task = committed_task()
     for i in range(5):
         task.state.offsets["events:0"] = i + 1
         if i == 2:
@@ -184,7 +192,6 @@ def test_a_commit_that_outlives_its_bound_logs_which_call_did_not_return(tmp_pat
 
     from eventml.live import stores
     from eventml.live.commit import TransactionCommit
-    from eventml.live.merge import EVENTS, InputPartition
 
     release = threading.Event()
 
@@ -194,8 +201,7 @@ def test_a_commit_that_outlives_its_bound_logs_which_call_did_not_return(tmp_pat
     producer = SimpleNamespace(flush=call("flush", 0), send_offsets_to_transaction=call("send_offsets_to_transaction"),
                                commit_transaction=call("commit_transaction"))
     commit = TransactionCommit(stores.DirectoryStore(tmp_path, "group"), timeout_s=0.1, deliver_first=True)
-    task = SimpleNamespace(key="global", state=SimpleNamespace(sequence=0, offsets={"events:0": 1}),
-                           inputs=[InputPartition("events", 0, EVENTS)])
+    task = committed_task()
     with caplog.at_level(logging.INFO, logger="eventml.live"), pytest.raises(KafkaException):
         commit(producer, lambda: None, [task], None)
     release.set()

@@ -293,11 +293,12 @@ class RecordProcessor:
         if promoted is not None:
             value = orjson.dumps({**promoted, "id": record_id, "topic": record.topic(),
                                   "partition": record.partition(), "offset": record.offset(), "ts": time.time()})
-            if not self.send(self.champions_topic, value, record_id.encode(), -1):
+            key = record_id.encode()
+            if not self.send(self.champions_topic, value, key, -1):
                 # the label's id (key and value) makes it too large: the promotion holds, its record is a dead letter
                 self.dead_letter(record, EventFormatError(
                     "promotion_too_large", f"the promotion at {record_id[:80]!r} with its key is "
-                    f"{len(value) + len(record_id.encode())} bytes, more than the producer may send"))
+                    f"{len(value) + len(key)} bytes, more than the producer may send"))
 
     def _alert(self, record: Any, alerts: list) -> None:
         """Publish alert records (:class:`~eventml.alerts.AlertWatch`), with the position of the record that decided
