@@ -106,7 +106,10 @@ def _live_updater(args: argparse.Namespace) -> int:
     with _stop_on_signals(updater):
         s = updater.run()
     score = "n/a" if s.score is None else f"{s.score:.4f}"
-    figures = (f"{s.labelled} learned (model {updater.champion} v{s.model_version}), {s.metric} {score}, "
+    champions = updater.champions()  # a group member's partitions may each have promoted another model
+    model = updater.champion if len(set(champions.values())) <= 1 else ", ".join(
+        f"{name} in partition {number}" for number, name in champions.items())
+    figures = (f"{s.labelled} learned (model {model} v{s.model_version}), {s.metric} {score}, "
                f"{s.dead_letters} dead letters, {s.expired} expired, {s.late} late and {s.unknown_id} unknown labels, "
                f"{s.restarts} restarts, {s.transactions} transactions")
     if args.group is None:

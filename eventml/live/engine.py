@@ -439,9 +439,16 @@ class Engine(BackgroundRun):
 
     @property
     def champion(self) -> str:
-        """The name of the model that answers now (one task's; the first model before any task)."""
-        tasks = list(self._tasks.values())
-        return tasks[0].state.champion.name if len(tasks) == 1 else self.learner.name
+        """The name of the model that answers now: one task's; over several tasks (a group member's partitions,
+        each with its own champion: see :meth:`champions`), the one that answers in most of them; the first model
+        before any task."""
+        names = list(self.champions().values())
+        return max(names, key=names.count) if names else self.learner.name
+
+    def champions(self) -> dict[int, str]:
+        """The name of the model that answers now in each task this updater works on, by events partition (0 for
+        a task over all)."""
+        return {number: task.state.champion.name for number, task in sorted(self._tasks.items())}
 
     def promotions(self) -> list[dict[str, Any]]:
         """Every promotion so far, in order, of the tasks this updater works on (see
