@@ -239,6 +239,47 @@ def test_a_transaction_step_that_outlives_its_bound_is_a_timeout_and_the_next_st
 # ----------------------------------------------------------------------------- real broker
 
 
+def test_a_commit_inside_a_rebalance_callback_sends_its_offsets_at_once(kafka_bootstrap, topic, tmp_path):
+    # A group member commits its open transaction when partitions move (in the rebalance callback, inside the
+    # consumer's consume()). confluent-kafka 2.16 lets no other thread use the consumer until consume() returns:
+    # reading the group metadata in the commit's helper thread waited for the callback, i.e. for itself, until the
+    # commit's bound (17 s in CI; then the member reconnected and its group churned).
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from eventml.live import stores
+    from eventml.live.commit import TransactionCommit
+    from eventml.live.merge import EVENTS, InputPartition
+
+    em.create_topic(topic, 1, bootstrap_servers=kafka_bootstrap)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"{topic}-txn"})
+    producer.init_transactions(30)
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"{topic}-g", "enable.auto.commit": False,
+                         "partition.assignment.strategy": "cooperative-sticky"})
+    commit = TransactionCommit(stores.DirectoryStore(tmp_path, "group"), timeout_s=3, deliver_first=True)
+    task = committed_task()
+    task.inputs, task.state.offsets = [InputPartition(topic, 0, EVENTS)], {f"{topic}:0": 7}
+    outcome = []
+
+    def on_assign(consumer, partitions):
+        producer.begin_transaction()
+        producer.produce(f"{topic}.out", b"a prediction")
+        try:
+            commit(producer, consumer.consumer_group_metadata, [task], None)
+            outcome.append("committed")
+        except Exception as exc:  # before the fix: _TIMED_OUT, "a transaction step did not finish within 5 s"
+            outcome.append(exc)
+
+    consumer.subscribe([topic], on_assign=on_assign)
+    deadline = time.monotonic() + 60
+    while not outcome and time.monotonic() < deadline:
+        consumer.poll(0.2)
+    committed = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+    consumer.close()
+    commit.close()
+    assert outcome == ["committed"]
+    assert committed[0].offset == 7  # the offsets went with the transaction, under the group's generation
+
+
 def test_live_predictions_equal_the_offline_prequential_ones(kafka_bootstrap, topic, tmp_path):
     events = list(em.synthetic("sea", 1500, seed=5))
     produce_events(events, topic, kafka_bootstrap)

@@ -7,7 +7,9 @@
    those offsets (a state directory; not fsynced: see :mod:`eventml.live.snapshots` for why, and
    for what an OS crash does), or records produced inside the transaction (a state topic);
 2. add the input offsets to the transaction and commit it, in a helper thread that the updater
-   stops waiting for after ``timeout_s`` + 2 s (:class:`BoundedCalls`);
+   stops waiting for after ``timeout_s`` + 2 s (:class:`BoundedCalls`); a group member first waits there
+   for the transaction's records to be delivered, then reads its group metadata in its own thread (see
+   :meth:`TransactionCommit.__call__`);
 3. tell the store the state is committed (a state directory deletes its older snapshots).
 
 A crash between 1 and 2 leaves a snapshot ahead of the committed offsets (or state records of an
@@ -196,7 +198,8 @@ class TransactionCommit:
 
         ``tasks`` are the tasks that processed records in the transaction (each with ``state`` and
         ``inputs``); ``send`` produces a record in the open transaction (a state topic's records);
-        ``group_metadata`` gives the consumer's group metadata (``consumer.consumer_group_metadata``).
+        ``group_metadata`` gives the consumer's group metadata (``consumer.consumer_group_metadata``; called in this
+        thread, which may be inside a rebalance callback).
         Raises a ``KafkaException`` (``_TIMED_OUT`` if step 2 outlived ``timeout_s``).
         """
         self._kill.commits += 1
@@ -213,20 +216,19 @@ class TransactionCommit:
             self.state_cost.add(written - started)
         self._kill.maybe_die("before_commit")
         timeout = self.timeout_s
-        steps = [0.0, 0.0, 0.0]
+        steps = [time.monotonic(), 0.0, 0.0]  # 2 starts; offsets sent; committed
+        ends = steps[0] + timeout
         call = ["flush"]  # the call under way, for the log of one that did not return
 
-        def commit() -> None:  # 2
-            steps[0] = time.monotonic()
-            ends = steps[0] + timeout
+        def deliver() -> None:  # 2, a group member's: the records first
+            if producer.flush(timeout) > 0:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "the transaction's records were not "
+                                                f"delivered within {timeout:g} s"))
+
+        def commit(metadata: Any) -> None:  # 2
             if offsets:
-                if self.deliver_first and producer.flush(timeout) > 0:
-                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "the transaction's records were not "
-                                                    f"delivered within {timeout:g} s"))
                 call[0] = "send_offsets_to_transaction"
-                # read now, not before step 1: a rebalance may end meanwhile, and offsets sent with the
-                # generation before it are refused (ILLEGAL_GENERATION)
-                producer.send_offsets_to_transaction(offsets, group_metadata(), timeout)
+                producer.send_offsets_to_transaction(offsets, metadata, max(0.1, ends - time.monotonic()))
             steps[1] = time.monotonic()
             call[0] = "commit_transaction"
             producer.commit_transaction(max(0.1, ends - time.monotonic()))
@@ -235,9 +237,17 @@ class TransactionCommit:
         # a broker that does not come back within timeout_s is a KafkaException (_TIMED_OUT), from
         # librdkafka or, if one of its waits ignores the timeout, from here; the run then restores
         try:
-            self._bounded.call(commit, timeout + GRACE_S)
+            if offsets and self.deliver_first:
+                self._bounded.call(deliver, timeout + GRACE_S)
+            # The group metadata is read here, in the caller's thread, after the delivery: a rebalance may end
+            # meanwhile, and offsets sent with the generation before it are refused (ILLEGAL_GENERATION). Not in the
+            # helper thread: inside a rebalance callback (which runs inside the consumer's consume()),
+            # confluent-kafka >= 2.16 lets no other thread use the consumer until consume() returns, so a commit
+            # made there waited for the callback, which waited for the commit, until the bound (17 s).
+            metadata = group_metadata() if offsets else None
+            self._bounded.call(lambda: commit(metadata), max(0.1, ends - time.monotonic()) + GRACE_S)
         except KafkaException as exc:
-            if steps[0] and not steps[2]:  # say which call did not return
+            if not steps[2]:  # say which call did not return
                 log.info("commit %d: %s failed after %.1f s: %s", self._kill.commits, call[0],
                          time.monotonic() - steps[0], exc)
             raise
