@@ -175,8 +175,7 @@ class _Announcing:
         if refused:
             if not engine.abort(error):
                 return False
-        else:  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after such an abort: a new producer (the old one's next
-            # offsets could block, unanswered, until the commit's time is up)
+        else:  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER: a new producer (the old one's sequence numbers are out of step)
             engine.forget_transaction()  # the new producer aborts it
             try:
                 engine._clients.renew_producer(engine._clients.setup_timeout_s)
@@ -190,8 +189,8 @@ class _Announcing:
             old.give_back()
             engine.open_task(old.number, old.key, old.inputs, keep_position=True)
         if refused:
-            # The next commit waits for the rebalance to end here (its assignment callback): offsets sent before
-            # it can block, unanswered, until the commit's time is up (seen: 17 s, twice in a row, after a join).
+            # The next commit waits for the rebalance to end here (its assignment callback): one sent before it
+            # would carry the generation the rebalance is about to end, and be refused again.
             self.rebalancing, started = True, time.monotonic()
             while self.rebalancing and time.monotonic() - started < self.session_timeout_s:
                 engine._route(engine._clients.poll(0.1))

@@ -180,8 +180,7 @@ class TransactionCommit:
     deliver_first
         Step 2 waits for the transaction's records to be delivered before it sends the offsets (a group member:
         offsets refused for a rebalance fail the transaction, and records still queued then are never sent but
-        keep their sequence numbers; the next transaction then fails with OUT_OF_ORDER_SEQUENCE_NUMBER, and the
-        one after that, with a new producer epoch, had its offsets left unanswered for the commit's whole time).
+        keep their sequence numbers; the next transaction then fails with OUT_OF_ORDER_SEQUENCE_NUMBER).
     """
 
     def __init__(self, store: Any, timeout_s: float, deliver_first: bool = False):
