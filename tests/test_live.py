@@ -250,12 +250,13 @@ def test_a_commit_inside_a_rebalance_callback_sends_its_offsets_at_once(kafka_bo
     from eventml.live.commit import TransactionCommit
     from eventml.live.merge import EVENTS, InputPartition
 
-    em.create_topic(topic, 1, bootstrap_servers=kafka_bootstrap)
+    for name in (topic, f"{topic}.out"):
+        em.create_topic(name, 1, bootstrap_servers=kafka_bootstrap)
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"{topic}-txn"})
     producer.init_transactions(30)
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"{topic}-g", "enable.auto.commit": False,
                          "partition.assignment.strategy": "cooperative-sticky"})
-    commit = TransactionCommit(stores.DirectoryStore(tmp_path, "group"), timeout_s=3, deliver_first=True)
+    commit = TransactionCommit(stores.DirectoryStore(tmp_path, "group"), timeout_s=10, deliver_first=True)
     task = committed_task()
     task.inputs, task.state.offsets = [InputPartition(topic, 0, EVENTS)], {f"{topic}:0": 7}
     outcome = []
@@ -266,7 +267,7 @@ def test_a_commit_inside_a_rebalance_callback_sends_its_offsets_at_once(kafka_bo
         try:
             commit(producer, consumer.consumer_group_metadata, [task], None)
             outcome.append("committed")
-        except Exception as exc:  # before the fix: _TIMED_OUT, "a transaction step did not finish within 5 s"
+        except Exception as exc:  # before the fix: _TIMED_OUT, "a transaction step did not finish within 12 s"
             outcome.append(exc)
 
     consumer.subscribe([topic], on_assign=on_assign)
