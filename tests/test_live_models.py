@@ -270,7 +270,5 @@ def test_a_group_runs_the_models_per_partition_each_partition_its_own_champion(k
     assert len(promotions) >= 1
     # each member names the champion of each partition it holds: the last model its task promoted there
     for member in (first, second):
-        promoted = {}
-        for promotion in member.promotions():
-            promoted[promotion["partition"]] = promotion["model"]
+        promoted = {promotion["partition"]: promotion["model"] for promotion in member.promotions()}  # in order
         assert member.champions() == {p: promoted.get(p, models[0]) for p in member.models()}
